@@ -1,0 +1,43 @@
+# labres: two commands for a fresh machine with python3, make and git.
+#   make demo   the whole portal (web, Celery worker and beat, a simulated GPU host) on SQLite
+#   make test   the whole test suite
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+DEMO_HOST ?= 127.0.0.1
+DEMO_PORT ?= 8000
+
+.PHONY: demo test install clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(VENV)/.installed $@
+
+install: $(VENV)/.installed
+
+demo: export DEBUG = 1
+demo: export PATH := $(CURDIR)/$(BIN):$(PATH)
+demo: export DEMO_URL = http://$(DEMO_HOST):$(DEMO_PORT)/
+demo: export PORT = $(DEMO_PORT)
+demo: $(VENV)/.installed
+	python manage.py migrate --noinput
+	python manage.py seed_demo
+	@echo ""
+	@echo "  labres is starting at $(DEMO_URL)  (admin: $(DEMO_URL)admin/)   Ctrl-C stops everything."
+	@echo ""
+	honcho -f Procfile.demo start
+
+test: export SECRET_KEY ?= test-only-secret-key-not-for-production
+test: $(VENV)/.installed-test
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .hypothesis *.egg-info

@@ -1,0 +1,13 @@
+from celery import shared_task
+from django.core.cache import cache
+from django.utils import timezone
+
+HEARTBEAT_KEY = "labres:worker-heartbeat"
+
+
+@shared_task(name="monitoring.tasks.heartbeat")
+def heartbeat():
+    """Beat sends this on a schedule; the time the worker ran it shows on /health/."""
+    now = timezone.now()
+    cache.set(HEARTBEAT_KEY, now.isoformat(), timeout=None)
+    return now.isoformat()

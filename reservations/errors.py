@@ -1,0 +1,89 @@
+"""Domain errors raised by the booking services; each carries the message a member reads."""
+from dataclasses import dataclass
+
+from django.utils import timezone
+
+
+class BookingError(Exception):
+    """A booking request that cannot be done as asked. `field` names the input at fault, if one is."""
+
+    code = "invalid"
+
+    def __init__(self, message, *, field=None):
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+class NotAllowed(BookingError):
+    """The caller may not change this booking (it is someone else's)."""
+
+    code = "forbidden"
+
+
+@dataclass(frozen=True)
+class Conflict:
+    """One existing booking that holds some of the asked units during the asked time."""
+
+    booking: object  # reservations.models.Booking, with user, server and room loaded
+    units: tuple  # the asked units it holds, with their devices loaded
+
+    @property
+    def message(self):
+        booking = self.booking
+        who = booking.user.get_full_name() or booking.user.get_username()
+        purpose = f" ({booking.purpose})" if booking.purpose else ""
+        subject, verb = _describe_units(booking, self.units)
+        return f"{subject} {verb} booked by {who} {format_span(booking.start, booking.end)}{purpose}"
+
+    def as_dict(self):
+        """The conflict as data, for the API and the pages."""
+        from .parsing import format_device_set
+
+        booking = self.booking
+        return {
+            "booking": booking.pk,
+            "user": booking.user.get_username(),
+            "server": booking.server.name if booking.server_id else None,
+            "devices": format_device_set(u.device.index for u in self.units if u.device_id) or None,
+            "whole_server": booking.whole_server,
+            "room": booking.room.name if booking.room_id else None,
+            "start": booking.start.isoformat(),
+            "end": booking.end.isoformat(),
+            "purpose": booking.purpose,
+            "message": self.message,
+        }
+
+
+class BookingConflict(BookingError):
+    """The asked units are already held during the asked time."""
+
+    code = "conflict"
+
+    def __init__(self, conflicts):
+        self.conflicts = list(conflicts)
+        if self.conflicts:
+            message = "; ".join(conflict.message for conflict in self.conflicts) + "."
+        else:
+            message = "Someone else booked these units at the same moment; please try again."
+        super().__init__(message)
+
+
+def _describe_units(booking, units):
+    from .parsing import format_device_set
+
+    if booking.room_id:
+        return f"Room {booking.room.name}", "is"
+    if booking.whole_server:
+        return f"Server {booking.server.name} (whole server)", "is"
+    indices = [unit.device.index for unit in units if unit.device_id]
+    if len(indices) == 1:
+        return f"GPU {indices[0]} on {booking.server.name}", "is"
+    return f"GPUs {format_device_set(indices)} on {booking.server.name}", "are"
+
+
+def format_span(start, end):
+    """'from Mon 23 Nov 10:00 to 12:00 UTC' in the active time zone; the date is repeated only if it changes."""
+    start, end = timezone.localtime(start), timezone.localtime(end)
+    end_format = "%H:%M" if start.date() == end.date() else "%a %d %b %H:%M"
+    return f"from {start:%a %d %b %H:%M} to {end.strftime(end_format)} {end.tzname()}"

@@ -1,0 +1,214 @@
+"""Servers, their GPUs, rooms, and bookings of them.
+
+Every bookable thing has one Unit row: a GPU, a room, or a server as a whole. A booking
+holds its units through Allocation rows, which carry the booking's interval and whether it
+is active; the database refuses two active allocations of one unit that overlap
+(see migrations 0002: an exclusion constraint on PostgreSQL, triggers on SQLite).
+"""
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+
+class Server(models.Model):
+    name = models.SlugField(max_length=64, unique=True, help_text="Short name used in device sets, e.g. thalys:0-1.")
+    hostname = models.CharField(max_length=255, blank=True, help_text="Fully qualified host name, if it differs from the name.")
+    location = models.CharField(max_length=200, blank=True)
+    description = models.TextField(blank=True)
+    active = models.BooleanField(default=True, help_text="Inactive servers cannot be booked.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+    def save(self, *args, **kwargs):
+        super().save(*args, **kwargs)
+        Unit.objects.get_or_create(kind=Unit.Kind.SERVER, server=self)
+
+
+class Device(models.Model):
+    server = models.ForeignKey(Server, on_delete=models.CASCADE, related_name="devices")
+    index = models.PositiveSmallIntegerField(help_text="The GPU's index on its server, as nvidia-smi numbers it.")
+    model = models.CharField(max_length=100, blank=True, help_text="e.g. NVIDIA A100-SXM4-80GB")
+    memory_mib = models.PositiveIntegerField(null=True, blank=True, verbose_name="memory (MiB)")
+    uuid = models.CharField(max_length=64, blank=True, verbose_name="UUID")
+    active = models.BooleanField(default=True, help_text="Inactive GPUs cannot be booked on their own.")
+
+    class Meta:
+        ordering = ["server__name", "index"]
+        constraints = [
+            models.UniqueConstraint(fields=["server", "index"], name="device_unique_index_per_server"),
+            models.UniqueConstraint(fields=["uuid"], condition=~Q(uuid=""), name="device_unique_uuid"),
+        ]
+
+    def __str__(self):
+        return f"{self.server.name}:{self.index}"
+
+    @property
+    def label(self):
+        return f"GPU {self.index} on {self.server.name}"
+
+    def save(self, *args, **kwargs):
+        super().save(*args, **kwargs)
+        Unit.objects.get_or_create(kind=Unit.Kind.GPU, device=self, defaults={"server_id": self.server_id})
+
+
+class Room(models.Model):
+    name = models.CharField(max_length=100, unique=True)
+    capacity = models.PositiveIntegerField(null=True, blank=True, help_text="Seats.")
+    location = models.CharField(max_length=200, blank=True)
+    description = models.TextField(blank=True)
+    active = models.BooleanField(default=True, help_text="Inactive rooms cannot be booked.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+    def save(self, *args, **kwargs):
+        super().save(*args, **kwargs)
+        Unit.objects.get_or_create(kind=Unit.Kind.ROOM, room=self)
+
+
+class Unit(models.Model):
+    """One bookable thing: a GPU, a room, or a server as a whole."""
+
+    class Kind(models.TextChoices):
+        GPU = "gpu", "GPU"
+        SERVER = "server", "whole server"
+        ROOM = "room", "room"
+
+    kind = models.CharField(max_length=6, choices=Kind.choices)
+    server = models.ForeignKey(Server, null=True, blank=True, on_delete=models.CASCADE, related_name="units")
+    device = models.OneToOneField(Device, null=True, blank=True, on_delete=models.CASCADE, related_name="unit")
+    room = models.OneToOneField(Room, null=True, blank=True, on_delete=models.CASCADE, related_name="unit")
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                name="unit_kind_matches_target",
+                condition=(
+                    Q(kind="gpu", server__isnull=False, device__isnull=False, room__isnull=True)
+                    | Q(kind="server", server__isnull=False, device__isnull=True, room__isnull=True)
+                    | Q(kind="room", server__isnull=True, device__isnull=True, room__isnull=False)
+                ),
+            ),
+            models.UniqueConstraint(fields=["server"], condition=Q(kind="server"), name="unit_one_per_server"),
+        ]
+
+    def __str__(self):
+        return self.label
+
+    @property
+    def label(self):
+        if self.kind == self.Kind.GPU:
+            return self.device.label
+        if self.kind == self.Kind.SERVER:
+            return f"server {self.server.name}"
+        return f"room {self.room.name}"
+
+
+class Booking(models.Model):
+    class Status(models.TextChoices):
+        CONFIRMED = "confirmed", "confirmed"
+        CANCELLED = "cancelled", "cancelled"
+        RELEASED = "released", "released early"
+
+    class Source(models.TextChoices):
+        WEB = "web", "web"
+        API = "api", "API"
+        SLACK = "slack", "Slack"
+        CLI = "cli", "command line"
+        ADMIN = "admin", "admin"
+
+    # Bookings in these states hold their units (a released booking holds them until it ended).
+    HOLDING = (Status.CONFIRMED, Status.RELEASED)
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="bookings")
+    purpose = models.CharField(max_length=200, blank=True)
+    start = models.DateTimeField()
+    end = models.DateTimeField()
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.CONFIRMED)
+    source = models.CharField(max_length=5, choices=Source.choices, default=Source.WEB)
+    # What was booked: GPUs of a server (see allocations), a whole server, or a room.
+    server = models.ForeignKey(Server, null=True, blank=True, on_delete=models.PROTECT, related_name="bookings")
+    whole_server = models.BooleanField(default=False)
+    room = models.ForeignKey(Room, null=True, blank=True, on_delete=models.PROTECT, related_name="bookings")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-start"]
+        constraints = [
+            models.CheckConstraint(name="booking_end_after_start", condition=Q(end__gt=models.F("start"))),
+            models.CheckConstraint(
+                name="booking_server_xor_room",
+                condition=(Q(server__isnull=False, room__isnull=True) | Q(server__isnull=True, room__isnull=False, whole_server=False)),
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["user", "end"], name="booking_user_end"),
+            models.Index(fields=["start", "end"], name="booking_window"),
+        ]
+
+    def __str__(self):
+        return f"#{self.pk} {self.what} {self.purpose}".strip()
+
+    @property
+    def what(self):
+        """What is booked, written the way people type it: thalys:0-1, thalys (whole), room Lab 2."""
+        from .parsing import format_device_set
+
+        if self.room_id:
+            return f"room {self.room.name}"
+        if self.whole_server:
+            return f"{self.server.name} (whole server)"
+        indices = [a.unit.device.index for a in self.allocations.all() if a.unit.device_id]
+        return f"{self.server.name}:{format_device_set(indices)}"
+
+    @property
+    def holds_units(self):
+        return self.status in self.HOLDING
+
+    def state(self, now=None):
+        """upcoming, running, ended, cancelled or released: what a member sees."""
+        now = now or timezone.now()
+        if self.status == self.Status.CANCELLED:
+            return "cancelled"
+        if self.status == self.Status.RELEASED:
+            return "released"
+        if now < self.start:
+            return "upcoming"
+        if now < self.end:
+            return "running"
+        return "ended"
+
+
+class Allocation(models.Model):
+    """A booking's hold on one unit; the rows the non-overlap constraint is checked on."""
+
+    booking = models.ForeignKey(Booking, on_delete=models.CASCADE, related_name="allocations")
+    unit = models.ForeignKey(Unit, on_delete=models.PROTECT, related_name="allocations")
+    start = models.DateTimeField()
+    end = models.DateTimeField()
+    active = models.BooleanField(default=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(name="allocation_end_after_start", condition=Q(end__gt=models.F("start"))),
+            models.UniqueConstraint(fields=["booking", "unit"], name="allocation_unit_once_per_booking"),
+        ]
+        # The conflict lookup: active allocations of a unit that end after a given time.
+        # Its cost depends on a unit's future bookings, not on how long the history is.
+        indexes = [models.Index(fields=["unit", "end"], condition=Q(active=True), name="allocation_active_unit_end")]
+
+    def __str__(self):
+        return f"{self.unit} {self.start:%Y-%m-%d %H:%M}–{self.end:%H:%M}"

@@ -1,0 +1,101 @@
+"""Parsers for what people type: device sets (0-2,5), targets (thalys:0-1) and durations (1h30m).
+
+Each raises ParseError with a message that names the bad part and shows what would be right.
+"""
+import re
+from datetime import timedelta
+
+# Nobody books a GPU for ten years; the cap also keeps huge numbers from overflowing timedelta.
+MAX_DURATION = timedelta(days=3650)
+MAX_DEVICE_INDEX = 1023
+
+
+class ParseError(ValueError):
+    """Input that cannot be read; str(error) is the message for the user."""
+
+
+_RANGE = re.compile(r"^(\d+)(?:\s*-\s*(\d+))?$", re.ASCII)
+
+
+def parse_device_set(text):
+    """Read a device set like '0-2,5,7-9' into a sorted list of distinct indices."""
+    text = (text or "").strip()
+    if not text:
+        raise ParseError("The device set is empty; write GPU indices like 0, 0-3 or 0-2,5.")
+    indices = set()
+    for token in text.split(","):
+        token = token.strip()
+        match = _RANGE.match(token)
+        if not match:
+            raise ParseError(f"'{token}' is not a GPU index or range; write e.g. 0, 0-3 or 0-2,5.")
+        low = int(match.group(1))
+        high = int(match.group(2)) if match.group(2) is not None else low
+        if low > high:
+            raise ParseError(f"'{token}' is a backwards range; write it low to high, e.g. {high}-{low}.")
+        if high > MAX_DEVICE_INDEX:
+            raise ParseError(f"'{token}' is out of range; GPU indices go from 0 to {MAX_DEVICE_INDEX}.")
+        indices.update(range(low, high + 1))
+    return sorted(indices)
+
+
+def format_device_set(indices):
+    """Write indices the short way: [0, 1, 2, 5] -> '0-2,5'."""
+    parts = []
+    run_start = previous = None
+    for index in sorted(set(indices)):
+        if previous is not None and index == previous + 1:
+            previous = index
+            continue
+        if run_start is not None:
+            parts.append(_format_run(run_start, previous))
+        run_start = previous = index
+    if run_start is not None:
+        parts.append(_format_run(run_start, previous))
+    return ",".join(parts)
+
+
+def _format_run(low, high):
+    return str(low) if low == high else f"{low}-{high}"
+
+
+def parse_target(text):
+    """Split 'thalys:0-1' into ('thalys', [0, 1]); a bare 'thalys' gives ('thalys', None)."""
+    text = (text or "").strip()
+    if not text:
+        raise ParseError("Name a server, optionally with GPUs, e.g. thalys or thalys:0-1.")
+    server, sep, devices = text.partition(":")
+    server = server.strip()
+    if not server:
+        raise ParseError(f"'{text}' names no server; write e.g. thalys:0-1.")
+    if not sep:
+        return server, None
+    return server, parse_device_set(devices)
+
+
+_DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?$", re.ASCII)
+
+
+def parse_duration(text):
+    """Read a duration like '30m', '2h', '1h30m' or '1d' into a timedelta."""
+    raw = (text or "").strip()
+    compact = raw.lower().replace(" ", "")
+    match = _DURATION.match(compact)
+    if not compact or not match or not any(match.groups()):
+        raise ParseError(f"'{raw}' is not a duration; use e.g. 30m, 2h, 1h30m or 1d.")
+    days, hours, minutes = (int(group or 0) for group in match.groups())
+    # Compare before building the timedelta: a huge number would overflow it.
+    total_minutes = days * 1440 + hours * 60 + minutes
+    if total_minutes == 0:
+        raise ParseError(f"'{raw}' is zero; a booking needs a length, e.g. 30m or 2h.")
+    if total_minutes > MAX_DURATION.total_seconds() // 60:
+        raise ParseError(f"'{raw}' is too long; durations go up to {MAX_DURATION.days}d.")
+    return timedelta(minutes=total_minutes)
+
+
+def format_duration(delta):
+    """Write a timedelta the way parse_duration reads it: 5400 s -> '1h30m'."""
+    minutes = int(delta.total_seconds() // 60)
+    days, minutes = divmod(minutes, 1440)
+    hours, minutes = divmod(minutes, 60)
+    text = (f"{days}d" if days else "") + (f"{hours}h" if hours else "") + (f"{minutes}m" if minutes else "")
+    return text or "0m"

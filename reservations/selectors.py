@@ -1,0 +1,68 @@
+"""Reads that several surfaces share."""
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from django.utils import timezone
+
+from .models import Allocation, Room, Server
+
+LOOKAHEAD = timedelta(days=7)
+
+
+@dataclass
+class UnitStatus:
+    """A unit with the booking holding it now and the next one, if any within the lookahead."""
+
+    label: str
+    current: object = None
+    next: object = None
+
+    @property
+    def free(self):
+        return self.current is None
+
+
+@dataclass
+class ServerStatus:
+    server: Server
+    whole: UnitStatus
+    gpus: list = field(default_factory=list)
+
+
+def now_board(now=None):
+    """Every active server (its GPUs and itself) and room, with who holds each now and next."""
+    now = now or timezone.now()
+    servers = list(Server.objects.filter(active=True).prefetch_related("devices"))
+    rooms = list(Room.objects.filter(active=True))
+    holdings = _holdings(now)
+
+    def status(unit_key, label):
+        current, upcoming = holdings.get(unit_key, (None, None))
+        return UnitStatus(label=label, current=current, next=upcoming)
+
+    board = []
+    for server in servers:
+        entry = ServerStatus(server=server, whole=status(("server", server.pk), server.name))
+        entry.gpus = [status(("gpu", d.pk), str(d.index)) for d in server.devices.all() if d.active]
+        board.append(entry)
+    return board, [status(("room", room.pk), room.name) for room in rooms]
+
+
+def _holdings(now):
+    """{(kind, object id): (current booking, next booking)} from one query."""
+    rows = (
+        Allocation.objects.filter(active=True, end__gt=now, start__lt=now + LOOKAHEAD)
+        .select_related("booking__user", "unit")
+        .order_by("start")
+    )
+    holdings = {}
+    for row in rows:
+        unit = row.unit
+        key = (unit.kind, unit.device_id or unit.room_id or unit.server_id)
+        current, upcoming = holdings.get(key, (None, None))
+        if row.start <= now:
+            current = current or row.booking
+        else:
+            upcoming = upcoming or row.booking
+        holdings[key] = (current, upcoming)
+    return holdings

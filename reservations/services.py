@@ -1,0 +1,262 @@
+"""Every write to bookings goes through these functions, whatever the surface.
+
+Each validates, then writes inside one transaction. Overlaps are refused by the database
+(exclusion constraint on PostgreSQL, triggers plus IMMEDIATE transactions on SQLite); the
+check in Python only exists to say who holds what, from when to when.
+"""
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from .errors import BookingConflict, BookingError, Conflict, NotAllowed
+from .models import Allocation, Booking, Device, Room, Server, Unit
+from .parsing import ParseError, format_device_set, format_duration, parse_device_set, parse_duration
+
+OVERLAP_SQLSTATE = "23P01"  # PostgreSQL exclusion_violation
+SQLITE_OVERLAP_MARKER = "allocation_overlap"  # the message of the SQLite triggers
+
+
+@dataclass(frozen=True)
+class Target:
+    """What a booking holds: some GPUs of a server, a whole server, or a room."""
+
+    server: Server | None
+    devices: tuple
+    room: Room | None
+    units: tuple
+
+    @property
+    def whole_server(self):
+        return self.server is not None and not self.devices
+
+
+def resolve_target(*, server=None, devices=None, room=None):
+    """Turn a server (name or object) plus a device set, or a room, into the units to hold.
+
+    `devices` is a device-set string ('0-2,5'), a list of indices, or None for the whole server.
+    """
+    if (server is None) == (room is None):
+        raise BookingError("Book either a server (with or without GPUs) or a room, not both and not neither.", field="server")
+    if room is not None:
+        room = _get_room(room)
+        return Target(server=None, devices=(), room=room, units=(room.unit,))
+    server = _get_server(server)
+    if devices is None or devices == "":
+        devices = ()
+        units = list(server.units.select_related("device"))  # the server's own unit and one per GPU
+    else:
+        devices = tuple(_get_devices(server, devices))
+        units = [device.unit for device in devices]
+    return Target(server=server, devices=devices, room=None, units=tuple(sorted(units, key=lambda u: u.pk)))
+
+
+def create_booking(user, *, start, end, purpose="", server=None, devices=None, room=None, source=Booking.Source.WEB, now=None):
+    """Book a server's GPUs, a whole server or a room for [start, end); raises BookingError."""
+    now = now or timezone.now()
+    target = resolve_target(server=server, devices=devices, room=room)
+    _check_times(start, end, now=now)
+    try:
+        with transaction.atomic():
+            _raise_if_conflicts(target.units, start, end)
+            booking = Booking.objects.create(
+                user=user,
+                purpose=(purpose or "").strip(),
+                start=start,
+                end=end,
+                source=source,
+                server=target.server,
+                whole_server=target.whole_server,
+                room=target.room,
+            )
+            Allocation.objects.bulk_create(
+                # One INSERT, units in id order: concurrent writers wait on each other in one
+                # order, so they cannot deadlock.
+                Allocation(booking=booking, unit=unit, start=start, end=end) for unit in target.units
+            )
+    except IntegrityError as error:
+        _raise_conflict_from(error, target.units, start, end)
+    return booking
+
+
+def cancel_booking(booking, *, by, now=None):
+    """Cancel a booking that has not started; its units are free again at once."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        booking = _lock_for_change(booking, by, now)
+        if booking.start <= now:
+            raise BookingError(f"Booking #{booking.pk} has already started; release it to end it now.")
+        booking.status = Booking.Status.CANCELLED
+        booking.save(update_fields=["status", "updated_at"])
+        booking.allocations.update(active=False)
+    return booking
+
+
+def release_booking(booking, *, by, now=None):
+    """End a running booking now; the units are free from this moment on."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        booking = _lock_for_change(booking, by, now)
+        if now <= booking.start:
+            raise BookingError(f"Booking #{booking.pk} has not started yet; cancel it instead.")
+        booking.status = Booking.Status.RELEASED
+        booking.end = now
+        booking.save(update_fields=["status", "end", "updated_at"])
+        booking.allocations.update(end=now)
+    return booking
+
+
+def extend_booking(booking, *, by, duration=None, end=None, now=None):
+    """Move a booking's end later, by a duration ('1h') or to a new end; refused if that overlaps."""
+    if (duration is None) == (end is None):
+        raise BookingError("Give either a duration to extend by (e.g. 1h) or a new end time.", field="duration")
+    if duration is not None:
+        try:
+            delta = parse_duration(duration) if isinstance(duration, str) else duration
+        except ParseError as error:
+            raise BookingError(str(error), field="duration") from None
+        end = booking.end + delta
+    elif end <= booking.end:
+        raise BookingError("The new end must be later than the current one; to end earlier, change the time or release.", field="end")
+    return change_booking(booking, by=by, end=end, now=now)
+
+
+def change_booking(booking, *, by, start=None, end=None, now=None):
+    """Move a booking's start and/or end; the units stay the same. Refused if that overlaps."""
+    now = now or timezone.now()
+    try:
+        with transaction.atomic():
+            booking = _lock_for_change(booking, by, now)
+            new_start = booking.start if start is None else start
+            new_end = booking.end if end is None else end
+            if booking.start <= now:
+                if new_start != booking.start:
+                    raise BookingError(f"Booking #{booking.pk} is running; its start cannot move.", field="start")
+                if new_end <= now:
+                    raise BookingError("The new end is in the past; to end the booking now, release it.", field="end")
+                _check_times(new_start, new_end, now=now, allow_past_start=True)
+            else:
+                _check_times(new_start, new_end, now=now)
+            units = [allocation.unit for allocation in booking.allocations.select_related("unit__device")]
+            _raise_if_conflicts(units, new_start, new_end, exclude=booking)
+            booking.start, booking.end = new_start, new_end
+            booking.save(update_fields=["start", "end", "updated_at"])
+            booking.allocations.update(start=new_start, end=new_end)
+    except IntegrityError as error:
+        _raise_conflict_from(error, units, new_start, new_end, exclude=booking)
+    return booking
+
+
+# --- validation --------------------------------------------------------------------------
+
+
+def _check_times(start, end, *, now, allow_past_start=False):
+    for name, value in (("start", start), ("end", end)):
+        if not isinstance(value, datetime):
+            raise BookingError(f"The {name} must be a date and time.", field=name)
+        if timezone.is_naive(value):
+            raise BookingError(f"The {name} needs a time zone.", field=name)
+    if end <= start:
+        raise BookingError("The end must be after the start.", field="end")
+    grace = parse_duration(settings.BOOKING_PAST_GRACE)
+    if not allow_past_start and start < now - grace:
+        raise BookingError("The start is in the past; book from now on.", field="start")
+    longest = parse_duration(settings.BOOKING_MAX_LENGTH)
+    if end - start > longest:
+        raise BookingError(
+            f"A booking may last at most {format_duration(longest)}; this one would last {format_duration(end - start)}.",
+            field="end",
+        )
+
+
+def _get_server(server):
+    if not isinstance(server, Server):
+        name = str(server).strip()
+        server = Server.objects.filter(name__iexact=name).first()
+        if server is None:
+            known = ", ".join(Server.objects.filter(active=True).values_list("name", flat=True)) or "none yet"
+            raise BookingError(f"There is no server '{name}'; servers: {known}.", field="server")
+    if not server.active:
+        raise BookingError(f"Server {server.name} is out of service and cannot be booked.", field="server")
+    return server
+
+
+def _get_room(room):
+    if not isinstance(room, Room):
+        name = str(room).strip()
+        room = Room.objects.filter(name__iexact=name).select_related("unit").first()
+        if room is None:
+            known = ", ".join(Room.objects.filter(active=True).values_list("name", flat=True)) or "none yet"
+            raise BookingError(f"There is no room '{name}'; rooms: {known}.", field="room")
+    if not room.active:
+        raise BookingError(f"Room {room.name} is out of service and cannot be booked.", field="room")
+    return room
+
+
+def _get_devices(server, devices):
+    try:
+        indices = parse_device_set(devices) if isinstance(devices, str) else sorted({int(i) for i in devices})
+    except (ParseError, TypeError, ValueError) as error:
+        message = str(error) if isinstance(error, ParseError) else "Devices must be GPU indices, e.g. 0-2,5."
+        raise BookingError(message, field="devices") from None
+    if not indices:
+        raise BookingError("Name at least one GPU, e.g. 0 or 0-1, or book the whole server.", field="devices")
+    found = {d.index: d for d in Device.objects.filter(server=server).select_related("unit", "server")}
+    missing = [i for i in indices if i not in found]
+    if missing:
+        has = f"it has {format_device_set(found)}" if found else "it has no GPUs; book the whole server instead"
+        noun = "device" if len(missing) == 1 else "devices"
+        verb = "does" if len(missing) == 1 else "do"
+        raise BookingError(f"{noun.capitalize()} {format_device_set(missing)} {verb} not exist on {server.name} ({has}).", field="devices")
+    inactive = [i for i in indices if not found[i].active]
+    if inactive:
+        raise BookingError(f"GPU {format_device_set(inactive)} on {server.name} is out of service and cannot be booked.", field="devices")
+    return [found[i] for i in indices]
+
+
+def _lock_for_change(booking, by, now):
+    """Reload the booking under a row lock and check that `by` may change it."""
+    booking = Booking.objects.select_for_update(of=("self",)).select_related("user", "server", "room").get(pk=booking.pk)
+    if booking.user_id != by.pk and not by.is_staff:
+        raise NotAllowed(f"Booking #{booking.pk} belongs to {booking.user.get_username()}; only they or staff can change it.")
+    if booking.status == Booking.Status.CANCELLED:
+        raise BookingError(f"Booking #{booking.pk} is cancelled.")
+    if booking.status == Booking.Status.RELEASED:
+        raise BookingError(f"Booking #{booking.pk} was already released.")
+    if booking.end <= now:
+        raise BookingError(f"Booking #{booking.pk} has already ended.")
+    return booking
+
+
+# --- conflicts ---------------------------------------------------------------------------
+
+
+def find_conflicts(units, start, end, *, exclude=None):
+    """The bookings that hold any of `units` during [start, end), each with the units it holds."""
+    rows = (
+        Allocation.objects.filter(unit__in=units, active=True, start__lt=end, end__gt=start)
+        .select_related("booking__user", "booking__server", "booking__room", "unit__device")
+        .order_by("booking__start", "unit_id")
+    )
+    if exclude is not None:
+        rows = rows.exclude(booking=exclude)
+    by_booking = {}
+    for row in rows:
+        by_booking.setdefault(row.booking_id, (row.booking, []))[1].append(row.unit)
+    return [Conflict(booking=booking, units=tuple(units)) for booking, units in by_booking.values()]
+
+
+def _raise_if_conflicts(units, start, end, *, exclude=None):
+    conflicts = find_conflicts(units, start, end, exclude=exclude)
+    if conflicts:
+        raise BookingConflict(conflicts)
+
+
+def _raise_conflict_from(error, units, start, end, *, exclude=None):
+    """A concurrent writer won the race; name it, or re-raise an unrelated integrity error."""
+    cause = error.__cause__
+    if getattr(cause, "sqlstate", None) != OVERLAP_SQLSTATE and SQLITE_OVERLAP_MARKER not in str(error):
+        raise error
+    raise BookingConflict(find_conflicts(units, start, end, exclude=exclude)) from None
