@@ -25,17 +25,18 @@ install: $(VENV)/.installed
 
 demo: export DEBUG = 1
 demo: export PATH := $(CURDIR)/$(BIN):$(PATH)
-demo: export DEMO_URL = http://$(DEMO_HOST):$(DEMO_PORT)/
-demo: export PORT = $(DEMO_PORT)
+demo: export DEMO_HOST := $(DEMO_HOST)
+demo: export DEMO_PORT := $(DEMO_PORT)
 demo: $(VENV)/.installed
 	python manage.py migrate --noinput
 	python manage.py seed_demo
 	@echo ""
-	@echo "  labres is starting at $(DEMO_URL)  (admin: $(DEMO_URL)admin/)   Ctrl-C stops everything."
+	@echo "  labres is starting at http://$(DEMO_HOST):$(DEMO_PORT)/  (admin: http://$(DEMO_HOST):$(DEMO_PORT)/admin/)   Ctrl-C stops everything."
 	@echo ""
 	honcho -f Procfile.demo start
 
 test: export SECRET_KEY ?= test-only-secret-key-not-for-production
+test: export LABRES_VAR_DIR ?= $(CURDIR)/var/test
 test: $(VENV)/.installed-test
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 

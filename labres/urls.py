@@ -1,5 +1,5 @@
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
 
 from monitoring.views import health
 from reservations import views as reservation_views
@@ -10,5 +10,6 @@ admin.site.site_title = "labres"
 urlpatterns = [
     path("", reservation_views.now, name="now"),
     path("health/", health, name="health"),
+    path("accounts/", include("django.contrib.auth.urls")),
     path("admin/", admin.site.urls),
 ]

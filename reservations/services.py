@@ -204,9 +204,11 @@ def _get_devices(server, devices):
     if not indices:
         raise BookingError("Name at least one GPU, e.g. 0 or 0-1, or book the whole server.", field="devices")
     found = {d.index: d for d in Device.objects.filter(server=server).select_related("unit", "server")}
+    if not found:
+        raise BookingError(f"{server.name} has no GPUs; book the whole server instead (just '{server.name}').", field="devices")
     missing = [i for i in indices if i not in found]
     if missing:
-        has = f"it has {format_device_set(found)}" if found else "it has no GPUs; book the whole server instead"
+        has = f"it has {format_device_set(found)}"
         noun = "device" if len(missing) == 1 else "devices"
         verb = "does" if len(missing) == 1 else "do"
         raise BookingError(f"{noun.capitalize()} {format_device_set(missing)} {verb} not exist on {server.name} ({has}).", field="devices")

@@ -1,0 +1,78 @@
+"""Shared fixtures. Tests run against the database DATABASE_URL names (SQLite by default)."""
+import os
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from reservations import services
+
+from .factories import RoomFactory, ServerFactory, UserFactory
+
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+def pytest_sessionstart(session):
+    """In CI a service the run was pointed at must be there: fail loudly, never skip."""
+    redis_url = os.environ.get("REDIS_URL")
+    if redis_url:
+        import redis
+
+        try:
+            redis.Redis.from_url(redis_url, socket_connect_timeout=3).ping()
+        except redis.RedisError as error:
+            raise pytest.UsageError(f"REDIS_URL={redis_url} is set but Redis does not answer: {error}") from None
+
+
+@pytest.fixture(autouse=True)
+def fast_password_hashing(settings):
+    """PBKDF2 costs most of a second per user; tests are not about password strength."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture
+def db_vendor():
+    from django.db import connection
+
+    return connection.vendor
+
+
+@pytest.fixture
+def later():
+    """A fixed base time one day ahead, on a whole minute, so bookings never start in the past."""
+    return (timezone.now() + timedelta(days=1)).replace(second=0, microsecond=0)
+
+
+@pytest.fixture
+def alice(db):
+    return UserFactory(username="alice", first_name="Alice", last_name="Liddell")
+
+
+@pytest.fixture
+def bob(db):
+    return UserFactory(username="bob")
+
+
+@pytest.fixture
+def staff(db):
+    return UserFactory(username="stella", is_staff=True)
+
+
+@pytest.fixture
+def thalys(db):
+    return ServerFactory(name="thalys", gpus=8)
+
+
+@pytest.fixture
+def room(db):
+    return RoomFactory(name="Lab 2")
+
+
+@pytest.fixture
+def book(db):
+    """book(user, start, hours=1, **target) books through the service layer."""
+
+    def book(user, start, hours=1, purpose="work", **target):
+        return services.create_booking(user, start=start, end=start + timedelta(hours=hours), purpose=purpose, **target)
+
+    return book
