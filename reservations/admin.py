@@ -1,0 +1,219 @@
+"""The admin for staff: servers, GPUs, rooms and bookings.
+
+Bookings are written only through reservations.services. The booking forms call the service
+in clean(), so that a refusal (a conflict, a bad device set, a start in the past) is shown as
+a form error; the admin's change view runs inside one transaction, and a form shown again
+with errors rolls it back, so nothing the service wrote survives a refused form.
+"""
+from django import forms
+from django.contrib import admin, messages
+from django.db import router, transaction
+from django.db.models import Count
+
+from . import services
+from .errors import BookingError
+from .models import Allocation, Booking, Device, Room, Server
+
+# --- servers, GPUs and rooms ---------------------------------------------------------------
+
+
+class DeviceInline(admin.TabularInline):
+    model = Device
+    fields = ("index", "model", "memory_mib", "uuid", "active")
+    extra = 0
+
+
+@admin.register(Server)
+class ServerAdmin(admin.ModelAdmin):
+    list_display = ("name", "hostname", "location", "gpu_count", "active")
+    list_filter = ("active", "location")
+    search_fields = ("name", "hostname", "location", "description")
+    inlines = [DeviceInline]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(gpu_count=Count("devices"))
+
+    @admin.display(description="GPUs", ordering="gpu_count")
+    def gpu_count(self, server):
+        return server.gpu_count
+
+
+@admin.register(Device)
+class DeviceAdmin(admin.ModelAdmin):
+    list_display = ("__str__", "server", "index", "model", "memory_mib", "uuid", "active")
+    list_filter = ("active", "server", "model")
+    search_fields = ("server__name", "model", "uuid")
+    list_select_related = ("server",)
+
+    def get_readonly_fields(self, request, obj=None):
+        # A GPU's unit records its server when it is created; moving the GPU would leave it behind.
+        return ("server",) if obj is not None else ()
+
+
+@admin.register(Room)
+class RoomAdmin(admin.ModelAdmin):
+    list_display = ("name", "capacity", "location", "active")
+    list_filter = ("active",)
+    search_fields = ("name", "location", "description")
+
+
+# --- bookings ------------------------------------------------------------------------------
+
+
+class AllocationInline(admin.TabularInline):
+    """What a booking holds, for reading only: allocations change with their booking."""
+
+    model = Allocation
+    fields = ("unit", "start", "end", "active")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("unit__device__server", "unit__server", "unit__room")
+
+    def has_view_permission(self, request, obj=None):
+        # Nobody is given permissions on allocations; whoever may see the booking sees them.
+        return request.user.has_perm("reservations.view_booking") or request.user.has_perm("reservations.change_booking")
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class ServiceBookingForm(forms.ModelForm):
+    """A booking form whose clean() writes through the service layer; save() writes nothing."""
+
+    request_user = None  # set by BookingAdmin.get_form
+
+    def save(self, commit=True):
+        self.save_m2m = lambda: None  # a booking has no many-to-many fields
+        return self.instance
+
+    def add_booking_error(self, error):
+        field = error.field if error.field in self.fields else None
+        self.add_error(field, error.message)
+
+
+class BookingAddForm(ServiceBookingForm):
+    devices = forms.CharField(
+        required=False,
+        help_text="GPU indices on the server, e.g. 0-2,5. Leave empty to book the whole server.",
+    )
+
+    class Meta:
+        model = Booking
+        fields = ("user", "server", "room", "start", "end", "purpose")
+
+    def clean(self):
+        cleaned = super().clean()
+        if self.errors:
+            return cleaned  # the service is asked only once every field reads well
+        if cleaned["devices"] and cleaned["server"] is None:
+            self.add_error("devices", "GPUs belong to a server; choose the server, or leave this empty for a room.")
+            return cleaned
+        try:
+            self.instance = services.create_booking(
+                cleaned["user"],
+                server=cleaned["server"],
+                devices=cleaned["devices"] or None,
+                room=cleaned["room"],
+                start=cleaned["start"],
+                end=cleaned["end"],
+                purpose=cleaned["purpose"],
+                source=Booking.Source.ADMIN,
+            )
+        except BookingError as error:
+            self.add_booking_error(error)
+        return cleaned
+
+
+class BookingChangeForm(ServiceBookingForm):
+    class Meta:
+        model = Booking
+        fields = ("start", "end", "purpose")
+
+    def clean(self):
+        cleaned = super().clean()
+        if self.errors:
+            return cleaned
+        moved = {name: cleaned[name] for name in ("start", "end") if name in self.changed_data}
+        if not moved:
+            return cleaned  # a purpose edit alone does not touch what the booking holds
+        try:
+            self.instance = services.change_booking(self.instance, by=self.request_user, **moved)
+        except BookingError as error:
+            self.add_booking_error(error)
+        return cleaned
+
+
+@admin.register(Booking)
+class BookingAdmin(admin.ModelAdmin):
+    list_display = ("id", "user", "what", "start", "end", "status", "source", "purpose")
+    list_filter = ("status", "source", "server", "room")
+    search_fields = ("user__username", "user__email", "purpose", "server__name", "room__name")
+    date_hierarchy = "start"
+    list_select_related = ("user", "server", "room")
+    inlines = [AllocationInline]
+    actions = ["cancel_selected"]
+
+    add_fields = ("user", "server", "devices", "room", "start", "end", "purpose")
+    change_fields = ("user", "what", "server", "whole_server", "room", "start", "end", "purpose", "status", "source", "created_at", "updated_at")
+    change_readonly_fields = ("user", "what", "server", "whole_server", "room", "status", "source", "created_at", "updated_at")
+
+    def get_queryset(self, request):
+        # Booking.what reads each booking's allocations, their units and devices.
+        return super().get_queryset(request).prefetch_related("allocations__unit__device")
+
+    def get_fields(self, request, obj=None):
+        return self.change_fields if obj is not None else self.add_fields
+
+    def get_readonly_fields(self, request, obj=None):
+        return self.change_readonly_fields if obj is not None else ()
+
+    def get_inlines(self, request, obj):
+        return self.inlines if obj is not None else []
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        kwargs["form"] = BookingChangeForm if obj is not None else BookingAddForm
+        form = super().get_form(request, obj, change=change, **kwargs)
+        form.request_user = request.user  # a fresh class per request: the service needs who changes
+        return form
+
+    def save_model(self, request, obj, form, change):
+        # The service wrote the booking in the form's clean(); only a new purpose is left to save.
+        if change and "purpose" in form.changed_data:
+            obj.purpose = form.cleaned_data["purpose"]
+            obj.save(update_fields=["purpose", "updated_at"])
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        # A POST comes back here only when the form or an inline was refused; the form's clean()
+        # may already have written through the service, so undo it with the rest of the request.
+        using = router.db_for_write(self.model)
+        if request.method == "POST" and transaction.get_connection(using).in_atomic_block:
+            transaction.set_rollback(True, using=using)
+        return super().render_change_form(request, context, add=add, change=change, form_url=form_url, obj=obj)
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # bookings are cancelled, never deleted: their history matters
+
+    @admin.action(description="Cancel selected bookings", permissions=["change"])
+    def cancel_selected(self, request, queryset):
+        cancelled, refusals = 0, []
+        for booking in queryset.order_by("pk"):
+            try:
+                services.cancel_booking(booking, by=request.user)
+            except BookingError as error:
+                refusals.append(error.message)  # e.g. already started, already cancelled
+            else:
+                cancelled += 1
+        if cancelled:
+            noun = "booking" if cancelled == 1 else "bookings"
+            self.message_user(request, f"Cancelled {cancelled} {noun}.", level=messages.SUCCESS)
+        for message in refusals:
+            self.message_user(request, message, level=messages.WARNING)
