@@ -55,7 +55,15 @@ class Device(models.Model):
 
     def save(self, *args, **kwargs):
         super().save(*args, **kwargs)
-        Unit.objects.get_or_create(kind=Unit.Kind.GPU, device=self, defaults={"server_id": self.server_id})
+        unit, created = Unit.objects.get_or_create(kind=Unit.Kind.GPU, device=self, defaults={"server_id": self.server_id})
+        if created:
+            # A whole-server booking holds every GPU of its server, including one added later.
+            Allocation.objects.bulk_create(
+                Allocation(booking=booking, unit=unit, start=booking.start, end=booking.end)
+                for booking in Booking.objects.filter(
+                    server_id=self.server_id, whole_server=True, status__in=Booking.HOLDING, end__gt=timezone.now()
+                )
+            )
 
 
 class Room(models.Model):

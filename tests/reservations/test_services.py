@@ -312,3 +312,12 @@ def test_postgres_has_the_exclusion_constraint(db_vendor):
         cursor.execute("SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conname = 'allocation_no_overlap'")
         (definition,) = cursor.fetchone()
     assert "EXCLUDE USING gist" in definition and "WHERE (active)" in definition
+
+
+def test_a_gpu_added_during_a_whole_server_booking_is_held_by_it(alice, bob, thalys, book, later):
+    book(alice, later, server="thalys", purpose="whole")
+
+    DeviceFactory(server=thalys, index=8)
+
+    with pytest.raises(BookingConflict, match=r"Server thalys \(whole server\) is booked by Alice"):
+        book(bob, later, server="thalys", devices="8")
