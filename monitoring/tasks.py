@@ -1,4 +1,5 @@
 from celery import shared_task
+from celery.signals import worker_ready
 from django.core.cache import cache
 from django.utils import timezone
 
@@ -11,3 +12,9 @@ def heartbeat():
     now = timezone.now()
     cache.set(HEARTBEAT_KEY, now.isoformat(), timeout=None)
     return now.isoformat()
+
+
+@worker_ready.connect
+def heartbeat_on_start(sender, **kwargs):
+    """Beat's first heartbeat is an interval away; send one through the broker now."""
+    heartbeat.delay()
