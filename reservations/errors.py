@@ -21,6 +21,12 @@ class NotAllowed(BookingError):
     code = "forbidden"
 
 
+class Busy(BookingError):
+    """The units stayed locked by other writers for too long; trying again will likely work."""
+
+    code = "busy"
+
+
 @dataclass(frozen=True)
 class Conflict:
     """One existing booking that holds some of the asked units during the asked time."""

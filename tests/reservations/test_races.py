@@ -85,24 +85,26 @@ def test_sixteen_racers_for_one_gpu_exactly_one_wins(racers, start):
 def test_whole_server_and_single_gpus_racing_never_overlap(racers, start):
     ServerFactory(name="thalys", gpus=8)
     # Half ask for the whole server, half for one GPU each (GPUs 0-7): either one whole-server
-    # booking wins alone, or the GPU bookings win and every whole-server attempt loses.
-    attempts = []
-    for i, user in enumerate(racers):
-        devices = None if i % 2 == 0 else str(i // 2)
-        attempts.append(lambda user=user, devices=devices: services.create_booking(
-            user, start=start, end=start + timedelta(hours=1), server="thalys", devices=devices
-        ))
+    # booking wins alone, or GPU bookings win and every whole-server attempt loses. Several
+    # rounds, because a deadlock between writers shows only in some interleavings.
+    for round_start in (start + timedelta(hours=2 * n) for n in range(8)):
+        attempts = []
+        for i, user in enumerate(racers):
+            devices = None if i % 2 == 0 else str(i // 2)
+            attempts.append(lambda user=user, devices=devices, at=round_start: services.create_booking(
+                user, start=at, end=at + timedelta(hours=1), server="thalys", devices=devices
+            ))
 
-    results = race(attempts)
+        results = race(attempts)
 
-    booked = [r for r in results if not isinstance(r, Exception)]
-    assert all(isinstance(r, BookingConflict) for r in results if isinstance(r, Exception))
-    whole = [b for b in booked if b.whole_server]
-    assert len(whole) <= 1
-    if whole:
-        assert booked == whole
-    else:
-        assert len(booked) >= 1
+        booked = [r for r in results if not isinstance(r, Exception)]
+        assert all(isinstance(r, BookingConflict) for r in results if isinstance(r, Exception)), outcome(results)
+        whole = [b for b in booked if b.whole_server]
+        assert len(whole) <= 1
+        if whole:
+            assert booked == whole
+        else:
+            assert len(booked) >= 1
     assert_no_overlaps()
 
 
@@ -122,5 +124,42 @@ def test_extend_and_new_booking_racing_for_the_same_slot(racers, start):
 
     winners = [r for r in results if not isinstance(r, Exception)]
     assert len(winners) == 1
-    assert all(isinstance(r, BookingConflict) for r in results if isinstance(r, Exception))
+    assert all(isinstance(r, BookingConflict) for r in results if isinstance(r, Exception)), outcome(results)
     assert_no_overlaps()
+
+
+@pytest.mark.postgres
+def test_a_writer_kept_waiting_too_long_is_told_to_try_again(racers, start, db_vendor, monkeypatch):
+    if db_vendor != "postgresql":
+        pytest.skip("SQLite serializes writers with BEGIN IMMEDIATE and its busy timeout instead")
+    from django.db import transaction
+
+    from reservations.errors import Busy
+    from reservations.models import Unit
+
+    monkeypatch.setattr(services, "UNIT_LOCK_TIMEOUT", "300ms")
+    ServerFactory(name="thalys", gpus=8)
+    gpu = Unit.objects.get(device__server__name="thalys", device__index=0)
+    locked, release = threading.Event(), threading.Event()
+
+    def hold_the_unit():
+        try:
+            with transaction.atomic():
+                services._lock_units([gpu.pk])
+                locked.set()
+                release.wait(timeout=30)
+        finally:
+            connection.close()
+
+    holder = threading.Thread(target=hold_the_unit)
+    holder.start()
+    try:
+        assert locked.wait(timeout=30)
+        with pytest.raises(Busy, match="try again"):
+            services.create_booking(racers[0], start=start, end=start + timedelta(hours=1), server="thalys", devices="0-1")
+    finally:
+        release.set()
+        holder.join(timeout=30)
+    assert not Allocation.objects.exists()
+    # Once the other writer is done, the same request goes through.
+    assert services.create_booking(racers[0], start=start, end=start + timedelta(hours=1), server="thalys", devices="0-1")
