@@ -278,9 +278,13 @@ def _lock_units(unit_ids):
     keys = [(UNIT_LOCK_NAMESPACE << 32) | unit_id for unit_id in sorted(set(unit_ids))]
     try:
         with connection.cursor() as cursor:
-            cursor.execute("SELECT set_config('lock_timeout', %s, true)", [UNIT_LOCK_TIMEOUT])
-            # unnest() yields the keys in the array's (sorted) order, so locks are taken in it.
-            cursor.execute("SELECT pg_advisory_xact_lock(key) FROM unnest(%s::bigint[]) AS key", [keys])
+            # One round trip: the timeout is set (for this transaction) before the first lock is
+            # asked for, and unnest() yields the keys in the array's sorted order.
+            cursor.execute(
+                "WITH timeout AS (SELECT set_config('lock_timeout', %s, true))"
+                " SELECT pg_advisory_xact_lock(key) FROM timeout, unnest(%s::bigint[]) AS key",
+                [UNIT_LOCK_TIMEOUT, keys],
+            )
     except OperationalError as error:
         if getattr(error.__cause__, "sqlstate", None) == "55P03":  # lock_not_available
             raise Busy("Others are booking the same units right now; please try again in a moment.") from None
