@@ -1,5 +1,5 @@
 # labres: two commands for a fresh machine with python3, make and git.
-#   make demo   the whole portal (web, Celery worker and beat, a simulated GPU host) on SQLite
+#   make demo   the whole portal (web, Celery worker and beat) on SQLite and a folder broker
 #   make test   the whole test suite
 PYTHON ?= python3
 VENV := .venv
