@@ -1,6 +1,18 @@
 from django.apps import AppConfig
+from django.conf import settings
+from django.db.models.signals import post_save
 
 
 class ReservationsConfig(AppConfig):
     name = "reservations"
     verbose_name = "Reservations"
+
+    def ready(self):
+        post_save.connect(_give_new_users_a_profile, sender=settings.AUTH_USER_MODEL, dispatch_uid="labres-profile")
+
+
+def _give_new_users_a_profile(sender, instance, created, raw=False, **kwargs):
+    if created and not raw:
+        from .models import Profile
+
+        Profile.objects.get_or_create(user=instance)

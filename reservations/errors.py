@@ -4,6 +4,7 @@ from dataclasses import dataclass
 from django.utils import timezone
 
 
+
 class BookingError(Exception):
     """A booking request that cannot be done as asked. `field` names the input at fault, if one is."""
 
@@ -36,8 +37,10 @@ class Conflict:
 
     @property
     def message(self):
+        from .models import member_name
+
         booking = self.booking
-        who = booking.user.get_full_name() or booking.user.get_username()
+        who = member_name(booking.user)
         purpose = f" ({booking.purpose})" if booking.purpose else ""
         subject, verb = _describe_units(booking, self.units)
         return f"{subject} {verb} booked by {who} {format_span(booking.start, booking.end)}{purpose}"

@@ -220,3 +220,62 @@ class Allocation(models.Model):
 
     def __str__(self):
         return f"{self.unit} {self.start:%Y-%m-%d %H:%M}–{self.end:%H:%M}"
+
+
+def _time_zone_choices():
+    import zoneinfo
+
+    return [(name, name.replace("_", " ")) for name in sorted(zoneinfo.available_timezones()) if "/" in name or name == "UTC"]
+
+
+class Profile(models.Model):
+    """A member's own settings: the name others see, and the time zone times are shown in."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="profile")
+    display_name = models.CharField(max_length=100, blank=True, help_text="How others see you; empty means your full name.")
+    time_zone = models.CharField(max_length=64, blank=True, choices=_time_zone_choices, help_text="Empty means the lab's time zone.")
+
+    def __str__(self):
+        return f"profile of {self.user.get_username()}"
+
+
+def member_name(user):
+    """The name a member goes by: display name, else full name, else user name."""
+    try:
+        display = user.profile.display_name
+    except Profile.DoesNotExist:
+        display = ""
+    return display or user.get_full_name() or user.get_username()
+
+
+class ApiToken(models.Model):
+    """A named token a member made for scripts and the CLI; only a hash of it is stored."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(max_length=8, help_text="The first characters, to tell tokens apart.")
+    key_hash = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = "API token"
+
+    def __str__(self):
+        return f"{self.name} ({self.prefix}…)"
+
+    @staticmethod
+    def hash(key):
+        import hashlib
+
+        return hashlib.sha256(key.encode()).hexdigest()
+
+    @classmethod
+    def issue(cls, user, name):
+        """Make a token; returns (token, key). The key is shown once and never stored."""
+        import secrets
+
+        key = secrets.token_urlsafe(32)
+        token = cls.objects.create(user=user, name=name.strip() or "token", prefix=key[:8], key_hash=cls.hash(key))
+        return token, key

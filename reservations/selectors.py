@@ -4,7 +4,7 @@ from datetime import timedelta
 
 from django.utils import timezone
 
-from .models import Allocation, Room, Server
+from .models import Allocation, Booking, Room, Server
 
 LOOKAHEAD = timedelta(days=7)
 
@@ -52,7 +52,7 @@ def _holdings(now):
     """{(kind, object id): (current booking, next booking)} from one query."""
     rows = (
         Allocation.objects.filter(active=True, end__gt=now, start__lt=now + LOOKAHEAD)
-        .select_related("booking__user", "unit")
+        .select_related("booking__user__profile", "unit")
         .order_by("start")
     )
     holdings = {}
@@ -66,3 +66,18 @@ def _holdings(now):
             upcoming = upcoming or row.booking
         holdings[key] = (current, upcoming)
     return holdings
+
+
+def member_bookings(user, now=None):
+    """A member's bookings: running and upcoming (lists, soonest first) and past (a queryset, newest first)."""
+    now = now or timezone.now()
+    bookings = (
+        Booking.objects.filter(user=user)
+        .select_related("server", "room", "user__profile")
+        .prefetch_related("allocations__unit__device")
+    )
+    current = list(bookings.filter(status=Booking.Status.CONFIRMED, end__gt=now).order_by("start"))
+    running = [b for b in current if b.start <= now]
+    upcoming = [b for b in current if b.start > now]
+    past = bookings.exclude(status=Booking.Status.CONFIRMED, end__gt=now).order_by("-start")
+    return running, upcoming, past

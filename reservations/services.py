@@ -304,7 +304,7 @@ def find_conflicts(units, start, end, *, exclude=None):
     booking_ids = set(overlapping.values_list("booking_id", flat=True))
     if not booking_ids:
         return []
-    bookings = Booking.objects.filter(pk__in=booking_ids).select_related("user", "server", "room").order_by("start", "pk")
+    bookings = Booking.objects.filter(pk__in=booking_ids).select_related("user__profile", "server", "room").order_by("start", "pk")
     held = {}
     for allocation in overlapping.select_related("unit__device").order_by("unit_id"):
         held.setdefault(allocation.booking_id, []).append(allocation.unit)

@@ -30,6 +30,14 @@ def fast_password_hashing(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
+@pytest.fixture(autouse=True)
+def empty_cache():
+    """Each test starts with an empty cache (sign-in counters, heartbeats)."""
+    from django.core.cache import cache
+
+    cache.clear()
+
+
 @pytest.fixture
 def db_vendor():
     from django.db import connection

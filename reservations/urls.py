@@ -1,0 +1,24 @@
+from django.urls import path
+
+from .views import account, booking_form, mine, now, rooms, timeline
+
+urlpatterns = [
+    path("", now.now, name="now"),
+    path("now/panel/", now.panel, name="now-panel"),
+    path("timeline/", timeline.timeline, name="timeline"),
+    path("rooms/", rooms.room_list, name="rooms"),
+    path("rooms/<int:pk>/", rooms.room_week, name="room-week"),
+    path("book/", booking_form.book, name="book"),
+    path("book/check/", booking_form.check, name="book-check"),
+    path("bookings/<int:pk>/", booking_form.detail, name="booking-detail"),
+    path("bookings/<int:pk>.ics", booking_form.ics, name="booking-ics"),
+    path("mine/", mine.my_bookings, name="my-bookings"),
+    path("bookings/<int:pk>/cancel/", mine.cancel, name="booking-cancel"),
+    path("bookings/<int:pk>/release/", mine.release, name="booking-release"),
+    path("bookings/<int:pk>/extend/", mine.extend, name="booking-extend"),
+    path("bookings/<int:pk>/change/", mine.change, name="booking-change"),
+    path("profile/", account.profile, name="profile"),
+    path("profile/tokens/", account.create_token, name="token-create"),
+    path("profile/tokens/<int:pk>/revoke/", account.revoke_token, name="token-revoke"),
+    path("accounts/login/", account.SignInView.as_view(), name="login"),
+]
