@@ -16,8 +16,9 @@ def member_time_zone(get_response):
                 zone = None
         if zone:
             timezone.activate(zoneinfo.ZoneInfo(zone))
-        else:
-            timezone.deactivate()
-        return get_response(request)
+        try:
+            return get_response(request)
+        finally:
+            timezone.deactivate()  # the thread serves other members next
 
     return middleware

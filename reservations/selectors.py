@@ -81,3 +81,26 @@ def member_bookings(user, now=None):
     upcoming = [b for b in current if b.start > now]
     past = bookings.exclude(status=Booking.Status.CONFIRMED, end__gt=now).order_by("-start")
     return running, upcoming, past
+
+
+def nearest_free_start(units, start, length, *, horizon=timedelta(days=14)):
+    """The earliest t >= start at which [t, t + length) holds none of `units`; None if none within the horizon."""
+    busy = (
+        Allocation.objects.filter(unit__in=units, active=True, end__gt=start, start__lt=start + horizon + length)
+        .order_by("start")
+        .values_list("start", "end")
+    )
+    return _first_gap(list(busy), start, length, horizon)
+
+
+def _first_gap(busy, start, length, horizon):
+    """The earliest t in [start, start + horizon] with [t, t + length) clear of `busy`, (start, end) pairs sorted by start."""
+    candidate = start
+    for busy_start, busy_end in busy:
+        if busy_start >= candidate + length:
+            break  # the gap before this interval fits, and every later interval starts later still
+        if busy_end > candidate:
+            candidate = busy_end
+            if candidate > start + horizon:
+                return None
+    return candidate

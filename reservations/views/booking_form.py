@@ -1,17 +1,144 @@
-from django.http import Http404
+"""The booking form (/book/) with its live availability check, and a booking's own page and .ics."""
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import HttpResponse, QueryDict
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_http_methods
+
+from .. import services
+from ..calendar import build_calendar
+from ..errors import BookingConflict, BookingError
+from ..forms import LOCAL_MINUTE, BookingForm
+from ..models import Booking
+from ..parsing import format_device_set
+from ..selectors import nearest_free_start
+from ..templatetags.labres import span
 
 
-def book(request):  # the booking form is being written
-    raise Http404("The booking form is not there yet.")
+@login_required
+@require_http_methods(["GET", "POST"])
+def book(request):
+    """The form; a link may prefill it (?server=thalys&devices=0-1&start=2025-11-23T14:00&end=...)."""
+    if request.method == "POST":
+        return _submit(request)
+    form, data, notes = BookingForm.from_query(request.GET)
+    check = None
+    if notes:
+        check = {"errors": notes}
+    elif {"what", "gpus", "devices", "room"} & set(request.GET):  # the link says what; a server alone is not a choice yet
+        check = _check(BookingForm(data, catalog=form.catalog), data)
+    return render(request, "reservations/book.html", {"form": form, "check": check})
 
 
+def _submit(request):
+    form = BookingForm(request.POST)
+    check = None
+    if form.is_valid():
+        try:
+            booking = services.create_booking(request.user, source=Booking.Source.WEB, **form.booking_kwargs())
+        except BookingConflict as conflict:
+            form.add_error(None, "The time you chose overlaps other bookings; see Availability below.")
+            check = _taken(form, conflict.conflicts, request.POST)
+        except BookingError as error:
+            form.add_error(form.field_for(error), error.message)
+        else:
+            messages.success(request, f"Booked {booking.what}, {span(booking.start, booking.end)}.")
+            response = redirect("booking-detail", pk=booking.pk)
+            response.status_code = 303  # see the new booking; a reload does not post again
+            return response
+    return render(request, "reservations/book.html", {"form": form, "check": check})
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
 def check(request):
-    raise Http404("The booking form is not there yet.")
+    """Whether the form's choice is free right now; the partial the form's status box shows."""
+    data = request.POST if request.method == "POST" else request.GET
+    return render(request, "reservations/_book_check.html", {"check": _check(BookingForm(data), data)})
 
 
+def _check(form, data):
+    if not form.is_valid():
+        return {"errors": [line for _, line in form.error_summary()]}
+    try:
+        target = services.resolve_target(**form.target)
+    except BookingError as error:
+        return {"errors": [error.message]}
+    start, end = form.cleaned_data["start"], form.cleaned_data["end_at"]
+    conflicts = services.find_conflicts(target.units, start, end)
+    if conflicts:
+        return _taken(form, conflicts, data, target=target)
+    return {"free": True, "what": _describe(target), "start": start, "end": end}
+
+
+def _taken(form, conflicts, data, *, target=None):
+    """Who holds which part and until when, and the nearest start at which the same choice is free."""
+    target = target or services.resolve_target(**form.target)
+    start = form.cleaned_data["start"]
+    length = form.cleaned_data["end_at"] - start
+    nearest = nearest_free_start(target.units, start, length)
+    report = {"free": False, "what": _describe(target), "start": start, "end": start + length, "conflicts": conflicts}
+    if conflicts == []:
+        report["errors"] = [BookingConflict([]).message]
+    if nearest is not None:
+        new_start = timezone.localtime(nearest).strftime(LOCAL_MINUTE)
+        new_end = timezone.localtime(nearest + length).strftime(LOCAL_MINUTE)
+        changes = {"start": new_start, "end": new_end} if data.get("end") else {"start": new_start}
+        report.update(nearest=nearest, nearest_start=new_start, nearest_end=new_end, use_it=_book_link(form, data, changes))
+    return report
+
+
+def _describe(target):
+    """'thalys GPUs 0-1', 'thalys GPU 3', 'thalys (whole server)', 'room Lab 2'."""
+    if target.room is not None:
+        return f"room {target.room.name}"
+    if target.whole_server:
+        return f"{target.server.name} (whole server)"
+    indices = [device.index for device in target.devices]
+    noun = "GPU" if len(indices) == 1 else "GPUs"
+    return f"{target.server.name} {noun} {format_device_set(indices)}"
+
+
+def _book_link(form, data, changes):
+    """/book/?… with the form's values and `changes`: a link that fills the form in again."""
+    query = QueryDict(mutable=True)
+    unused = {"server", "gpus", "devices"} if form.cleaned_data["what"] == "room" else {"room"}
+    for name in (name for name in form.fields if name not in unused):
+        values = data.getlist(name) if hasattr(data, "getlist") else data.get(name, [])
+        values = values if isinstance(values, list) else [values]
+        if any(values):
+            query.setlist(name, values)
+    for name, value in changes.items():
+        query[name] = value
+    return f"{reverse('book')}?{query.urlencode()}"
+
+
+# --- a booking's page and .ics -------------------------------------------------------------
+
+
+def _booking(pk):
+    """Any member may see any booking: the whole lab sees them on the timeline."""
+    bookings = Booking.objects.select_related("user__profile", "server", "room").prefetch_related("allocations__unit__device")
+    return get_object_or_404(bookings, pk=pk)
+
+
+@login_required
 def detail(request, pk):
-    raise Http404("The booking page is not there yet.")
+    booking = _booking(pk)
+    context = {
+        "booking": booking,
+        "state": booking.state(),
+        "can_change": booking.user_id == request.user.pk or request.user.is_staff,
+        "location": booking.room.location if booking.room_id else booking.server.location,
+    }
+    return render(request, "reservations/booking_detail.html", context)
 
 
+@login_required
 def ics(request, pk):
-    raise Http404("The booking page is not there yet.")
+    booking = _booking(pk)
+    response = HttpResponse(build_calendar([booking], request), content_type="text/calendar; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="booking-{booking.pk}.ics"'
+    return response

@@ -1,0 +1,49 @@
+// The booking form: show only the inputs that apply to the choice, keep the three ways of giving
+// a length apart, and let "use it" fill the start in place. Without this script every input
+// shows and the form still works (the server reads the what-choice and ignores nothing silently).
+(function () {
+  "use strict";
+  const form = document.querySelector("form.book");
+  if (!form) return;
+  const server = form.elements.namedItem("server");
+  const duration = form.elements.namedItem("duration");
+  const end = form.elements.namedItem("end");
+  const start = form.elements.namedItem("start");
+
+  // Hidden inputs are disabled too, so they are neither posted nor checked.
+  function show(element, on) {
+    element.hidden = !on;
+    element.querySelectorAll("input, select").forEach(function (input) { input.disabled = !on; });
+  }
+
+  function sync() {
+    const picked = form.querySelector("input[name=what]:checked");
+    const what = picked ? picked.value : "gpus";
+    form.querySelectorAll("[data-show]").forEach(function (element) {
+      show(element, element.dataset.show.split(" ").indexOf(what) >= 0);
+    });
+    if (what === "gpus" && server) {
+      form.querySelectorAll(".gpu-group").forEach(function (group) { show(group, group.dataset.server === server.value); });
+    }
+  }
+
+  form.addEventListener("input", function (event) {
+    const input = event.target;
+    if (input.name === "what" || input.name === "server") sync();
+    if (input.name === "length") { duration.value = ""; end.value = ""; }
+    if (input.name === "duration" && input.value) { form.querySelectorAll("input[name=length]").forEach(function (c) { c.checked = false; }); end.value = ""; }
+    if (input.name === "end" && input.value) { form.querySelectorAll("input[name=length]").forEach(function (c) { c.checked = false; }); duration.value = ""; }
+  });
+
+  form.addEventListener("click", function (event) {
+    const link = event.target.closest("a.use-it");
+    if (!link) return;
+    event.preventDefault();
+    start.value = link.dataset.start;
+    if (end.value) end.value = link.dataset.end;
+    start.dispatchEvent(new Event("input", { bubbles: true }));
+    start.focus();
+  });
+
+  sync();
+})();

@@ -1,0 +1,80 @@
+"""Headless Chromium from Debian, driven by Playwright, against Django's live server."""
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+
+from tests.conftest import IN_CI
+
+CHROMIUM = os.environ.get("LABRES_CHROMIUM", "/usr/bin/chromium")
+ARTIFACTS = Path(os.environ.get("LABRES_TEST_ARTIFACTS", settings.BASE_DIR / "var" / "test-artifacts"))
+WIDTHS = {"phone": 375, "desktop": 1440}
+# Without these, Chromium tries to reach Google's services, which this network refuses.
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync",
+    "--disable-background-networking", "--disable-component-update",
+]
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if "tests/e2e/" in str(item.fspath):
+            item.add_marker(pytest.mark.e2e)
+
+
+@pytest.fixture(scope="session")
+def chromium():
+    if not shutil.which(CHROMIUM):
+        message = f"{CHROMIUM} is missing; install Debian's chromium (apt-get install -y chromium)"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    # Playwright's sync API runs an event loop in this thread; the test's own ORM calls are
+    # still synchronous, one at a time.
+    os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def browse(chromium, live_server):
+    """browse(width='desktop') opens a fresh browser context on the live server."""
+    contexts = []
+
+    def open_page(width="desktop"):
+        context = chromium.new_context(viewport={"width": WIDTHS[width], "height": 900}, base_url=live_server.url)
+        context.set_default_timeout(10_000)
+        contexts.append(context)
+        return context.new_page()
+
+    yield open_page
+    for context in contexts:
+        context.close()
+
+
+@pytest.fixture
+def shoot():
+    """shoot(page, name) saves a full-page screenshot under the test artifacts folder."""
+    folder = ARTIFACTS / "screenshots"
+    folder.mkdir(parents=True, exist_ok=True)
+
+    def save(page, name):
+        path = folder / f"{name}.png"
+        page.screenshot(path=str(path), full_page=True)
+        return path
+
+    return save
+
+
+def sign_in(page, username, password):
+    page.goto("/accounts/login/")
+    page.get_by_label("User name").fill(username)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url("**/")
