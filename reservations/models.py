@@ -216,7 +216,12 @@ class Allocation(models.Model):
         ]
         # The conflict lookup: active allocations of a unit that end after a given time.
         # Its cost depends on a unit's future bookings, not on how long the history is.
-        indexes = [models.Index(fields=["unit", "end"], condition=Q(active=True), name="allocation_active_unit_end")]
+        indexes = [
+            models.Index(fields=["unit", "end"], condition=Q(active=True), name="allocation_active_unit_end"),
+            # What holds anything in a window (Now page, timeline): allocations ending after its
+            # start; with history behind now, that is the future, not the past.
+            models.Index(fields=["end", "start"], condition=Q(active=True), name="allocation_active_end_start"),
+        ]
 
     def __str__(self):
         return f"{self.unit} {self.start:%Y-%m-%d %H:%M}–{self.end:%H:%M}"
@@ -245,7 +250,12 @@ def member_name(user):
         display = user.profile.display_name
     except Profile.DoesNotExist:
         display = ""
-    return display or user.get_full_name() or user.get_username()
+    return display_name_of(display, user.first_name, user.last_name, user.get_username())
+
+
+def display_name_of(display_name, first_name, last_name, username):
+    """member_name from its parts, for reads that fetch columns rather than users."""
+    return display_name or f"{first_name or ''} {last_name or ''}".strip() or username
 
 
 class ApiToken(models.Model):

@@ -2,9 +2,11 @@
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from django.db.models import F, Prefetch, Window, prefetch_related_objects
+from django.db.models.functions import RowNumber
 from django.utils import timezone
 
-from .models import Allocation, Booking, Room, Server
+from .models import Allocation, Booking, Device, Room, Server, display_name_of
 
 LOOKAHEAD = timedelta(days=7)
 
@@ -23,63 +25,80 @@ class UnitStatus:
 
 
 @dataclass
-class ServerStatus:
-    server: Server
-    whole: UnitStatus
-    gpus: list = field(default_factory=list)
+class BoardGroup:
+    """A card on the Now page: a server's GPUs (or the server itself, without GPUs), or the rooms."""
+
+    title: str
+    subtitle: str = ""
+    units: list = field(default_factory=list)
 
 
 def now_board(now=None):
-    """Every active server (its GPUs and itself) and room, with who holds each now and next."""
+    """Every active server's GPUs (a GPU-less server as itself), then the rooms, with who holds each now and next."""
     now = now or timezone.now()
-    servers = list(Server.objects.filter(active=True).prefetch_related("devices"))
-    rooms = list(Room.objects.filter(active=True))
+    servers = Server.objects.filter(active=True).prefetch_related(Prefetch("devices", Device.objects.filter(active=True)))
     holdings = _holdings(now)
 
-    def status(unit_key, label):
-        current, upcoming = holdings.get(unit_key, (None, None))
+    def status(key, label):
+        current, upcoming = holdings.get(key, (None, None))
         return UnitStatus(label=label, current=current, next=upcoming)
 
-    board = []
+    groups = []
     for server in servers:
-        entry = ServerStatus(server=server, whole=status(("server", server.pk), server.name))
-        entry.gpus = [status(("gpu", d.pk), str(d.index)) for d in server.devices.all() if d.active]
-        board.append(entry)
-    return board, [status(("room", room.pk), room.name) for room in rooms]
+        gpus = [status(("gpu", d.pk), f"GPU {d.index}") for d in server.devices.all()]
+        groups.append(BoardGroup(server.name, server.location, gpus or [status(("server", server.pk), server.name)]))
+    rooms = [status(("room", room.pk), room.name) for room in Room.objects.filter(active=True)]
+    if rooms:
+        groups.append(BoardGroup("Rooms", units=rooms))
+    return groups
+
+
+@dataclass(frozen=True)
+class Holding:
+    """Who holds a unit from when to when, and why: the part of a booking the Now page shows."""
+
+    booking_id: int
+    user_id: int
+    name: str
+    start: object
+    end: object
+    purpose: str
 
 
 def _holdings(now):
-    """{(kind, object id): (current booking, next booking)} from one query."""
+    """{(kind, object id): (current holding, next holding)} from one query: each unit's first two allocations."""
     rows = (
         Allocation.objects.filter(active=True, end__gt=now, start__lt=now + LOOKAHEAD)
-        .select_related("booking__user__profile", "unit")
-        .order_by("start")
+        .annotate(rank=Window(RowNumber(), partition_by=[F("unit_id")], order_by=F("start").asc()))
+        .filter(rank__lte=2)
+        .values_list(
+            "unit__kind", "unit__device_id", "unit__room_id", "unit__server_id",
+            "booking_id", "booking__user_id", "booking__user__profile__display_name", "booking__user__first_name",
+            "booking__user__last_name", "booking__user__username", "start", "end", "booking__purpose",
+        )
     )
     holdings = {}
-    for row in rows:
-        unit = row.unit
-        key = (unit.kind, unit.device_id or unit.room_id or unit.server_id)
+    for kind, device_id, room_id, server_id, booking_id, user_id, display, first, last, username, start, end, purpose in rows:
+        holding = Holding(booking_id, user_id, display_name_of(display, first, last, username), start, end, purpose)
+        key = (kind, device_id or room_id or server_id)
         current, upcoming = holdings.get(key, (None, None))
-        if row.start <= now:
-            current = current or row.booking
-        else:
-            upcoming = upcoming or row.booking
+        if start <= now:
+            current = holding
+        elif upcoming is None:
+            upcoming = holding
         holdings[key] = (current, upcoming)
     return holdings
 
 
-def member_bookings(user, now=None):
+def member_bookings(user, now=None, *, upcoming_limit=None):
     """A member's bookings: running and upcoming (lists, soonest first) and past (a queryset, newest first)."""
     now = now or timezone.now()
-    bookings = (
-        Booking.objects.filter(user=user)
-        .select_related("server", "room", "user__profile")
-        .prefetch_related("allocations__unit__device")
-    )
-    current = list(bookings.filter(status=Booking.Status.CONFIRMED, end__gt=now).order_by("start"))
-    running = [b for b in current if b.start <= now]
-    upcoming = [b for b in current if b.start > now]
-    past = bookings.exclude(status=Booking.Status.CONFIRMED, end__gt=now).order_by("-start")
+    bookings = Booking.objects.filter(user=user).select_related("server", "room", "user__profile")
+    current = bookings.filter(status=Booking.Status.CONFIRMED, end__gt=now).order_by("start")
+    running = list(current.filter(start__lte=now))
+    upcoming = list(current.filter(start__gt=now)[:upcoming_limit])
+    prefetch_related_objects(running + upcoming, "allocations__unit__device")
+    past = bookings.exclude(status=Booking.Status.CONFIRMED, end__gt=now).prefetch_related("allocations__unit__device").order_by("-start")
     return running, upcoming, past
 
 

@@ -14,13 +14,12 @@ from datetime import UTC, date, datetime, time, timedelta
 from html import escape
 from urllib.parse import urlencode
 
-from django.contrib.auth import get_user_model
 from django.db.models import Aggregate, CharField, OuterRef, Q, Subquery
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.safestring import mark_safe
 
-from .models import Allocation, Booking, Profile, Room, Unit, member_name
+from .models import Allocation, Booking, Room, Unit, display_name_of, member_name
 from .selectors import LOOKAHEAD
 
 VIEWS = ("day", "week")
@@ -337,18 +336,11 @@ def _bars_by_unit(window, user):
             continue
         who = names.get(user_id)
         if who is None:
-            who = names[user_id] = _member_name(username, first, last, display)
+            who = names[user_id] = display_name_of(display, first, last, username)
         bar = _bar(window, booking_id, start, end, who, purpose, whole, user_id == user.pk)
         for unit_id in unit_ids.split(","):
             bars.setdefault(int(unit_id), []).append(bar)
     return bars
-
-
-def _member_name(username, first_name, last_name, display_name):
-    """member_name() on the values of one row, without loading the user and profile."""
-    user = get_user_model()(username=username, first_name=first_name, last_name=last_name)
-    user.profile = Profile(display_name=display_name or "")
-    return member_name(user)
 
 
 def _bar(window, booking_id, start, end, who, purpose, whole, mine):

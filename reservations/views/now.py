@@ -1,8 +1,13 @@
+import functools
+
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import render
 from django.utils import timezone
+from django.utils.html import escape
+from django.utils.safestring import mark_safe
 
 from ..selectors import member_bookings, now_board
+from ..templatetags.labres import when
 
 NEXT_SHOWN = 3  # upcoming bookings of the member shown on the Now page
 
@@ -21,6 +26,23 @@ def panel(request):
 
 def now_context(request, **extra):
     moment = timezone.now()
-    servers, rooms = now_board(moment)
-    running, upcoming, _ = member_bookings(request.user, moment)
-    return {"servers": servers, "rooms": rooms, "running": running, "upcoming": upcoming[:NEXT_SHOWN], "moment": moment, **extra}
+    running, upcoming, _ = member_bookings(request.user, moment, upcoming_limit=NEXT_SHOWN)
+    groups = now_board(moment)
+    when_cached = functools.lru_cache(maxsize=None)(when)  # many cards show the same few times
+    for group in groups:
+        group.cards = mark_safe("".join(_card(unit, request.user, when_cached) for unit in group.units))
+    return {"groups": groups, "running": running, "upcoming": upcoming, "moment": moment, **extra}
+
+
+def _card(unit, viewer, when=when):
+    """One unit's card. Built here, not in the template: hundreds of cards render several times faster."""
+    current, upcoming = unit.current, unit.next
+    if current is None:
+        state, tag, holder = "free", "free", ""
+    else:
+        state = "mine" if current.user_id == viewer.pk else "busy"
+        tag = "you" if state == "mine" else "busy"
+        purpose = f" — {escape(current.purpose)}" if current.purpose else ""
+        holder = f"<small>{escape(current.name)} until {when(current.end)}{purpose}</small>"
+    following = f"<small>next: {escape(upcoming.name)} from {when(upcoming.start)}</small>" if upcoming else ""
+    return f'<div class="unit {state}"><span class="name">{escape(unit.label)}</span><span class="tag">{tag}</span>{holder}{following}</div>\n'
