@@ -96,3 +96,14 @@
     go(track.parentNode, span(at, at, false));
   });
 })();
+
+/* On a narrow screen the time area scrolls sideways: open it at "now" rather than at midnight. */
+(function () {
+  "use strict";
+  var scroller = document.querySelector(".tl-scroll"), now = document.querySelector(".tl-now");
+  if (!scroller || !now || scroller.scrollWidth <= scroller.clientWidth) return;
+  var label = document.querySelector(".tl-label");
+  var labelWidth = label ? label.getBoundingClientRect().width : 0;
+  var target = now.getBoundingClientRect().left - scroller.getBoundingClientRect().left - labelWidth - 40;
+  scroller.scrollLeft = Math.max(0, target);
+})();
