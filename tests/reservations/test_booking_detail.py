@@ -12,13 +12,6 @@ pytestmark = pytest.mark.django_db
 H = timedelta(hours=1)
 
 
-@pytest.fixture(autouse=True)
-def lab_time_zone_afterwards():
-    """The time-zone middleware leaves a member's zone active in the test's thread; later tests expect the lab's."""
-    yield
-    timezone.deactivate()
-
-
 def actions(page):
     """The labels of the action buttons on a booking's page."""
     card = page.split('class="card booking"', 1)[1].split("</section>", 1)[0]

@@ -12,21 +12,9 @@ from reservations import services
 from reservations.timeline import monday_of
 from tests.factories import RoomFactory, UserFactory
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("lab_in_utc")]
 H = timedelta(hours=1)
 UTC = ZoneInfo("UTC")
-
-
-@pytest.fixture(autouse=True)
-def lab_in_utc(settings):
-    settings.TIME_ZONE = "UTC"
-
-
-@pytest.fixture
-def monday():
-    """A Monday two weeks ahead (UTC midnight), so every booking in its week is in the future."""
-    today = timezone.localdate(timezone.now(), UTC)
-    return datetime.combine(monday_of(today) + timedelta(days=14), datetime.min.time(), tzinfo=UTC)
 
 
 def week_page(client, user, room, **query):

@@ -13,22 +13,10 @@ from reservations.models import Device, Room, Server
 from reservations.timeline import Window, build_timeline, monday_of
 from tests.factories import RoomFactory, ServerFactory, UserFactory
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("lab_in_utc")]
 H = timedelta(hours=1)
 UTC = ZoneInfo("UTC")
 BERLIN = ZoneInfo("Europe/Berlin")
-
-
-@pytest.fixture(autouse=True)
-def lab_in_utc(settings):
-    settings.TIME_ZONE = "UTC"
-
-
-@pytest.fixture
-def monday():
-    """A Monday two weeks ahead (UTC midnight), so every booking in its week is in the future."""
-    today = timezone.localdate(timezone.now(), UTC)
-    return datetime.combine(monday_of(today) + timedelta(days=14), datetime.min.time(), tzinfo=UTC)
 
 
 def timeline(client, user, **query):
