@@ -8,6 +8,8 @@ class ReservationsConfig(AppConfig):
     verbose_name = "Reservations"
 
     def ready(self):
+        import labres.celery  # noqa: F401  the app must exist before any task is sent from this process
+
         post_save.connect(_give_new_users_a_profile, sender=settings.AUTH_USER_MODEL, dispatch_uid="labres-profile")
 
 
