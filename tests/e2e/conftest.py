@@ -11,6 +11,8 @@ from tests.conftest import IN_CI
 CHROMIUM = os.environ.get("LABRES_CHROMIUM", "/usr/bin/chromium")
 ARTIFACTS = Path(os.environ.get("LABRES_TEST_ARTIFACTS", settings.BASE_DIR / "var" / "test-artifacts"))
 WIDTHS = {"phone": 375, "desktop": 1440}
+# axe-core (npm registry, MPL-2.0), injected into pages to check them against WCAG 2 A/AA.
+AXE = Path(__file__).parent / "vendor" / "axe-core-4.14.1" / "axe.min.js"
 # Without these, Chromium tries to reach Google's services, which this network refuses.
 CHROMIUM_ARGS = [
     "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync",
@@ -78,3 +80,17 @@ def sign_in(page, username, password):
     page.get_by_label("Password").fill(password)
     page.get_by_role("button", name="Sign in").click()
     page.wait_for_url("**/")
+
+
+def accessibility_problems(page):
+    """Serious and critical WCAG 2 A/AA violations axe-core finds on the page, as readable lines."""
+    page.add_script_tag(path=str(AXE))
+    result = page.evaluate(
+        "() => axe.run(document, {runOnly: {type: 'tag', values: ['wcag2a', 'wcag2aa']}, resultTypes: ['violations']})"
+    )
+    return [
+        f"{violation['id']} ({violation['impact']}): {violation['help']} — {node['target']}"
+        for violation in result["violations"]
+        if violation["impact"] in {"serious", "critical"}
+        for node in violation["nodes"][:3]
+    ]

@@ -10,7 +10,7 @@ from reservations import services
 from reservations.models import Booking
 from tests.factories import RoomFactory, ServerFactory, UserFactory
 
-from .conftest import WIDTHS, sign_in
+from .conftest import WIDTHS, accessibility_problems, sign_in
 
 pytestmark = pytest.mark.django_db(transaction=True)
 PASSWORD = "journey-pass-42"
@@ -102,6 +102,7 @@ def test_every_page_renders_at_phone_and_desktop_width(browse, shoot, lab, width
         "room-week": f"/rooms/{lab['room'].pk}/",
         "profile": "/profile/",
     }
+    problems = {}
     for name, url in pages.items():
         response = page.goto(url)
         assert response.status == 200, f"{url} answered {response.status}"
@@ -110,3 +111,5 @@ def test_every_page_renders_at_phone_and_desktop_width(browse, shoot, lab, width
         # Nothing but the timeline's own scrolling area may be wider than the screen.
         overflow = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
         assert overflow <= 1, f"{url} is {overflow}px wider than the {width} screen"
+        problems[url] = accessibility_problems(page)
+    assert not any(problems.values()), "\n".join(f"{url}: {line}" for url, lines in problems.items() for line in lines)
