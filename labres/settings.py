@@ -41,6 +41,10 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
+    "rest_framework",
+    "django_filters",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "reservations",
     "monitoring",
     "notifications",
@@ -164,6 +168,47 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+
+# --- API ---------------------------------------------------------------------------------
+# Requests a minute (or /second, /hour, /day) from one anonymous address; empty: no limit.
+API_THROTTLE_ANON = env.str("API_THROTTLE_ANON", default="30/minute")
+# Requests a minute from one member, whichever token or session; empty: no limit.
+API_THROTTLE_USER = env.str("API_THROTTLE_USER", default="1200/minute")
+# Token requests (user name and password) a minute from one address; empty: no limit.
+API_THROTTLE_TOKEN = env.str("API_THROTTLE_TOKEN", default="10/minute")
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        # Token first: an unauthenticated request is then told 401 with WWW-Authenticate: Token.
+        "reservations.api.auth.ApiTokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_THROTTLE_CLASSES": ["reservations.api.throttles.AnonThrottle", "reservations.api.throttles.UserThrottle"],
+    "DEFAULT_PAGINATION_CLASS": "reservations.api.pagination.Pagination",
+    "PAGE_SIZE": 50,
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer", "rest_framework.renderers.BrowsableAPIRenderer"],
+    "DEFAULT_SCHEMA_CLASS": "reservations.api.schema.AutoSchema",
+    "EXCEPTION_HANDLER": "reservations.api.errors.exception_handler",
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "labres API",
+    "DESCRIPTION": "Book GPUs, whole servers and rooms; see who holds what. Times without an offset are read in "
+    "your time zone; answers give UTC. Errors: {\"error\": {\"code\", \"message\", \"fields\"?, \"conflicts\"?}}.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SCHEMA_PATH_PREFIX": r"/api/v1",
+    "ENUM_NAME_OVERRIDES": {
+        "BookingSourceEnum": "reservations.models.Booking.Source",
+        "ClientSourceEnum": "reservations.api.serializers.CLIENT_SOURCES",
+    },
+    # Swagger UI and Redoc from the drf-spectacular-sidecar package: no CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+}
 
 # --- Static files -----------------------------------------------------------------------
 STATIC_URL = "static/"

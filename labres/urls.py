@@ -1,7 +1,9 @@
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from monitoring.views import health
+from reservations.api.views import NOT_FOUND_NAME, not_found
 
 admin.site.site_header = "labres administration"
 admin.site.site_title = "labres"
@@ -11,4 +13,8 @@ urlpatterns = [
     path("accounts/", include("django.contrib.auth.urls")),  # logout, password change; sign-in is ours
     path("health/", health, name="health"),
     path("admin/", admin.site.urls),
+    path("api/v1/", include("reservations.api.urls")),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    re_path(r"^api/", not_found, name=NOT_FOUND_NAME),  # the API's own 404, in its error shape
 ]

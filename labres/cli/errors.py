@@ -1,0 +1,40 @@
+"""What the CLI tells a person when it cannot do what was asked."""
+
+
+class CliError(Exception):
+    """A failure to report in one line on stderr; `exit_code` is what the process exits with."""
+
+    exit_code = 2
+
+    def __init__(self, message, *, exit_code=None):
+        super().__init__(message)
+        self.message = message
+        if exit_code is not None:
+            self.exit_code = exit_code
+
+    def lines(self):
+        return [self.message]
+
+
+class ApiError(CliError):
+    """The API answered with its error shape; a 409 carries the conflicts and exits 1 (taken)."""
+
+    def __init__(self, status, code, message, *, fields=None, conflicts=None):
+        super().__init__(message, exit_code=1 if status == 409 else 2)
+        self.status = status
+        self.code = code
+        self.fields = fields or {}
+        self.conflicts = conflicts or []
+
+    def lines(self):
+        if self.conflicts:
+            return [conflict.get("message") or self.message for conflict in self.conflicts]
+        # Field messages say what exactly is wrong; add the ones the summary leaves out.
+        details = [text for texts in self.fields.values() for text in _as_list(texts) if str(text) not in self.message]
+        if details:
+            return [f"{self.message.rstrip('.')}: {' '.join(str(text) for text in details)}"]
+        return [self.message]
+
+
+def _as_list(texts):
+    return texts if isinstance(texts, list) else [texts]

@@ -1,0 +1,79 @@
+"""`labres prompt`: a marker for the shell prompt when someone else holds this host now.
+
+It runs before every prompt, so it answers from a cache younger than LABRES_PROMPT_TTL
+seconds (10) when it can, waits at most LABRES_PROMPT_TIMEOUT seconds (2) for the portal,
+and on any failure prints nothing and exits 0: a prompt must never break the shell.
+"""
+import json
+import os
+import re
+import sys
+import time
+
+from . import times
+from .client import Client
+from .config import cache_dir, default_server, portal, write_private
+
+RED, RESET = "\033[31m", "\033[0m"
+# Bash and zsh must be told the colour codes take no room, or line editing goes astray.
+INVISIBLE = {"bash": ("\001", "\002"), "zsh": ("%{", "%}"), "plain": ("", "")}
+
+
+def prompt(args):
+    try:
+        holders = _holders(args)
+        if holders:
+            sys.stdout.write(render(holders, shell=args.shell, colour=not os.environ.get("NO_COLOR")))
+    except Exception:  # noqa: BLE001 -- whatever went wrong, the prompt stays usable
+        pass
+    return 0
+
+
+def render(holders, *, shell="plain", colour=True):
+    """'!alice ' (red unless NO_COLOR), '!alice,bob ' for two, '!alice+2 ' for more."""
+    text = "!" + (",".join(holders) if len(holders) <= 2 else f"{holders[0]}+{len(holders) - 1}")
+    if colour:
+        start, end = INVISIBLE[shell]
+        text = f"{start}{RED}{end}{text}{start}{RESET}{end}"
+    return text + " "
+
+
+def _holders(args):
+    """The user names, other than the caller's, holding a unit of the server now; cached."""
+    server = args.server or default_server()
+    found = portal(getattr(args, "url", None), getattr(args, "token", None))
+    path = cache_dir() / f"prompt-{re.sub(r'[^A-Za-z0-9._-]', '_', server)}.json"
+    ttl = float(os.environ.get("LABRES_PROMPT_TTL") or 10)
+    cached = _read(path)
+    if cached and cached.get("url") == found.url and 0 <= time.time() - cached.get("at", 0) < ttl:
+        return cached["holders"]
+    holders = []  # a failure is cached too: a portal that is down must not slow every prompt
+    try:
+        holders = _ask(found, server)
+    finally:
+        write_private(path, json.dumps({"at": time.time(), "url": found.url, "holders": holders}))
+    return holders
+
+
+def _ask(found, server):
+    client = Client(found.url, found.token, username=found.username, timeout=float(os.environ.get("LABRES_PROMPT_TIMEOUT") or 2))
+    availability = client.get("availability/", server=server)
+    now = times.from_api(availability["start"])
+    users = {
+        busy["user"]
+        for unit in availability["units"]
+        if (unit.get("server") or "").lower() == server.lower()
+        for busy in unit["busy"]
+        if times.from_api(busy["start"]) <= now < times.from_api(busy["end"])
+    }
+    if not users:
+        return []
+    me = client.username or client.get("me/")["username"]
+    return sorted(users - {me})
+
+
+def _read(path):
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None

@@ -1,0 +1,121 @@
+"""One error shape for every 4xx under /api/: {"error": {"code", "message", "fields"?, "conflicts"?}}.
+
+DRF calls exception_handler for whatever a view raises; the booking services' domain errors
+are mapped here too, so views let them through instead of catching each one.
+"""
+import math
+
+from django.core.exceptions import ObjectDoesNotExist, PermissionDenied
+from django.http import Http404
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import set_rollback
+
+from ..errors import BookingConflict, BookingError, Busy, NotAllowed
+from .times import utc_iso
+
+CODES = ("invalid", "conflict", "forbidden", "not_found", "unauthenticated", "throttled", "busy", "method_not_allowed")
+BUSY_RETRY_SECONDS = 1
+
+
+def exception_handler(exc, context):
+    """The response for an exception a view raised, or None to let Django answer 500."""
+    response = _domain_error(exc) or _framework_error(exc)
+    if response is not None:
+        set_rollback()
+    return response
+
+
+def error_response(status_code, code, message, *, fields=None, conflicts=None, headers=None):
+    body = {"code": code, "message": message}
+    if fields:
+        body["fields"] = fields
+    if conflicts is not None:
+        body["conflicts"] = conflicts
+    return Response({"error": body}, status=status_code, headers=headers)
+
+
+def _domain_error(exc):
+    if isinstance(exc, BookingConflict):
+        conflicts = [{**conflict.as_dict(), **_utc_times(conflict.booking)} for conflict in exc.conflicts]
+        return error_response(status.HTTP_409_CONFLICT, "conflict", exc.message, conflicts=conflicts)
+    if isinstance(exc, Busy):
+        headers = {"Retry-After": str(BUSY_RETRY_SECONDS)}
+        return error_response(status.HTTP_503_SERVICE_UNAVAILABLE, "busy", exc.message, headers=headers)
+    if isinstance(exc, NotAllowed):
+        return error_response(status.HTTP_403_FORBIDDEN, "forbidden", exc.message)
+    if isinstance(exc, BookingError):
+        fields = {exc.field: [exc.message]} if exc.field else None
+        return error_response(status.HTTP_400_BAD_REQUEST, "invalid", exc.message, fields=fields)
+    if isinstance(exc, (Http404, ObjectDoesNotExist)):
+        return error_response(status.HTTP_404_NOT_FOUND, "not_found", "Not found.")
+    if isinstance(exc, PermissionDenied):
+        return error_response(status.HTTP_403_FORBIDDEN, "forbidden", "You may not do this.")
+    return None
+
+
+def _framework_error(exc):
+    if not isinstance(exc, exceptions.APIException):
+        return None
+    headers = {}
+    if isinstance(exc, (exceptions.NotAuthenticated, exceptions.AuthenticationFailed)):
+        # APIView.handle_exception sets auth_header when an authenticator can say how to sign in.
+        if getattr(exc, "auth_header", None):
+            headers["WWW-Authenticate"] = exc.auth_header
+        return error_response(exc.status_code, "unauthenticated", _text(exc.detail), headers=headers)
+    if isinstance(exc, exceptions.Throttled):
+        wait = math.ceil(exc.wait) if exc.wait is not None else None
+        if wait is not None:
+            headers["Retry-After"] = str(wait)
+        message = f"Too many requests; try again in {wait} s." if wait is not None else "Too many requests; try again later."
+        return error_response(exc.status_code, "throttled", message, headers=headers)
+    if isinstance(exc, exceptions.ValidationError):
+        fields = _flatten(exc.detail)
+        return error_response(exc.status_code, "invalid", _summary(fields), fields=fields)
+    if isinstance(exc, exceptions.MethodNotAllowed):
+        return error_response(exc.status_code, "method_not_allowed", _text(exc.detail))
+    if isinstance(exc, exceptions.NotFound):
+        return error_response(exc.status_code, "not_found", _text(exc.detail))
+    if isinstance(exc, exceptions.PermissionDenied):
+        return error_response(exc.status_code, "forbidden", _text(exc.detail))
+    # Malformed JSON, an unsupported media type, an unacceptable Accept header: bad input.
+    return error_response(exc.status_code, "invalid", _text(exc.detail))
+
+
+def _text(detail):
+    if isinstance(detail, (list, tuple)):
+        return " ".join(_text(item) for item in detail)
+    if isinstance(detail, dict):
+        return " ".join(_text(item) for item in detail.values())
+    return str(detail)
+
+
+def _flatten(detail, prefix=""):
+    """{'field': ['message', ...]}, with nested errors under dotted names ('devices.1')."""
+    if isinstance(detail, dict):
+        fields = {}
+        for key, value in detail.items():
+            name = f"{prefix}.{key}" if prefix else str(key)
+            fields.update(_flatten(value, name))
+        return fields
+    if isinstance(detail, (list, tuple)) and any(isinstance(item, (dict, list, tuple)) for item in detail):
+        fields = {}
+        for index, item in enumerate(detail):
+            if item:
+                fields.update(_flatten(item, f"{prefix}.{index}" if prefix else str(index)))
+        return fields
+    messages = [str(item) for item in detail] if isinstance(detail, (list, tuple)) else [str(detail)]
+    return {prefix or "non_field_errors": messages}
+
+
+def _summary(fields):
+    """One sentence for the whole: the message itself when there is one, else each field's first."""
+    messages = [(name, texts[0]) for name, texts in fields.items() if texts]
+    if len(messages) == 1 and sum(len(texts) for texts in fields.values()) == 1:
+        return messages[0][1]
+    return "; ".join(text if name == "non_field_errors" else f"{name}: {text}" for name, text in messages)
+
+
+def _utc_times(booking):
+    """Conflict.as_dict() writes times as they came; the API writes them in UTC with Z."""
+    return {"start": utc_iso(booking.start), "end": utc_iso(booking.end)}

@@ -1,0 +1,91 @@
+"""Query filters for the lists: bookings (mine, user, server, device, room, status, state, window) and devices."""
+import django_filters
+from django import forms
+from django.db.models import Q
+from django.utils import timezone
+from django_filters.widgets import BooleanWidget
+from drf_spectacular.utils import extend_schema_field
+
+from ..models import Allocation, Booking, Device
+from .serializers import BIGINT_MAX, STATES
+from .times import EARLIEST, LATEST
+
+
+class TimeFormField(django_filters.fields.IsoDateTimeField):
+    """ISO 8601; without an offset read in the member's zone (the view activated it)."""
+
+    def to_python(self, value):
+        moment = super().to_python(value)
+        if moment is not None and not EARLIEST <= moment < LATEST:
+            raise forms.ValidationError("Times must lie between 1970 and 2999.", code="range")
+        return moment
+
+
+class TimeFilter(django_filters.IsoDateTimeFilter):
+    field_class = TimeFormField
+
+
+class IdFilter(django_filters.NumberFilter):
+    field_class = forms.IntegerField
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("min_value", 1)
+        kwargs.setdefault("max_value", BIGINT_MAX)
+        super().__init__(*args, **kwargs)
+
+
+def _name_or_id(field):
+    """A filter on a related object's name (any case), or its id when the value is a number."""
+
+    def method(queryset, name, value):
+        value = value.strip()
+        match = Q(**{f"{field}__name__iexact": value})
+        if value.isdigit() and int(value) <= BIGINT_MAX:
+            match |= Q(**{f"{field}_id": int(value)})
+        return queryset.filter(match)
+
+    return method
+
+
+class BookingFilter(django_filters.FilterSet):
+    mine = django_filters.BooleanFilter(method="filter_mine", widget=BooleanWidget, help_text="1: only your bookings.")
+    user = django_filters.CharFilter(field_name="user__username", lookup_expr="iexact", help_text="A member's user name.")
+    server = django_filters.CharFilter(method=_name_or_id("server"), help_text="A server's name (or id).")
+    device = extend_schema_field(
+        {"type": "integer", "minimum": 1, "description": "A device id: the bookings holding that GPU, whole-server ones included."}
+    )(IdFilter(method="filter_device"))
+    room = django_filters.CharFilter(method=_name_or_id("room"), help_text="A room's name (or id).")
+    status = django_filters.ChoiceFilter(choices=Booking.Status.choices)
+    state = django_filters.ChoiceFilter(choices=[(state, state) for state in STATES], method="filter_state")
+    start = TimeFilter(field_name="end", lookup_expr="gt", help_text="With end: bookings overlapping [start, end). ISO 8601.")
+    end = TimeFilter(field_name="start", lookup_expr="lt", help_text="With start: bookings overlapping [start, end). ISO 8601.")
+
+    class Meta:
+        model = Booking
+        fields = []
+
+    def filter_mine(self, queryset, name, value):
+        return queryset.filter(user=self.request.user) if value else queryset
+
+    def filter_device(self, queryset, name, value):
+        # A subquery rather than a join: a booking then appears once, whatever it holds.
+        return queryset.filter(pk__in=Allocation.objects.filter(unit__device_id=value).values("booking_id"))
+
+    def filter_state(self, queryset, name, value):
+        now = timezone.now()
+        confirmed = queryset.filter(status=Booking.Status.CONFIRMED)
+        if value == "upcoming":
+            return confirmed.filter(start__gt=now)
+        if value == "running":
+            return confirmed.filter(start__lte=now, end__gt=now)
+        if value == "ended":
+            return confirmed.filter(end__lte=now)
+        return queryset.filter(status=value)  # cancelled, released
+
+
+class DeviceFilter(django_filters.FilterSet):
+    server = django_filters.CharFilter(method=_name_or_id("server"), help_text="A server's name (or id).")
+
+    class Meta:
+        model = Device
+        fields = []

@@ -1,0 +1,392 @@
+"""Shapes in and out of the API.
+
+Input serializers check shapes and read what people type: times (a time without an offset is
+in the member's zone, which the view has activated), durations ('2h') and device sets ('0-1')
+or lists of device ids. Whether a booking can be made is the service's to say.
+"""
+from datetime import UTC, timedelta
+
+from django.utils import timezone
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from ..models import Booking, Device, Room, Server, member_name
+from ..parsing import ParseError, format_device_set, parse_device_set, parse_duration
+from .errors import CODES
+from .times import EARLIEST, LATEST, utc_iso
+
+BIGINT_MAX = 2**63 - 1
+STATES = ("upcoming", "running", "ended", "cancelled", "released")
+DEFAULT_WINDOW = timedelta(hours=24)
+MAX_WINDOW = timedelta(days=31)
+CLIENT_SOURCES = (Booking.Source.API.value, Booking.Source.CLI.value)
+
+
+# --- fields ------------------------------------------------------------------------------
+
+
+class UTCTimeField(serializers.DateTimeField):
+    """A time written in UTC with Z, whatever zone the request reads times in."""
+
+    def __init__(self, **kwargs):
+        super().__init__(default_timezone=UTC, **kwargs)
+
+
+class TimeField(serializers.DateTimeField):
+    """An ISO 8601 time; without an offset it is read in the member's zone. Kept in UTC."""
+
+    default_error_messages = {"range": "Times must lie between 1970 and 2999."}
+
+    def to_internal_value(self, value):
+        moment = super().to_internal_value(value)  # aware, in the active (member's) zone
+        try:
+            # In UTC, so that adding a duration adds real time even across a daylight-saving change.
+            moment = moment.astimezone(UTC)
+        except OverflowError:
+            self.fail("overflow")
+        if not EARLIEST <= moment < LATEST:
+            self.fail("range")
+        return moment
+
+
+class DurationField(serializers.CharField):
+    """A length written like 30m, 2h, 1h30m or 1d; becomes a timedelta."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("max_length", 50)
+        kwargs.setdefault("help_text", "A length like 30m, 2h, 1h30m or 1d.")
+        super().__init__(**kwargs)
+
+    def run_validation(self, data=serializers.empty):
+        text = super().run_validation(data)  # a string, its length checked
+        try:
+            return parse_duration(text)
+        except ParseError as error:
+            raise serializers.ValidationError(str(error)) from None
+
+
+@extend_schema_field({"oneOf": [{"type": "string"}, {"type": "integer"}]})
+class NameOrIdField(serializers.CharField):
+    """A server or room by name (any case) or by id; a JSON number is read as text."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("max_length", 200)
+        kwargs.setdefault("required", False)
+        kwargs.setdefault("allow_null", True)
+        super().__init__(**kwargs)
+
+
+@extend_schema_field(
+    {
+        "oneOf": [
+            {"type": "string", "description": "A device set of GPU indices, e.g. '0-1' or '0-2,5'; empty means the whole server."},
+            {"type": "array", "items": {"type": "integer"}, "description": "Device ids (see devices/), all on the named server."},
+        ],
+        "nullable": True,
+    }
+)
+class DevicesField(serializers.Field):
+    """GPUs of the named server: '0-1', or [device ids]; null or '' books the whole server.
+
+    Becomes {"indices": [...]} or {"ids": [...]}; ids become indices once the server is known.
+    """
+
+    default_error_messages = {"invalid": "Give GPUs as a device set like '0-1' or as a list of device ids."}
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("required", False)
+        kwargs.setdefault("allow_null", True)
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data):
+        if isinstance(data, str):
+            if not data.strip():
+                return None
+            try:
+                return {"indices": parse_device_set(data)}
+            except ParseError as error:
+                raise serializers.ValidationError(str(error)) from None
+        if isinstance(data, list) and all(isinstance(item, int) and not isinstance(item, bool) for item in data):
+            return {"ids": data}
+        self.fail("invalid")
+
+
+# --- reads -------------------------------------------------------------------------------
+
+
+class MeSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    username = serializers.CharField()
+    name = serializers.CharField()
+    email = serializers.CharField()
+    time_zone = serializers.CharField(help_text="The zone times without an offset are read in.")
+    is_staff = serializers.BooleanField()
+
+
+class DeviceInServerSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Device
+        fields = ["id", "index", "model", "memory_mib", "uuid", "active"]
+
+
+class ServerSerializer(serializers.ModelSerializer):
+    devices = DeviceInServerSerializer(many=True, read_only=True)
+
+    class Meta:
+        model = Server
+        fields = ["id", "name", "hostname", "location", "description", "active", "devices"]
+
+
+class DeviceSerializer(serializers.ModelSerializer):
+    server = serializers.CharField(source="server.name", help_text="The server's name.")
+
+    class Meta:
+        model = Device
+        fields = ["id", "server", "index", "model", "memory_mib", "uuid", "active"]
+
+
+class RoomSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Room
+        fields = ["id", "name", "capacity", "location", "description", "active"]
+
+
+class BookingSerializer(serializers.Serializer):
+    """A booking: who holds what, from when to when (UTC), and why."""
+
+    # The fields describe the shape for the schema; to_representation builds it by hand, since
+    # DRF's per-field machinery would cost more than the rest of a page of 50 bookings. Load
+    # bookings with views.bookings_with_relations(): a page then costs three queries.
+    id = serializers.IntegerField()
+    user = serializers.CharField(help_text="The holder's user name.")
+    user_name = serializers.CharField(help_text="The name the holder goes by.")
+    purpose = serializers.CharField(allow_blank=True)
+    start = UTCTimeField()
+    end = UTCTimeField()
+    status = serializers.ChoiceField(choices=Booking.Status.choices)
+    state = serializers.ChoiceField(choices=STATES, help_text="What a member sees: upcoming, running, ended, cancelled or released.")
+    source = serializers.ChoiceField(choices=Booking.Source.choices)
+    server = serializers.CharField(allow_null=True, help_text="The server's name, or null for a room.")
+    devices = serializers.CharField(allow_null=True, help_text="The GPUs as a device set ('0-1'), or null for a whole server or a room.")
+    device_ids = serializers.ListField(child=serializers.IntegerField(), help_text="The ids of the GPUs booked one by one; [] for a whole server or a room.")
+    whole_server = serializers.BooleanField()
+    room = serializers.CharField(allow_null=True, help_text="The room's name, or null.")
+    what = serializers.CharField(help_text="What is booked, as people write it: 'thalys:0-1', 'thalys (whole server)', 'room Lab 2'.")
+    created_at = UTCTimeField()
+    updated_at = UTCTimeField()
+
+    def to_representation(self, booking):
+        devices = self._devices(booking)
+        return {
+            "id": booking.pk,
+            "user": booking.user.get_username(),
+            "user_name": member_name(booking.user),
+            "purpose": booking.purpose,
+            "start": utc_iso(booking.start),
+            "end": utc_iso(booking.end),
+            "status": booking.status,
+            "state": booking.state(self.context.get("now")),
+            "source": booking.source,
+            "server": booking.server.name if booking.server_id else None,
+            "devices": format_device_set(device.index for device in devices) or None,
+            "device_ids": [device.pk for device in devices],
+            "whole_server": booking.whole_server,
+            "room": booking.room.name if booking.room_id else None,
+            "what": booking.what,
+            "created_at": utc_iso(booking.created_at),
+            "updated_at": utc_iso(booking.updated_at),
+        }
+
+    @staticmethod
+    def _devices(booking):
+        if booking.room_id or booking.whole_server:
+            return []
+        devices = [allocation.unit.device for allocation in booking.allocations.all() if allocation.unit.device_id]
+        return sorted(devices, key=lambda device: device.index)
+
+
+# --- writes ------------------------------------------------------------------------------
+
+
+class TimesMixin:
+    def _end_from(self, data, start):
+        """The end from 'end' or 'duration' (exactly one of them)."""
+        end, duration = data.get("end"), data.get("duration")
+        if (end is None) == (duration is None):
+            raise serializers.ValidationError({"end": ["Give an end time or a duration (e.g. 2h): one of the two."]})
+        if end is not None:
+            return end
+        try:
+            return start + duration
+        except OverflowError:
+            raise serializers.ValidationError({"duration": ["That is too far ahead."]}) from None
+
+
+class BookingCreateSerializer(TimesMixin, serializers.Serializer):
+    server = NameOrIdField(help_text="A server by name or id, for its GPUs or the whole server.")
+    devices = DevicesField()
+    room = NameOrIdField(help_text="A room by name or id, instead of a server.")
+    start = TimeField(help_text="ISO 8601; without an offset, in your time zone.")
+    end = TimeField(required=False, help_text="ISO 8601; give this or a duration.")
+    duration = DurationField(required=False)
+    purpose = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+    source = serializers.ChoiceField(choices=CLIENT_SOURCES, default=Booking.Source.API.value)
+
+    def validate(self, data):
+        data["end"] = self._end_from(data, data["start"])
+        return resolve_target_fields(data)
+
+
+class ClaimSerializer(serializers.Serializer):
+    server = NameOrIdField(required=True, allow_null=False, help_text="A server by name or id.")
+    devices = DevicesField()
+    duration = DurationField()
+    purpose = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+    source = serializers.ChoiceField(choices=CLIENT_SOURCES, default=Booking.Source.API.value)
+
+    def validate(self, data):
+        return resolve_target_fields(data)
+
+
+class ExtendSerializer(serializers.Serializer):
+    duration = DurationField(required=False, help_text="How much longer, e.g. 1h.")
+    end = TimeField(required=False, help_text="The new end, ISO 8601; without an offset, in your time zone.")
+
+    def validate(self, data):
+        if ("end" in data) == ("duration" in data):
+            raise serializers.ValidationError({"duration": ["Give either a duration to extend by (e.g. 1h) or a new end time."]})
+        return data
+
+
+class TokenRequestSerializer(serializers.Serializer):
+    username = serializers.CharField(max_length=150)
+    password = serializers.CharField(max_length=4096, trim_whitespace=False, style={"input_type": "password"})
+    name = serializers.CharField(max_length=100, required=False, allow_blank=True, default="cli", help_text="Where the token is used; default 'cli'.")
+
+
+class TokenSerializer(serializers.Serializer):
+    token = serializers.CharField(help_text="The key; shown this once, only a hash of it is stored.")
+    name = serializers.CharField()
+    prefix = serializers.CharField()
+
+
+def resolve_target_fields(data):
+    """Servers and rooms by name or id, device ids as indices of the named server: what create_booking takes."""
+    server, room, devices = data.get("server"), data.get("room"), data.get("devices")
+    if server is not None and (server.strip().isdigit() or (devices is not None and "ids" in devices)):
+        data["server"] = find_by_name_or_id(Server.objects, server) or server  # else the service looks the name up
+    if room is not None:
+        data["room"] = find_by_name_or_id(Room.objects, room) or room
+        if devices is not None:
+            raise serializers.ValidationError({"devices": ["GPUs belong to a server; a room is booked as a whole."]})
+    if devices is None:
+        data["devices"] = None
+    elif "indices" in devices:
+        data["devices"] = devices["indices"]
+    elif isinstance(data.get("server"), Server):
+        data["devices"] = _indices_of(data["server"], devices["ids"])
+    else:
+        data["devices"] = None  # the server is unknown: the service says so, naming the servers there are
+    return data
+
+
+def find_by_name_or_id(queryset, key):
+    """The object named `key` (any case), else the one with id `key`; None if neither.
+
+    An unknown name passed on to the services gets their message, which lists the known ones.
+    """
+    key = key.strip()
+    if "\x00" in key:  # PostgreSQL refuses NUL in text; no name holds one
+        return None
+    found = queryset.filter(name__iexact=key).first()
+    if found is None and key.isdigit() and int(key) <= BIGINT_MAX:
+        found = queryset.filter(pk=int(key)).first()
+    return found
+
+
+def _indices_of(server, ids):
+    """The indices of device ids that must all be GPUs of `server`."""
+    wanted = [device_id for device_id in dict.fromkeys(ids)]
+    in_range = [device_id for device_id in wanted if 0 < device_id <= BIGINT_MAX]
+    found = dict(Device.objects.filter(pk__in=in_range, server=server).values_list("pk", "index"))
+    missing = [device_id for device_id in wanted if device_id not in found]
+    if missing:
+        listed = ", ".join(str(device_id) for device_id in missing)
+        noun = "Device id" if len(missing) == 1 else "Device ids"
+        verb = "is not a GPU" if len(missing) == 1 else "are not GPUs"
+        raise serializers.ValidationError({"devices": [f"{noun} {listed} {verb} of {server.name}; see devices/?server={server.name}."]})
+    return sorted(found[device_id] for device_id in wanted)
+
+
+# --- for the schema only: the shapes views build by hand -----------------------------------
+
+
+class ConflictSerializer(serializers.Serializer):
+    booking = serializers.IntegerField()
+    user = serializers.CharField()
+    server = serializers.CharField(allow_null=True)
+    devices = serializers.CharField(allow_null=True)
+    whole_server = serializers.BooleanField()
+    room = serializers.CharField(allow_null=True)
+    start = UTCTimeField()
+    end = UTCTimeField()
+    purpose = serializers.CharField(allow_blank=True)
+    message = serializers.CharField()
+
+
+class ErrorBodySerializer(serializers.Serializer):
+    # Declared in get_fields: a field named "fields" would shadow Serializer.fields.
+    def get_fields(self):
+        return {
+            "code": serializers.ChoiceField(choices=CODES),
+            "message": serializers.CharField(help_text="One sentence a person can read."),
+            "fields": serializers.DictField(
+                child=serializers.ListField(child=serializers.CharField()), required=False,
+                help_text="Messages by the name of the input at fault.",
+            ),
+            "conflicts": ConflictSerializer(many=True, required=False, help_text="The bookings in the way (409)."),
+        }
+
+
+class ErrorSerializer(serializers.Serializer):
+    error = ErrorBodySerializer()
+
+
+class BusySerializer(serializers.Serializer):
+    booking = serializers.IntegerField()
+    user = serializers.CharField()
+    user_name = serializers.CharField()
+    start = UTCTimeField()
+    end = UTCTimeField()
+    purpose = serializers.CharField(allow_blank=True)
+
+
+class UnitAvailabilitySerializer(serializers.Serializer):
+    unit = serializers.CharField(help_text="'thalys:0' for a GPU, 'thalys' for a whole server, 'room Lab 2' for a room.")
+    kind = serializers.ChoiceField(choices=["gpu", "server", "room"])
+    server = serializers.CharField(allow_null=True)
+    device = serializers.IntegerField(allow_null=True, help_text="The GPU's index on its server.")
+    room = serializers.CharField(allow_null=True)
+    busy = BusySerializer(many=True, help_text="The bookings holding the unit in the window, by start; [] when free.")
+
+
+class AvailabilitySerializer(serializers.Serializer):
+    start = UTCTimeField()
+    end = UTCTimeField()
+    units = UnitAvailabilitySerializer(many=True)
+
+
+class AvailabilityQuerySerializer(serializers.Serializer):
+    start = TimeField(required=False, help_text="Window start, ISO 8601; default now.")
+    end = TimeField(required=False, help_text="Window end; default 24 h after the start; at most 31 days after it.")
+    server = serializers.CharField(required=False, max_length=200, help_text="Only this server's GPUs and the server itself.")
+    room = serializers.CharField(required=False, max_length=200, help_text="Only this room (with server: both).")
+
+    def validate(self, data):
+        start = data.get("start") or timezone.now()
+        end = data.get("end") or start + DEFAULT_WINDOW
+        if end <= start:
+            raise serializers.ValidationError({"end": ["The end must be after the start."]})
+        if end - start > MAX_WINDOW:
+            raise serializers.ValidationError({"end": [f"A window spans at most {MAX_WINDOW.days} days."]})
+        return {**data, "start": start, "end": end}
