@@ -18,7 +18,6 @@ import argparse
 import http.client
 import json
 import os
-import platform
 import random
 import socket
 import subprocess
@@ -44,6 +43,7 @@ from bench.booking import (  # noqa: E402
     log,
     plan_history,
     point_at_bench_database,
+    run_context,
     summarize,
 )
 from bench.pages import insert_bookings, plan_bookings  # noqa: E402
@@ -346,13 +346,7 @@ def main():
                 "availability_median_ms_at_1": {"target": TARGETS["availability_median_ms_at_1"], "measured": at_1["availability"]["median_ms"],
                                                 "met": at_1["availability"]["median_ms"] < TARGETS["availability_median_ms_at_1"]},
             },
-            "context": {
-                "python": platform.python_version(),
-                "django": django.get_version(),
-                "cpus": os.cpu_count(),
-                "seed": args.seed,
-                "kept_database": args.keep,
-            },
+            "context": run_context(args),
             "total_seconds": round(time.perf_counter() - began, 1),
         }
     finally:

@@ -45,6 +45,19 @@ def log(message):
     print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
+def run_context(args):
+    """What a figure depends on besides the code: versions, cores, the seed."""
+    import django
+
+    return {
+        "python": platform.python_version(),
+        "django": django.get_version(),
+        "cpus": os.cpu_count(),
+        "seed": args.seed,
+        "kept_database": args.keep,
+    }
+
+
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--samples", type=int, default=500, help="creates measured at each history size (default 500)")
@@ -460,13 +473,7 @@ def main():
             "conflict": {"note": "create_booking refused with BookingConflict", **conflict},
             "concurrent": concurrent,
             "final_counts": table_counts(),
-            "context": {
-                "python": platform.python_version(),
-                "django": django.get_version(),
-                "cpus": os.cpu_count(),
-                "seed": args.seed,
-                "kept_database": args.keep,
-            },
+            "context": run_context(args),
             "total_seconds": round(time.perf_counter() - began, 1),
         }
     finally:

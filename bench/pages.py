@@ -19,7 +19,6 @@ Progress goes to stderr. See bench/README.md.
 import argparse
 import json
 import os
-import platform
 import random
 import sys
 import time
@@ -36,6 +35,7 @@ from bench.booking import (
     drop_bench_database,
     log,
     point_at_bench_database,
+    run_context,
     summarize,
 )
 
@@ -316,13 +316,7 @@ def main():
             "query_count_constant": {
                 name: small[name].get("queries") == large[name].get("queries") for name in small if "queries" in small[name]
             },
-            "context": {
-                "python": platform.python_version(),
-                "django": django.get_version(),
-                "cpus": os.cpu_count(),
-                "seed": args.seed,
-                "kept_database": args.keep,
-            },
+            "context": run_context(args),
             "total_seconds": round(time.perf_counter() - began, 1),
         }
     finally:
