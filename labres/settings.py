@@ -133,6 +133,9 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celery" / "beat-schedule")
+# How often each GPU host samples its GPUs; also the expiry of a sampling message, so a host
+# that was down does not replay a backlog. (The fan-out joins the schedule with the host agent.)
+TELEMETRY_INTERVAL_SECONDS = env.int("TELEMETRY_INTERVAL_SECONDS", default=15)
 # Every periodic task lives here, in one place.
 CELERY_BEAT_SCHEDULE = {
     "worker-heartbeat": {

@@ -1,9 +1,14 @@
+import logging
+
 from celery import shared_task
 from celery.signals import worker_ready
+from django.conf import settings
 from django.core.cache import cache
 from django.utils import timezone
 
 HEARTBEAT_KEY = "labres:worker-heartbeat"
+
+logger = logging.getLogger(__name__)
 
 
 @shared_task(name="monitoring.tasks.heartbeat")
@@ -18,3 +23,34 @@ def heartbeat():
 def heartbeat_on_start(sender, **kwargs):
     """Beat's first heartbeat is an interval away; send one through the broker now."""
     heartbeat.delay()
+
+
+@shared_task(name="monitoring.tasks.sample_host")
+def sample_host(server_name):
+    """On a GPU host's own worker: read its GPUs through NVML and store the reading; returns the samples written."""
+    from reservations.models import Server
+
+    from .nvml import load_backend
+    from .sampler import read_host
+    from .services import record_reading
+
+    server = Server.objects.filter(name=server_name, active=True).first()
+    if server is None:
+        logger.warning("sample_host: no active server named %r; reading skipped.", server_name)
+        return 0
+    reading = read_host(load_backend())
+    return record_reading(server, reading)
+
+
+@shared_task(name="monitoring.tasks.sample_all_hosts")
+def sample_all_hosts():
+    """Beat sends this: one sample_host message per active server, on that host's queue host.<name>.
+
+    A message a host has not taken within one interval expires: the next one is already on its way.
+    """
+    from reservations.models import Server
+
+    names = list(Server.objects.filter(active=True).values_list("name", flat=True))
+    for name in names:
+        sample_host.apply_async(args=[name], queue=f"host.{name}", expires=settings.TELEMETRY_INTERVAL_SECONDS)
+    return len(names)
