@@ -221,10 +221,10 @@ def insert_history(plan):
             ),
             batch_size=CHUNK,
         )
-    _analyze()
+    analyze()
 
 
-def _analyze():
+def analyze():
     """Fresh planner statistics after a bulk load, as autovacuum would give a real database."""
     from django.db import connection
 

@@ -31,6 +31,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "labres.settings")
 
 from bench.booking import (
     SLOT_PATTERNS,
+    analyze,
     database_context,
     drop_bench_database,
     log,
@@ -183,14 +184,6 @@ def insert_bookings(plan):
             batch_size=CHUNK,
         )
     analyze()
-
-
-def analyze():
-    """Fresh planner statistics after a bulk load, as autovacuum would give a real database."""
-    from django.db import connection
-
-    with connection.cursor() as cursor:
-        cursor.execute("ANALYZE")
 
 
 # --- measurements -----------------------------------------------------------------------

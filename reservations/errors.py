@@ -93,6 +93,6 @@ def _describe_units(booking, units):
 
 def format_span(start, end):
     """'from Mon 23 Nov 10:00 to 12:00 UTC' in the active time zone; the date is repeated only if it changes."""
-    start, end = timezone.localtime(start), timezone.localtime(end)
-    end_format = "%H:%M" if start.date() == end.date() else "%a %d %b %H:%M"
-    return f"from {start:%a %d %b %H:%M} to {end.strftime(end_format)} {end.tzname()}"
+    from .parsing import format_span as span
+
+    return "from " + span(start, end, timezone.get_current_timezone(), joiner=" to ")

@@ -99,3 +99,20 @@ def format_duration(delta):
     hours, minutes = divmod(minutes, 60)
     text = (f"{days}d" if days else "") + (f"{hours}h" if hours else "") + (f"{minutes}m" if minutes else "")
     return text or "0m"
+
+
+_DAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTH_NAMES = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def format_moment(moment):
+    """'Mon 23 Nov 14:00' for a datetime already in the zone it is shown in."""
+    # By hand rather than strftime: a busy timeline formats thousands of these.
+    return f"{_DAY_NAMES[moment.weekday()]} {moment.day:02d} {_MONTH_NAMES[moment.month - 1]} {moment.hour:02d}:{moment.minute:02d}"
+
+
+def format_span(start, end, zone, joiner="–"):
+    """'Mon 23 Nov 14:00–16:00 CET' in `zone`, repeating the date only when it changes."""
+    start, end = start.astimezone(zone), end.astimezone(zone)
+    end_text = f"{end.hour:02d}:{end.minute:02d}" if start.date() == end.date() else format_moment(end)
+    return f"{format_moment(start)}{joiner}{end_text} {end.tzname()}"

@@ -20,6 +20,7 @@ from django.utils import timezone
 from django.utils.safestring import mark_safe
 
 from .models import Allocation, Booking, Room, Unit, display_name_of, member_name
+from .parsing import format_span
 from .selectors import LOOKAHEAD
 
 VIEWS = ("day", "week")
@@ -70,22 +71,6 @@ def next_half_hour(moment, zone):
 def form_time(moment, zone):
     """How the booking form reads a time from the query: local 'YYYY-MM-DDTHH:MM'."""
     return timezone.localtime(moment, zone).strftime("%Y-%m-%dT%H:%M")
-
-
-_DAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
-_MONTH_NAMES = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
-
-
-def format_span(start, end, zone):
-    """'Mon 20 Oct 14:00–16:00 CEST', repeating the date only when it changes (as the span tag writes it)."""
-    start, end = start.astimezone(zone), end.astimezone(zone)
-    # By hand rather than strftime: a busy week formats thousands of these.
-    end_text = f"{end.hour:02d}:{end.minute:02d}" if start.date() == end.date() else _day_time(end)
-    return f"{_day_time(start)}–{end_text} {end.tzname()}"
-
-
-def _day_time(moment):
-    return f"{_DAY_NAMES[moment.weekday()]} {moment.day:02d} {_MONTH_NAMES[moment.month - 1]} {moment.hour:02d}:{moment.minute:02d}"
 
 
 def book_url(params, start, end, zone):

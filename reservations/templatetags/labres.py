@@ -3,7 +3,7 @@ from django import template
 from django.utils import timezone
 
 from reservations.models import member_name
-from reservations.parsing import format_duration
+from reservations.parsing import format_duration, format_moment, format_span
 
 register = template.Library()
 
@@ -13,7 +13,7 @@ def when(value):
     """'Mon 23 Nov 14:00' in the active time zone."""
     if not value:
         return ""
-    return timezone.localtime(value).strftime("%a %d %b %H:%M")
+    return format_moment(timezone.localtime(value))
 
 
 @register.filter
@@ -27,9 +27,7 @@ def clock(value):
 @register.simple_tag
 def span(start, end):
     """'Mon 23 Nov 14:00–16:00 CET', repeating the date only when it changes."""
-    start, end = timezone.localtime(start), timezone.localtime(end)
-    end_text = end.strftime("%H:%M") if start.date() == end.date() else end.strftime("%a %d %b %H:%M")
-    return f"{start:%a %d %b %H:%M}–{end_text} {end.tzname()}"
+    return format_span(start, end, timezone.get_current_timezone())
 
 
 @register.simple_tag
