@@ -134,14 +134,55 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celery" / "beat-schedule")
 # How often each GPU host samples its GPUs; also the expiry of a sampling message, so a host
-# that was down does not replay a backlog. (The fan-out joins the schedule with the host agent.)
+# that was down does not replay a backlog.
 TELEMETRY_INTERVAL_SECONDS = env.int("TELEMETRY_INTERVAL_SECONDS", default=15)
+# A host whose latest reading is older than this many intervals is shown (and reported) as stale.
+TELEMETRY_STALE_INTERVALS = env.int("TELEMETRY_STALE_INTERVALS", default=3)
+# How long each resolution is kept: raw samples briefly, per-minute rollups a while, hourly ones long.
+TELEMETRY_RAW_RETENTION = env.str("TELEMETRY_RAW_RETENTION", default="48h")
+TELEMETRY_MINUTE_RETENTION = env.str("TELEMETRY_MINUTE_RETENTION", default="14d")
+TELEMETRY_HOUR_RETENTION = env.str("TELEMETRY_HOUR_RETENTION", default="365d")
+# Live status of a GPU: idle below GPU_ACTIVE_PERCENT utilization, high load from GPU_HIGH_PERCENT.
+GPU_ACTIVE_PERCENT = env.int("GPU_ACTIVE_PERCENT", default=5)
+GPU_HIGH_PERCENT = env.int("GPU_HIGH_PERCENT", default=80)
+# A running booking whose GPUs all stay under IDLE_BOOKING_PERCENT for IDLE_BOOKING_AFTER is idle.
+IDLE_BOOKING_PERCENT = env.int("IDLE_BOOKING_PERCENT", default=5)
+IDLE_BOOKING_AFTER = env.str("IDLE_BOOKING_AFTER", default="30m")
 # Every periodic task lives here, in one place.
 CELERY_BEAT_SCHEDULE = {
     "worker-heartbeat": {
         "task": "monitoring.tasks.heartbeat",
         "schedule": timedelta(seconds=env.int("HEARTBEAT_SECONDS", default=30)),
         "options": {"expires": 30},
+    },
+    # One message per monitored host on its own queue; an unconsumed one expires after an interval.
+    "sample-all-hosts": {
+        "task": "monitoring.tasks.sample_all_hosts",
+        "schedule": timedelta(seconds=TELEMETRY_INTERVAL_SECONDS),
+        "options": {"expires": TELEMETRY_INTERVAL_SECONDS},
+    },
+    # Idle bookings, unbooked use and stale hosts, from the latest readings.
+    "detect-usage-alerts": {
+        "task": "monitoring.tasks.detect_alerts",
+        "schedule": timedelta(minutes=1),
+        "options": {"expires": 60},
+    },
+    # Per-minute and hourly rollups of the recent past (idempotent: a bucket is recomputed whole).
+    "rollup-telemetry": {
+        "task": "monitoring.tasks.rollup_recent",
+        "schedule": timedelta(minutes=1),
+        "options": {"expires": 60},
+    },
+    # Actual use of the bookings that ended, stored once on each.
+    "settle-booking-usage": {
+        "task": "monitoring.tasks.settle_booking_usage",
+        "schedule": timedelta(minutes=5),
+        "options": {"expires": 300},
+    },
+    "prune-telemetry": {
+        "task": "monitoring.tasks.prune_telemetry",
+        "schedule": timedelta(hours=1),
+        "options": {"expires": 3600},
     },
 }
 

@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from monitoring.views import health
+from monitoring.views.health import health
 from reservations.api.views import NOT_FOUND_NAME, not_found
 
 admin.site.site_header = "labres administration"
@@ -10,6 +10,7 @@ admin.site.site_title = "labres"
 
 urlpatterns = [
     path("", include("reservations.urls")),
+    path("", include("monitoring.urls")),
     path("accounts/", include("django.contrib.auth.urls")),  # logout, password change; sign-in is ours
     path("health/", health, name="health"),
     path("admin/", admin.site.urls),

@@ -27,6 +27,8 @@ from pynvml import (  # noqa: F401
     NVMLError_Uninitialized,
 )
 
+# load_backend's caller can tell a fake from pynvml by this.
+IS_FAKE = True
 MIB = 1024 * 1024
 # One busy/quiet cycle every 20 minutes: slow enough to look like training, fast enough to see move.
 LOAD_PERIOD_S = 1200
@@ -46,7 +48,8 @@ class FakeProcess:
 @dataclass
 class FakeGPU:
     """One fake GPU; `failing` makes every call on its handle raise GPU-is-lost,
-    `hides_processes` makes process queries raise no-permission."""
+    `hides_processes` makes process queries raise no-permission, `stalled` keeps its processes'
+    memory but no load (a notebook kernel left open). `uuid` replaces the made-up one."""
 
     model: str = "NVIDIA A100-SXM4-80GB"
     memory_mib: int = 81920
@@ -55,6 +58,8 @@ class FakeGPU:
     processes: list = field(default_factory=list)
     failing: bool = False
     hides_processes: bool = False
+    stalled: bool = False
+    uuid: str | None = None
 
 
 @dataclass
@@ -131,7 +136,9 @@ class FakeNVML:
         return _Handle(index)
 
     def nvmlDeviceGetUUID(self, handle):
-        self._gpu(handle)
+        gpu = self._gpu(handle)
+        if gpu.uuid:
+            return gpu.uuid.encode()
         digest = _digest(self.seed, handle.index, "uuid").hex()
         uuid = f"GPU-{digest[:8]}-{digest[8:12]}-{digest[12:16]}-{digest[16:20]}-{digest[20:32]}"
         # pynvml 13 returns the UUID as bytes (no str conversion on this one function).
@@ -204,7 +211,7 @@ class FakeNVML:
     def _load(self, handle):
         """Busy fraction 0..1: a sine wave with a per-GPU phase plus noise; an idle GPU stays near 0."""
         index = handle.index
-        if not self.gpus[index].processes:
+        if not self.gpus[index].processes or self.gpus[index].stalled:
             return _clamp(0.01 + 0.01 * _noise(self.seed, index, self._tick(), "idle"))
         phase = 2 * math.pi * (_noise(self.seed, index, 0, "phase") + 1) / 2
         wave = math.sin(2 * math.pi * self.clock() / LOAD_PERIOD_S + phase)

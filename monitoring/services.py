@@ -6,7 +6,7 @@ from reservations.models import Device, Server
 from .models import GpuSample, HostStatus
 
 
-def record_reading(server, reading):
+def record_reading(server, reading, *, agent_version=""):
     """Store a sampler.HostReading of `server` in one transaction; returns the number of samples written."""
     with transaction.atomic():
         # One reading of a host at a time: a second one waits here rather than racing to create its GPUs.
@@ -17,6 +17,7 @@ def record_reading(server, reading):
                 "last_seen_at": reading.taken_at,
                 "driver_version": reading.driver_version or "",
                 "nvml_error": reading.nvml_error or "",
+                "agent_version": agent_version,
             },
         )
         devices = register_devices(server, reading.gpus)
@@ -66,5 +67,6 @@ def _sample(device, taken_at, gpu):
         power_w=gpu.power_w,
         power_limit_w=gpu.power_limit_w,
         processes=None if gpu.processes is None else [process._asdict() for process in gpu.processes],
+        processes_note=gpu.processes_note or "",
         error=gpu.error or "",
     )

@@ -38,8 +38,13 @@ def sample_host(server_name):
     if server is None:
         logger.warning("sample_host: no active server named %r; reading skipped.", server_name)
         return 0
-    reading = read_host(load_backend())
-    return record_reading(server, reading)
+    backend = load_backend()
+    if getattr(backend, "IS_FAKE", False):
+        from .demo_host import fake_host_for
+
+        backend = fake_host_for(server)  # the fake host shaped like this server and its bookings
+    reading = read_host(backend)
+    return record_reading(server, reading, agent_version=agent_version())
 
 
 @shared_task(name="monitoring.tasks.sample_all_hosts")
@@ -50,7 +55,49 @@ def sample_all_hosts():
     """
     from reservations.models import Server
 
-    names = list(Server.objects.filter(active=True).values_list("name", flat=True))
+    names = list(Server.objects.filter(active=True, monitored=True).values_list("name", flat=True))
     for name in names:
         sample_host.apply_async(args=[name], queue=f"host.{name}", expires=settings.TELEMETRY_INTERVAL_SECONDS)
     return len(names)
+
+
+def agent_version():
+    """This host agent's labres version, shown in the admin beside each host."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("labres")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+@shared_task(name="monitoring.tasks.rollup_recent")
+def rollup_recent():
+    """Beat, every minute: recompute the recent minute and hour rollups."""
+    from .rollup import rollup_recent as run
+
+    return run()
+
+
+@shared_task(name="monitoring.tasks.prune_telemetry")
+def prune_telemetry():
+    """Beat, hourly: delete raw samples and rollups past their retention."""
+    from .rollup import prune
+
+    return prune()
+
+
+@shared_task(name="monitoring.tasks.detect_alerts")
+def detect_alerts():
+    """Beat, every minute: idle bookings, unbooked use, stale hosts."""
+    from .alerts import detect
+
+    return detect()
+
+
+@shared_task(name="monitoring.tasks.settle_booking_usage")
+def settle_booking_usage():
+    """Beat, every 5 minutes: store the actual use of bookings that ended."""
+    from .usage import settle_ended
+
+    return settle_ended()

@@ -6,6 +6,7 @@ is active; the database refuses two active allocations of one unit that overlap
 (see migrations 0002: an exclusion constraint on PostgreSQL, triggers on SQLite).
 """
 from django.conf import settings
+from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -17,6 +18,13 @@ class Server(models.Model):
     location = models.CharField(max_length=200, blank=True)
     description = models.TextField(blank=True)
     active = models.BooleanField(default=True, help_text="Inactive servers cannot be booked.")
+    monitored = models.BooleanField(
+        default=True, help_text="A host agent samples this server's GPUs (off for machines without one, e.g. CPU-only)."
+    )
+    release_idle_bookings = models.BooleanField(
+        default=False,
+        help_text="Release a running booking of this server's GPUs once it is found idle (its owner is told either way).",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -239,6 +247,21 @@ class Profile(models.Model):
     user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="profile")
     display_name = models.CharField(max_length=100, blank=True, help_text="How others see you; empty means your full name.")
     time_zone = models.CharField(max_length=64, blank=True, choices=_time_zone_choices, help_text="Empty means the lab's time zone.")
+    unix_username = models.CharField(
+        max_length=32,
+        blank=True,
+        verbose_name="unix user name",
+        validators=[RegexValidator(r"^[a-z_][a-z0-9_.-]*\$?$", "Write the user name as on the GPU hosts, e.g. alice or a.liddell.")],
+        help_text="Your user name on the GPU hosts, so your processes there are matched to your bookings.",
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["unix_username"], condition=~Q(unix_username=""), name="profile_unix_username_unique",
+                violation_error_message="Another member already has this unix user name.",
+            ),
+        ]
 
     def __str__(self):
         return f"profile of {self.user.get_username()}"

@@ -37,7 +37,7 @@ def now_board(now=None):
     """Every active server's GPUs (a GPU-less server as itself), then the rooms, with who holds each now and next."""
     now = now or timezone.now()
     servers = Server.objects.filter(active=True).prefetch_related(Prefetch("devices", Device.objects.filter(active=True)))
-    holdings = _holdings(now)
+    holdings = unit_holdings(now)
 
     def status(key, label):
         current, upcoming = holdings.get(key, (None, None))
@@ -65,7 +65,7 @@ class Holding:
     purpose: str
 
 
-def _holdings(now):
+def unit_holdings(now):
     """{(kind, object id): (current holding, next holding)} from one query: each unit's first two allocations."""
     rows = (
         Allocation.objects.filter(active=True, end__gt=now, start__lt=now + LOOKAHEAD)

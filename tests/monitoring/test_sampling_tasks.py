@@ -3,6 +3,7 @@ import pytest
 
 from monitoring import tasks
 from monitoring.models import GpuSample, HostStatus
+from reservations.models import Device
 from tests.factories import ServerFactory
 
 pytestmark = pytest.mark.django_db
@@ -11,12 +12,34 @@ pytestmark = pytest.mark.django_db
 def test_sample_host_records_samples_for_an_existing_server(thalys, monkeypatch):
     monkeypatch.setenv("LABRES_NVML", "fake")
 
+    ids = list(thalys.devices.order_by("index").values_list("pk", flat=True))
+
     written = tasks.sample_host("thalys")
 
-    assert written == 4  # the fake default host has 4 GPUs
-    assert GpuSample.objects.filter(device__server=thalys).count() == 4
-    assert HostStatus.objects.get(server=thalys).nvml_error == ""
-    assert all(uuid.startswith("GPU-") for uuid in thalys.devices.filter(index__lt=4).values_list("uuid", flat=True))
+    assert written == 8  # the fake host is shaped like thalys: its 8 registered GPUs
+    assert GpuSample.objects.filter(device__server=thalys).count() == 8
+    status = HostStatus.objects.get(server=thalys)
+    assert status.nvml_error == ""
+    assert status.agent_version == tasks.agent_version() != ""
+    assert list(thalys.devices.order_by("index").values_list("pk", flat=True)) == ids  # the same GPUs, not new ones
+    assert all(uuid.startswith("GPU-") for uuid in thalys.devices.values_list("uuid", flat=True))  # UUIDs learnt
+
+
+def test_sample_host_registers_gpus_of_a_new_server(monkeypatch):
+    monkeypatch.setenv("LABRES_NVML", "fake")
+    ServerFactory(name="fresh")
+
+    assert tasks.sample_host("fresh") == 4  # onboarding: nobody typed these GPUs in
+    assert all(uuid.startswith("GPU-") for uuid in Device.objects.filter(server__name="fresh").values_list("uuid", flat=True))
+
+
+def test_sample_all_hosts_skips_unmonitored_servers(monkeypatch):
+    ServerFactory(name="cpu-only", monitored=False)
+    sent = []
+    monkeypatch.setattr(tasks.sample_host, "apply_async", lambda *args, **kwargs: sent.append(kwargs["queue"]))
+
+    assert tasks.sample_all_hosts() == 0
+    assert sent == []
 
 
 def test_sample_host_skips_an_unknown_server(monkeypatch):

@@ -6,7 +6,7 @@ from django.db import connection
 from django.http import JsonResponse
 from django.utils import timezone
 
-from .tasks import HEARTBEAT_KEY
+from ..tasks import HEARTBEAT_KEY
 
 
 def health(request):
