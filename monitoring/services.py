@@ -1,9 +1,13 @@
 """Storing what a host agent read: its status, the GPUs it has, and one sample per GPU."""
+import logging
+
 from django.db import transaction
 
 from reservations.models import Device, Server
 
 from .models import GpuSample, HostStatus
+
+logger = logging.getLogger(__name__)
 
 
 def record_reading(server, reading, *, agent_version=""):
@@ -29,6 +33,7 @@ def record_reading(server, reading, *, agent_version=""):
 def register_devices(server, gpus):
     """The Device of each GPU reading, by its index in the reading; creates missing ones (with their Units)
     and updates model, memory and UUID where the reading says otherwise."""
+    _forget_moved_gpus(server, [gpu.uuid for gpu in gpus if gpu.uuid])
     known = list(server.devices.all())
     by_uuid = {device.uuid: device for device in known if device.uuid}
     by_index = {device.index: device for device in known}
@@ -42,6 +47,16 @@ def register_devices(server, gpus):
             _update_device(device, gpu)
         devices[gpu.index] = device
     return devices
+
+
+def _forget_moved_gpus(server, uuids):
+    """A GPU that now reports from `server` was moved here: its old device elsewhere loses the UUID
+    (keeping its history), so the reading is stored rather than refused by the unique UUID."""
+    moved = Device.objects.filter(uuid__in=uuids).exclude(server=server).select_related("server")
+    for device in moved:
+        logger.warning("GPU %s now reports from %s; it was GPU %s on %s.", device.uuid, server.name, device.index, device.server.name)
+        device.uuid = ""
+        device.save(update_fields=["uuid"])
 
 
 def _update_device(device, gpu):

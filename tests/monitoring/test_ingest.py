@@ -125,3 +125,17 @@ def test_host_without_nvml_records_the_error_and_no_samples(bare):
     assert status.last_seen_at == NOW
     assert not GpuSample.objects.exists()
     assert not Device.objects.filter(server=bare).exists()
+
+
+def test_a_gpu_moved_from_another_server_is_stored_and_the_old_device_forgets_its_uuid(db):
+    old_home = ServerFactory(name="old-home")
+    new_home = ServerFactory(name="new-home")
+    record_reading(old_home, demo_reading())
+    moved_uuid = old_home.devices.get(index=0).uuid
+
+    written = record_reading(new_home, demo_reading(NOW + timedelta(seconds=15)))
+
+    assert written == 4
+    assert new_home.devices.get(index=0).uuid == moved_uuid
+    assert old_home.devices.get(index=0).uuid == ""
+    assert GpuSample.objects.filter(device__server=old_home).count() == 4  # its history stays
