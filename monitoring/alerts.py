@@ -85,7 +85,7 @@ def unbooked_use(now):
                 if not unix_user:
                     who = "a user the host could not name"
                 elif member is None:
-                    who = f"unix user {unix_user}, whom no member has as their user name"
+                    who = f"unix user {unix_user} (no member has this user name)"
                 else:
                     who = f"{member} (unix user {unix_user})"
                 yield Finding(
