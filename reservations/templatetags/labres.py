@@ -54,3 +54,12 @@ def state(booking):
 @register.filter
 def get_item(mapping, key):
     return mapping.get(key) if mapping else None
+
+
+@register.filter
+def mib(value):
+    """GPU memory given in MiB, as people read it: '800 MiB', '61.4 GiB'; '—' when unknown."""
+    if value is None or value == "":
+        return "—"
+    value = float(value)
+    return f"{value / 1024:.1f} GiB" if value >= 1024 else f"{value:.0f} MiB"

@@ -50,8 +50,8 @@ def _attempt_keys(request):
 class ProfileForm(forms.ModelForm):
     class Meta:
         model = Profile
-        fields = ["display_name", "time_zone"]
-        labels = {"display_name": "Display name", "time_zone": "Time zone"}
+        fields = ["display_name", "time_zone", "unix_username"]
+        labels = {"display_name": "Display name", "time_zone": "Time zone", "unix_username": "Unix user name"}
 
 
 class TokenForm(forms.Form):

@@ -1,4 +1,5 @@
 """The booking form (/book/) with its live availability check, and a booking's own page and .ics."""
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpResponse, QueryDict
@@ -6,6 +7,8 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods
+
+from monitoring.usage import stored_or_live_usage
 
 from .. import services
 from ..calendar import build_calendar
@@ -127,12 +130,18 @@ def _booking(pk):
 @login_required
 def detail(request, pk):
     booking = _booking(pk)
+    state = booking.state()
     context = {
         "booking": booking,
-        "state": booking.state(),
+        "state": state,
         "can_change": booking.user_id == request.user.pk or request.user.is_staff,
         "location": booking.room.location if booking.room_id else booking.server.location,
     }
+    if booking.server_id and booking.server.monitored and state in ("running", "ended", "released"):
+        # What the GPUs really did: settled once the booking ended, computed live while it runs.
+        context["usage"] = stored_or_live_usage(booking)
+        context["alerts"] = list(booking.alerts.order_by("-opened_at"))
+        context["active_percent"] = settings.GPU_ACTIVE_PERCENT
     return render(request, "reservations/booking_detail.html", context)
 
 

@@ -45,6 +45,36 @@ def test_profile_sets_display_name_and_time_zone(client, member):
     assert "Europe/Berlin" in client.get("/").content.decode()
 
 
+def test_profile_sets_the_unix_user_name(client, member):
+    client.force_login(member)
+
+    response = client.post("/profile/", {"display_name": "", "time_zone": "", "unix_username": "d.smith"})
+
+    assert response.status_code == 302
+    member.profile.refresh_from_db()
+    assert member.profile.unix_username == "d.smith"
+
+
+@pytest.mark.parametrize(
+    "taken, given, message",
+    [
+        ("", "Dana Smith", "Write the user name as on the GPU hosts, e.g. alice or a.liddell."),
+        ("dana", "dana", "Another member already has this unix user name."),
+    ],
+)
+def test_profile_refuses_a_bad_or_taken_unix_user_name(client, member, bob, taken, given, message):
+    bob.profile.unix_username = taken
+    bob.profile.save()
+    client.force_login(member)
+
+    response = client.post("/profile/", {"display_name": "", "time_zone": "", "unix_username": given})
+
+    assert response.status_code == 400
+    assert message in response.content.decode()
+    member.profile.refresh_from_db()
+    assert member.profile.unix_username == ""
+
+
 def test_profile_refuses_an_unknown_time_zone(client, member):
     client.force_login(member)
 

@@ -202,3 +202,70 @@ def test_ics_times_are_in_utc_whatever_the_members_zone(client, alice, upcoming,
     body = client.get(f"/bookings/{upcoming.pk}.ics").content.decode()
 
     assert f"DTSTART:{later.astimezone(UTC):%Y%m%dT%H%M%S}Z" in body
+
+
+def usage_card(page):
+    return page.split('class="card usage"', 1)[1].split("</section>", 1)[0]
+
+
+def test_a_running_booking_shows_its_use_so_far(client, alice, thalys):
+    from monitoring.models import GpuSample
+
+    start = timezone.now() - timedelta(minutes=5)
+    running = create_booking(alice, start=start, end=start + H, server="thalys", devices="4", now=start)
+    gpu = thalys.devices.get(index=4)
+    GpuSample.objects.bulk_create([
+        GpuSample(device=gpu, taken_at=running.start + timedelta(seconds=15 * i), gpu_util=util, memory_used_mib=40960, error="")
+        for i, util in enumerate([0, 50, 100])
+    ])
+    client.force_login(alice)
+
+    card = usage_card(client.get(f"/bookings/{running.pk}/").content.decode())
+
+    assert "Actual use so far" in card
+    assert "50% on average, 100% at peak" in card
+    assert "40.0 GiB" in card
+    assert "From 3 GPU readings (every sample)" in card
+
+
+def test_an_ended_booking_shows_its_settled_use_and_its_idle_alert(client, alice, thalys):
+    from monitoring.models import Alert, BookingUsage
+
+    start = timezone.now() - 3 * H
+    booking = create_booking(alice, start=start, end=start + H, server="thalys", devices="0-1", now=start)
+    BookingUsage.objects.create(
+        booking=booking, samples=480, gpu_util_mean=3.2, gpu_util_peak=4, memory_peak_mib=900, booked_gpu_hours=2.0,
+        used_gpu_hours=0.0, source="raw", settled_at=timezone.now(),
+    )
+    Alert.objects.create(
+        kind=Alert.Kind.IDLE_BOOKING, key=f"idle:{booking.pk}", server=thalys, booking=booking, user=alice,
+        message="Booking has used at most 4% of its GPUs for the last 30m.", opened_at=start + H / 2,
+        last_seen_at=start + H / 2, resolved_at=start + H,
+    )
+    client.force_login(alice)
+
+    card = usage_card(client.get(f"/bookings/{booking.pk}/").content.decode())
+
+    assert "3% on average, 4% at peak" in card
+    assert "900 MiB" in card
+    assert "0.0 used of 2.0 booked" in card
+    assert "Idle booking" in card and "at most 4% of its GPUs" in card
+
+
+def test_upcoming_bookings_and_unmonitored_servers_show_no_use(client, alice, upcoming, thalys):
+    client.force_login(alice)
+    assert 'class="card usage"' not in client.get(f"/bookings/{upcoming.pk}/").content.decode()
+
+    thalys.monitored = False
+    thalys.save()
+    now = timezone.now()
+    running = create_booking(alice, start=now, end=now + H, server="thalys", devices="6")
+    assert 'class="card usage"' not in client.get(f"/bookings/{running.pk}/").content.decode()
+
+
+def test_a_running_booking_without_readings_says_where_they_come_from(client, alice, running):
+    client.force_login(alice)
+
+    card = usage_card(client.get(f"/bookings/{running.pk}/").content.decode())
+
+    assert "No GPU readings for this booking yet" in card and "host agent on thalys" in card
