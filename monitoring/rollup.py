@@ -20,9 +20,10 @@ MINUTE = timedelta(minutes=1)
 HOUR = timedelta(hours=1)
 BATCH = 2000
 
-# How far back each periodic run recomputes: late samples (a host's clock, a slow worker) are caught.
-MINUTE_LOOKBACK = timedelta(minutes=10)
-HOUR_LOOKBACK = timedelta(hours=2)
+# How far back each periodic run recomputes. Sampling messages expire after one interval, so a
+# sample is never much later than its minute; the lookback also covers a missed run or two.
+MINUTE_LOOKBACK = timedelta(minutes=3)
+HOUR_LOOKBACK = timedelta(hours=1)
 
 
 def floor_to(moment, step):
