@@ -148,6 +148,8 @@ GPU_HIGH_PERCENT = env.int("GPU_HIGH_PERCENT", default=80)
 # A running booking whose GPUs all stay under IDLE_BOOKING_PERCENT for IDLE_BOOKING_AFTER is idle.
 IDLE_BOOKING_PERCENT = env.int("IDLE_BOOKING_PERCENT", default=5)
 IDLE_BOOKING_AFTER = env.str("IDLE_BOOKING_AFTER", default="30m")
+# Monitoring: the bearer token Prometheus sends to read /metrics; empty means only staff signed in may.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 # Every periodic task lives here, in one place.
 CELERY_BEAT_SCHEDULE = {
     "worker-heartbeat": {

@@ -15,6 +15,7 @@ urlpatterns = [
     path("health/", health, name="health"),
     path("admin/", admin.site.urls),
     path("api/v1/", include("reservations.api.urls")),
+    path("api/v1/telemetry/", include("monitoring.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     re_path(r"^api/", not_found, name=NOT_FOUND_NAME),  # the API's own 404, in its error shape

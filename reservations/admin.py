@@ -7,12 +7,14 @@ with errors rolls it back, so nothing the service wrote survives a refused form.
 """
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import UserAdmin
 from django.db import router, transaction
 from django.db.models import Count
 
 from . import services
 from .errors import BookingError
-from .models import Allocation, Booking, Device, Room, Server
+from .models import Allocation, Booking, Device, Profile, Room, Server
 
 # --- servers, GPUs and rooms ---------------------------------------------------------------
 
@@ -25,8 +27,8 @@ class DeviceInline(admin.TabularInline):
 
 @admin.register(Server)
 class ServerAdmin(admin.ModelAdmin):
-    list_display = ("name", "hostname", "location", "gpu_count", "active")
-    list_filter = ("active", "location")
+    list_display = ("name", "hostname", "location", "gpu_count", "active", "monitored", "release_idle_bookings")
+    list_filter = ("active", "monitored", "release_idle_bookings", "location")
     search_fields = ("name", "hostname", "location", "description")
     inlines = [DeviceInline]
 
@@ -217,3 +219,39 @@ class BookingAdmin(admin.ModelAdmin):
             self.message_user(request, f"Cancelled {cancelled} {noun}.", level=messages.SUCCESS)
         for message in refusals:
             self.message_user(request, message, level=messages.WARNING)
+
+
+# --- members -------------------------------------------------------------------------------
+
+
+class ProfileInline(admin.StackedInline):
+    """A member's profile on their user page: staff set the unix user name that matches their
+    processes on the GPU hosts to their bookings."""
+
+    model = Profile
+    fields = ("display_name", "time_zone", "unix_username")
+    can_delete = False
+    max_num = 1
+
+
+User = get_user_model()
+admin.site.unregister(User)
+
+
+@admin.register(User)
+class MemberAdmin(UserAdmin):
+    list_display = (*UserAdmin.list_display, "unix_username")
+    list_select_related = ("profile",)
+    search_fields = (*UserAdmin.search_fields, "profile__unix_username", "profile__display_name")
+    inlines = [ProfileInline]
+
+    def get_inlines(self, request, obj):
+        # A new user gets their profile from the post_save signal; an inline would make a second one.
+        return self.inlines if obj is not None else []
+
+    @admin.display(description="unix user name", ordering="profile__unix_username")
+    def unix_username(self, user):
+        try:
+            return user.profile.unix_username
+        except Profile.DoesNotExist:  # a user made before profiles existed
+            return ""

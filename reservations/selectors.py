@@ -63,6 +63,7 @@ class Holding:
     start: object
     end: object
     purpose: str
+    username: str = ""
 
 
 def unit_holdings(now):
@@ -79,7 +80,7 @@ def unit_holdings(now):
     )
     holdings = {}
     for kind, device_id, room_id, server_id, booking_id, user_id, display, first, last, username, start, end, purpose in rows:
-        holding = Holding(booking_id, user_id, display_name_of(display, first, last, username), start, end, purpose)
+        holding = Holding(booking_id, user_id, display_name_of(display, first, last, username), start, end, purpose, username)
         key = (kind, device_id or room_id or server_id)
         current, upcoming = holdings.get(key, (None, None))
         if start <= now:

@@ -40,7 +40,7 @@ def _name_or_id(field):
     def method(queryset, name, value):
         value = value.strip()
         match = Q(**{f"{field}__name__iexact": value})
-        if value.isdigit() and int(value) <= BIGINT_MAX:
+        if value.isascii() and value.isdigit() and int(value) <= BIGINT_MAX:
             match |= Q(**{f"{field}_id": int(value)})
         return queryset.filter(match)
 

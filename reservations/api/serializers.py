@@ -273,7 +273,7 @@ class TokenSerializer(serializers.Serializer):
 def resolve_target_fields(data):
     """Servers and rooms by name or id, device ids as indices of the named server: what create_booking takes."""
     server, room, devices = data.get("server"), data.get("room"), data.get("devices")
-    if server is not None and (server.strip().isdigit() or (devices is not None and "ids" in devices)):
+    if server is not None and (_is_number(server.strip()) or (devices is not None and "ids" in devices)):
         data["server"] = find_by_name_or_id(Server.objects, server) or server  # else the service looks the name up
     if room is not None:
         data["room"] = find_by_name_or_id(Room.objects, room) or room
@@ -299,7 +299,7 @@ def find_by_name_or_id(queryset, key):
     if "\x00" in key:  # PostgreSQL refuses NUL in text; no name holds one
         return None
     found = queryset.filter(name__iexact=key).first()
-    if found is None and key.isdigit() and int(key) <= BIGINT_MAX:
+    if found is None and _is_number(key) and int(key) <= BIGINT_MAX:
         found = queryset.filter(pk=int(key)).first()
     return found
 
@@ -390,3 +390,8 @@ class AvailabilityQuerySerializer(serializers.Serializer):
         if end - start > MAX_WINDOW:
             raise serializers.ValidationError({"end": [f"A window spans at most {MAX_WINDOW.days} days."]})
         return {**data, "start": start, "end": end}
+
+
+def _is_number(text):
+    """Plain ASCII digits: str.isdigit() is also true for '³', which int() refuses."""
+    return text.isascii() and text.isdigit()

@@ -52,6 +52,8 @@ def test_every_operation_of_the_contract_is_documented(schema):
         ("/api/v1/bookings/{id}/extend/", "post"),
         ("/api/v1/claims/", "post"),
         ("/api/v1/availability/", "get"),
+        ("/api/v1/telemetry/latest/", "get"),
+        ("/api/v1/telemetry/history/", "get"),
     }
 
 
