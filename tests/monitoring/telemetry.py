@@ -11,9 +11,9 @@ from monitoring.services import record_reading
 from reservations import services
 
 
-def now_minute():
-    """Now, on a whole minute: tests count samples per minute."""
-    return timezone.now().replace(second=0, microsecond=0)
+def just_now():
+    """A second ago: a reading taken then is the host's latest and fresh."""
+    return timezone.now().replace(microsecond=0) - timedelta(seconds=1)
 
 
 _pids = itertools.count(1000)

@@ -7,7 +7,7 @@ from monitoring.fake_nvml import NVML_ERROR_LIBRARY_NOT_FOUND, FakeGPU
 from monitoring.live import HostState, Load, Match, live_hosts, load_of
 from tests.factories import ServerFactory
 
-from .telemetry import gpu, now_minute, report, running_booking
+from .telemetry import gpu, just_now, report, running_booking
 
 pytestmark = pytest.mark.django_db
 
@@ -41,7 +41,7 @@ def test_load_follows_the_thresholds(settings):
 def test_a_booked_gpu_used_by_its_booker_is_as_booked(members, eurostar):
     alice, _ = members
     booking = running_booking(alice, eurostar, "0", started_ago=timedelta(minutes=10))
-    report(eurostar, [gpu("alice"), FakeGPU(), FakeGPU(), FakeGPU()], now_minute())
+    report(eurostar, [gpu("alice"), FakeGPU(), FakeGPU(), FakeGPU()], just_now())
 
     host = only_host()
 
@@ -57,7 +57,7 @@ def test_a_booked_gpu_used_by_its_booker_is_as_booked(members, eurostar):
 def test_someone_elses_process_on_a_booked_gpu_is_unbooked_use(members, eurostar):
     alice, bob = members
     running_booking(alice, eurostar, "0", started_ago=timedelta(minutes=10))
-    report(eurostar, [gpu("alice", "bob"), FakeGPU(), FakeGPU(), FakeGPU()], now_minute())
+    report(eurostar, [gpu("alice", "bob"), FakeGPU(), FakeGPU(), FakeGPU()], just_now())
 
     first = only_host().gpus[0]
 
@@ -67,13 +67,13 @@ def test_someone_elses_process_on_a_booked_gpu_is_unbooked_use(members, eurostar
 
 def test_a_booked_gpu_with_nothing_running_is_booked_idle(members, eurostar):
     running_booking(members[0], eurostar, "1", started_ago=timedelta(minutes=10))
-    report(eurostar, [FakeGPU(), FakeGPU(), FakeGPU(), FakeGPU()], now_minute())
+    report(eurostar, [FakeGPU(), FakeGPU(), FakeGPU(), FakeGPU()], just_now())
 
     assert only_host().gpus[1].match == Match.BOOKED_IDLE
 
 
 def test_a_process_of_an_unknown_user_on_a_free_gpu_is_unbooked_use(members, eurostar):
-    report(eurostar, [FakeGPU(), FakeGPU(), FakeGPU(), gpu("mallory")], now_minute())
+    report(eurostar, [FakeGPU(), FakeGPU(), FakeGPU(), gpu("mallory")], just_now())
 
     last = only_host().gpus[3]
 
@@ -84,14 +84,14 @@ def test_a_process_of_an_unknown_user_on_a_free_gpu_is_unbooked_use(members, eur
 def test_a_whole_server_booking_covers_every_gpu(members, eurostar):
     alice, _ = members
     running_booking(alice, eurostar, None, started_ago=timedelta(minutes=5))
-    report(eurostar, [gpu("alice") for _ in range(4)], now_minute())
+    report(eurostar, [gpu("alice") for _ in range(4)], just_now())
 
     assert {g.match for g in only_host().gpus} == {Match.AS_BOOKED}
 
 
 def test_a_busy_gpu_whose_processes_are_hidden_is_judged_by_load(members, eurostar):
     hidden = gpu("alice", hides_processes=True)
-    report(eurostar, [hidden, FakeGPU(hides_processes=True), FakeGPU(), FakeGPU()], now_minute())
+    report(eurostar, [hidden, FakeGPU(hides_processes=True), FakeGPU(), FakeGPU()], just_now())
 
     host = only_host()
 
@@ -101,7 +101,7 @@ def test_a_busy_gpu_whose_processes_are_hidden_is_judged_by_load(members, eurost
 
 
 def test_a_gpu_that_failed_reports_its_error(eurostar):
-    report(eurostar, [FakeGPU(failing=True), FakeGPU(), FakeGPU(), FakeGPU()], now_minute())
+    report(eurostar, [FakeGPU(failing=True), FakeGPU(), FakeGPU(), FakeGPU()], just_now())
 
     first = only_host().gpus[0]
 
@@ -112,7 +112,7 @@ def test_a_gpu_that_failed_reports_its_error(eurostar):
 
 def test_a_host_without_a_recent_reading_is_stale_and_shows_no_values(eurostar, settings):
     settings.TELEMETRY_INTERVAL_SECONDS, settings.TELEMETRY_STALE_INTERVALS = 15, 3
-    report(eurostar, [gpu("alice") for _ in range(4)], now_minute() - timedelta(minutes=2))
+    report(eurostar, [gpu("alice") for _ in range(4)], just_now() - timedelta(minutes=2))
 
     host = only_host()
 
@@ -122,7 +122,7 @@ def test_a_host_without_a_recent_reading_is_stale_and_shows_no_values(eurostar, 
 
 
 def test_a_host_without_nvml_says_so(eurostar):
-    report(eurostar, [], now_minute(), init_error=NVML_ERROR_LIBRARY_NOT_FOUND)
+    report(eurostar, [], just_now(), init_error=NVML_ERROR_LIBRARY_NOT_FOUND)
 
     host = only_host()
 
@@ -139,8 +139,8 @@ def test_never_seen_and_unmonitored_hosts(eurostar):
 
 
 def test_only_the_latest_reading_counts(members, eurostar):
-    report(eurostar, [gpu("bob"), FakeGPU(), FakeGPU(), FakeGPU()], now_minute() - timedelta(seconds=15))
-    report(eurostar, [FakeGPU(), FakeGPU(), FakeGPU(), FakeGPU()], now_minute())
+    report(eurostar, [gpu("bob"), FakeGPU(), FakeGPU(), FakeGPU()], just_now() - timedelta(seconds=15))
+    report(eurostar, [FakeGPU(), FakeGPU(), FakeGPU(), FakeGPU()], just_now())
 
     assert only_host().gpus[0].match == Match.FREE
 
@@ -148,8 +148,8 @@ def test_only_the_latest_reading_counts(members, eurostar):
 def test_live_hosts_reads_in_a_fixed_number_of_queries(members, eurostar, django_assert_max_num_queries):
     for seed, name in enumerate(("a", "b", "c"), start=1):
         server = ServerFactory(name=name, gpus=4)
-        report(server, [gpu("alice"), gpu("bob"), FakeGPU(), FakeGPU()], now_minute(), seed=seed)
-    report(eurostar, [gpu("alice"), FakeGPU(), FakeGPU(), FakeGPU()], now_minute())
+        report(server, [gpu("alice"), gpu("bob"), FakeGPU(), FakeGPU()], just_now(), seed=seed)
+    report(eurostar, [gpu("alice"), FakeGPU(), FakeGPU(), FakeGPU()], just_now())
 
     with django_assert_max_num_queries(6):
         hosts = live_hosts()
