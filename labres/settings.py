@@ -148,6 +148,8 @@ GPU_HIGH_PERCENT = env.int("GPU_HIGH_PERCENT", default=80)
 # A running booking whose GPUs all stay under IDLE_BOOKING_PERCENT for IDLE_BOOKING_AFTER is idle.
 IDLE_BOOKING_PERCENT = env.int("IDLE_BOOKING_PERCENT", default=5)
 IDLE_BOOKING_AFTER = env.str("IDLE_BOOKING_AFTER", default="30m")
+# How long the usage page keeps a computed report (seconds; 0: compute on every view).
+USAGE_REPORT_CACHE_SECONDS = env.int("USAGE_REPORT_CACHE_SECONDS", default=300)
 # Monitoring: the bearer token Prometheus sends to read /metrics; empty means only staff signed in may.
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 # Every periodic task lives here, in one place.
