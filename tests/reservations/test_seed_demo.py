@@ -8,9 +8,11 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.utils import timezone
 
+from monitoring.demo_host import IDLE_ONE_IN
+from monitoring.models import GpuHour, GpuMinute
 from reservations import services
 from reservations.management.commands.seed_demo import WEEK
-from reservations.models import Allocation, Booking, Device, Room, Server, Unit
+from reservations.models import Allocation, Booking, Device, Profile, Room, Server, Unit
 
 from ..factories import UserFactory
 
@@ -23,9 +25,10 @@ def demo_settings(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast hashing
 
 
-def seed(*args):
+def seed(*args, history=False):
+    """Run seed_demo; the telemetry history (a few seconds) only where a test is about it."""
     out = StringIO()
-    call_command("seed_demo", *args, stdout=out)
+    call_command("seed_demo", *args, *([] if history else ["--no-history"]), stdout=out)
     return out.getvalue()
 
 
@@ -147,3 +150,128 @@ def test_seed_demo_fits_the_week_at_any_hour(settings, monkeypatch, time_zone, c
     states = [booking.state(now) for booking in Booking.objects.all()]
     assert states.count("running") == 2
     assert len(states) == len(WEEK)
+
+
+@pytest.mark.django_db
+def test_seed_demo_gives_the_members_their_unix_user_names():
+    seed()
+
+    names = dict(Profile.objects.values_list("user__username", "unix_username"))
+    assert names == {"admin": "", "alice": "alice", "bob": "bob", "carol": "carol"}
+
+
+@pytest.mark.django_db
+def test_seed_demo_leaves_a_unix_user_name_another_member_has():
+    dave = UserFactory(username="dave")
+    Profile.objects.filter(user=dave).update(unix_username="alice")
+
+    output = seed()
+
+    assert Profile.objects.get(user__username="alice").unix_username == ""
+    assert "Another member has the unix user name alice" in output
+
+
+@pytest.mark.django_db
+def test_seed_demo_monitors_the_gpu_servers_only():
+    seed()
+
+    assert dict(Server.objects.values_list("name", "monitored")) == {
+        "thalys": True, "eurostar": True, "shinkansen": True, "ice": False,
+    }
+
+
+@pytest.mark.django_db
+def test_seed_demo_writes_30_days_of_hours_and_2_days_of_minutes_for_every_gpu():
+    now = timezone.now()
+
+    seed(history=True)
+
+    gpus = Device.objects.filter(server__monitored=True)
+    assert gpus.count() == 14
+    for gpu in gpus:
+        hours = GpuHour.objects.filter(device=gpu)
+        minutes = GpuMinute.objects.filter(device=gpu)
+        assert hours.count() >= 30 * 24
+        assert hours.earliest("bucket").bucket <= now - timedelta(days=30)
+        assert minutes.count() >= 2 * 24 * 60
+        assert minutes.earliest("bucket").bucket <= now - timedelta(days=2)
+        assert minutes.latest("bucket").bucket >= now - timedelta(minutes=2)
+
+
+@pytest.mark.django_db
+def test_seed_demo_hours_of_the_last_two_days_add_up_their_minutes():
+    seed(history=True)
+
+    hour = GpuHour.objects.filter(bucket__gte=timezone.now() - timedelta(days=1), device__server__name="thalys").first()
+    minutes = GpuMinute.objects.filter(device=hour.device, bucket__gte=hour.bucket, bucket__lt=hour.bucket + timedelta(hours=1))
+    assert minutes.count() == 60
+    assert hour.samples == sum(minute.samples for minute in minutes)
+    assert hour.gpu_util_sum == sum(minute.gpu_util_sum for minute in minutes)
+    assert hour.gpu_util_max == max(minute.gpu_util_max for minute in minutes)
+
+
+@pytest.mark.django_db
+def test_seed_demo_history_is_busy_where_booked_and_idle_where_free():
+    seed(history=True)
+
+    # Bookings that ran, and were not among the demo's deliberately idle ones (one in five).
+    worked = [
+        booking for booking in Booking.objects.filter(room__isnull=True, server__monitored=True, end__lte=timezone.now())
+        if booking.pk % IDLE_ONE_IN
+    ]
+    assert worked
+    for booking in worked:
+        hours = GpuHour.objects.filter(
+            device__unit__allocations__booking=booking, bucket__gte=booking.start, bucket__lt=booking.end - timedelta(hours=1),
+        )
+        assert hours.exists()
+        assert all(hour.active_samples == hour.samples > 0 for hour in hours), booking
+    # Three weeks ago nobody had booked anything, nor used a GPU unbooked.
+    month = GpuHour.objects.filter(device__server__name="thalys", bucket__lt=timezone.now() - timedelta(days=21))
+    assert month.exists()
+    assert all(hour.active_samples == 0 for hour in month)
+
+
+@pytest.mark.django_db
+def test_seed_demo_history_shows_this_weeks_unbooked_use_in_working_hours(settings, monkeypatch):
+    settings.TIME_ZONE = "UTC"
+    now = timezone.make_aware(datetime(2030, 3, 20, 12, 30))
+    monkeypatch.setattr(timezone, "now", lambda: now)
+
+    seed(history=True)
+
+    # Four days ago nothing held thalys's highest GPU: the unbooked job ran there in the day, not at night.
+    gpu = Device.objects.get(server__name="thalys", index=7)
+    midnight = now.replace(hour=0, minute=0) - timedelta(days=4)
+    assert not Allocation.objects.filter(unit__device=gpu, start__lt=midnight + timedelta(days=1), end__gt=midnight).exists()
+    day = GpuHour.objects.get(device=gpu, bucket=midnight + timedelta(hours=10))
+    night = GpuHour.objects.get(device=gpu, bucket=midnight + timedelta(hours=2))
+    assert day.active_samples == day.samples > 0
+    assert night.active_samples == 0
+
+
+@pytest.mark.django_db
+def test_seed_demo_history_twice_writes_nothing_more(monkeypatch):
+    now = timezone.now()
+    monkeypatch.setattr(timezone, "now", lambda: now)  # a minute that ends between the runs would be new
+    seed(history=True)
+    before = (GpuHour.objects.count(), GpuMinute.objects.count())
+
+    output = seed(history=True)
+
+    assert (GpuHour.objects.count(), GpuMinute.objects.count()) == before
+    assert "Telemetry history is already there" in output
+
+
+@pytest.mark.django_db
+def test_seed_demo_history_keeps_real_telemetry():
+    seed()
+    gpu = Device.objects.get(server__name="thalys", index=0)
+    bucket = (timezone.now() - timedelta(hours=5)).replace(second=0, microsecond=0)
+    real = GpuMinute.objects.create(device=gpu, bucket=bucket, samples=3, gpu_util_sum=297, gpu_util_max=99)
+
+    seed(history=True)
+
+    real.refresh_from_db()
+    assert (real.samples, real.gpu_util_sum, real.gpu_util_max) == (3, 297, 99)
+    assert GpuMinute.objects.filter(device=gpu, bucket=bucket).count() == 1

@@ -4,7 +4,8 @@ Servers, GPUs, rooms and users are created or brought back to their demo values 
 run. Bookings go through the booking services, so they obey the same rules as everyone's.
 They are created once: while the demo users hold a booking that ends in the future, a
 second run leaves bookings alone; --reset deletes the demo users' bookings and makes the
-week again.
+week again. Then the GPU servers get 30 days of telemetry history derived from the bookings
+(monitoring.demo_history; only missing buckets are written), unless --no-history.
 """
 import uuid
 from dataclasses import dataclass
@@ -16,9 +17,10 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from django.utils import timezone
 
+from monitoring.demo_history import backfill
 from reservations import services
 from reservations.errors import BookingError
-from reservations.models import Allocation, Booking, Device, Room, Server
+from reservations.models import Allocation, Booking, Device, Profile, Room, Server
 
 # Deterministic fake GPU UUIDs, so a second run finds the same devices.
 UUID_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_DNS, "labres.lab.example.org")
@@ -57,6 +59,7 @@ SERVERS = [
         "location": "Machine room B, rack 1",
         "description": "CPU only: 2x AMD EPYC 9654 (192 cores), 1.5 TB RAM. Preprocessing and big-memory jobs.",
         "gpus": 0,
+        "monitored": False,  # no GPUs, no host agent: beat sends it nothing
     },
 ]
 
@@ -65,7 +68,9 @@ ROOMS = [
     {"name": "Lab 2", "capacity": 6, "location": "Building 2, room 0.07", "description": "Robot arms and the VR rig."},
 ]
 
-# username, password, first name, last name, staff
+# username, password, first name, last name, staff; members log in to the GPU hosts under their
+# user name, so the demo's simulated processes are matched to their bookings.
+UNIX_USERS = ("alice", "bob", "carol")
 USERS = [
     ("admin", "demo-admin", "Ada", "Admin", True),
     ("alice", "demo-alice", "Alice", "Liddell", False),
@@ -148,8 +153,9 @@ class Command(BaseCommand):
         parser.add_argument(
             "--force", action="store_true", help="Run even with DEBUG off. The demo accounts have well-known passwords."
         )
+        parser.add_argument("--no-history", action="store_true", help="Do not write the 30 days of telemetry history.")
 
-    def handle(self, *args, reset=False, force=False, **options):
+    def handle(self, *args, reset=False, force=False, no_history=False, **options):
         if not settings.DEBUG and not force:
             raise CommandError(
                 "seed_demo creates accounts with well-known passwords (admin / demo-admin) and only runs with DEBUG=1. "
@@ -168,13 +174,21 @@ class Command(BaseCommand):
                 self.stdout.write("The demo users already have current or upcoming bookings; leaving bookings as they are (--reset makes them again).")
             else:
                 self.seed_week(users, now)
+        if not no_history:
+            self.seed_history([server for server in servers if server.monitored], now)
         self.stdout.write("")
         self.stdout.write(self.style.SUCCESS("Demo logins: " + ", ".join(_login(u) for u in USERS)))
 
     def seed_server(self, spec):
         server, _ = Server.objects.update_or_create(
             name=spec["name"],
-            defaults={"hostname": spec["hostname"], "location": spec["location"], "description": spec["description"], "active": True},
+            defaults={
+                "hostname": spec["hostname"],
+                "location": spec["location"],
+                "description": spec["description"],
+                "active": True,
+                "monitored": spec.get("monitored", True),
+            },
         )
         for index in range(spec["gpus"]):
             Device.objects.update_or_create(
@@ -208,7 +222,27 @@ class Command(BaseCommand):
         # Reset on every run, so the logins printed at the end always work.
         user.set_password(password)
         user.save(update_fields=["password"])
+        if username in UNIX_USERS:
+            self.seed_unix_username(user, username)
         return user
+
+    def seed_unix_username(self, user, unix_username):
+        """The member's user name on the GPU hosts, unless another member of this database has it."""
+        if Profile.objects.filter(unix_username=unix_username).exclude(user=user).exists():
+            self.stdout.write(self.style.WARNING(f"Another member has the unix user name {unix_username}; {user.username} keeps theirs."))
+            return
+        Profile.objects.update_or_create(user=user, defaults={"unix_username": unix_username})
+
+    def seed_history(self, servers, now):
+        """30 days of hourly and 2 days of per-minute telemetry for the GPU servers, from the bookings."""
+        written = backfill(servers, now)
+        if not any(written.values()):
+            self.stdout.write("Telemetry history is already there; nothing to add.")
+            return
+        self.stdout.write(
+            f"Telemetry history: {written['hours']:,} hourly and {written['minutes']:,} per-minute GPU rollups "
+            "(the last 30 and 2 days)."
+        )
 
     def delete_bookings(self, users):
         bookings = Booking.objects.filter(user__in=users)
