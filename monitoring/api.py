@@ -36,6 +36,7 @@ MAX_SPAN = timedelta(days=400)
 
 class ProcessSerializer(serializers.Serializer):
     pid = serializers.IntegerField()
+    name = serializers.CharField(allow_null=True, help_text="The program, e.g. python3; null when NVML cannot tell.")
     used_memory_mib = serializers.IntegerField(allow_null=True, help_text="Null where the driver cannot tell.")
     unix_user = serializers.CharField(allow_null=True, help_text="The process's owner on the host; null when unknown.")
     member = serializers.CharField(allow_null=True, help_text="The member with that unix user name; null when no member has it.")
@@ -266,7 +267,7 @@ def _gpu_data(server_name, gpu):
         "match": gpu.match,
         "error": gpu.error,
         "processes": None if gpu.processes is None else [
-            {"pid": p.pid, "used_memory_mib": p.used_memory_mib, "unix_user": p.unix_user, "member": p.member}
+            {"pid": p.pid, "name": p.name, "used_memory_mib": p.used_memory_mib, "unix_user": p.unix_user, "member": p.member}
             for p in gpu.processes
         ],
         "processes_note": gpu.processes_note,

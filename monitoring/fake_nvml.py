@@ -16,6 +16,7 @@ from pynvml import (  # noqa: F401
     NVML_ERROR_INVALID_ARGUMENT,
     NVML_ERROR_LIBRARY_NOT_FOUND,
     NVML_ERROR_NO_PERMISSION,
+    NVML_ERROR_NOT_FOUND,
     NVML_ERROR_UNINITIALIZED,
     NVML_TEMPERATURE_GPU,
     NVMLError,
@@ -38,11 +39,12 @@ RESERVED_MIB = 420
 
 @dataclass
 class FakeProcess:
-    """A compute process on a fake GPU: its pid, the user who runs it and the memory it holds."""
+    """A compute process on a fake GPU: its pid, the user who runs it, the memory it holds and its name."""
 
     pid: int
     user: str
     memory_mib: int
+    name: str = "python3"
 
 
 @dataclass
@@ -183,6 +185,14 @@ class FakeNVML:
             raise NVMLError(NVML_ERROR_NO_PERMISSION)
         return [_ProcessInfo(pid=p.pid, usedGpuMemory=self._process_bytes(handle, p)) for p in gpu.processes]
 
+    def nvmlSystemGetProcessName(self, pid):
+        self._require_init()
+        for gpu in self.gpus:
+            for process in gpu.processes:
+                if process.pid == pid:
+                    return process.name
+        raise NVMLError(NVML_ERROR_NOT_FOUND)
+
     # Not part of NVML: who owns a fake pid, for read_host's owner lookup.
 
     def owner_of_pid(self, pid):
@@ -307,6 +317,10 @@ def nvmlDeviceGetEnforcedPowerLimit(handle):
 
 def nvmlDeviceGetComputeRunningProcesses(handle):
     return default.nvmlDeviceGetComputeRunningProcesses(handle)
+
+
+def nvmlSystemGetProcessName(pid):
+    return default.nvmlSystemGetProcessName(pid)
 
 
 def owner_of_pid(pid):

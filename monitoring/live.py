@@ -68,6 +68,7 @@ class ProcessView:
     member_id: int | None = None
     member: str | None = None  # the member's name; None for a user name no member has
     booked: bool = False  # the member holds a booking on this GPU now
+    name: str | None = None  # the program, e.g. python3
 
 
 @dataclass
@@ -202,7 +203,7 @@ def _gpu_live(device, sample, holding, members):
             unix_user = raw.get("user")
             member_id, member = members.get(unix_user, (None, None))
             booked = holding is not None and member_id is not None and member_id == holding.user_id
-            gpu.processes.append(ProcessView(raw.get("pid"), raw.get("used_memory_mib"), unix_user, member_id, member, booked))
+            gpu.processes.append(ProcessView(raw.get("pid"), raw.get("used_memory_mib"), unix_user, member_id, member, booked, raw.get("name")))
     gpu.match = _match(gpu, holding)
     return gpu
 

@@ -3,6 +3,7 @@
 read_host never raises for NVML trouble: a host without NVML, a lost GPU or hidden processes
 come back as messages inside the reading, so the caller can store and show them.
 """
+import os
 import pwd
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -17,6 +18,7 @@ class GpuProcess(NamedTuple):
     pid: int
     used_memory_mib: int | None  # None where the driver cannot tell (WDDM)
     user: str | None
+    name: str | None = None  # the program, e.g. python3; None when NVML cannot tell
 
 
 @dataclass
@@ -38,7 +40,7 @@ class GpuReading:
     error: str | None = None
 
     def as_dict(self):
-        """Plain JSON types, processes as {pid, used_memory_mib, user}."""
+        """Plain JSON types, processes as {pid, used_memory_mib, user, name}."""
         data = asdict(self)
         if self.processes is not None:
             data["processes"] = [process._asdict() for process in self.processes]
@@ -145,10 +147,20 @@ def _read_processes(nvml, handle, owner_of_pid):
             pid=info.pid,
             used_memory_mib=None if info.usedGpuMemory is None else info.usedGpuMemory // MIB,
             user=owner_of_pid(info.pid),
+            name=_process_name(nvml, info.pid),
         )
         for info in infos
     ]
     return processes, None
+
+
+def _process_name(nvml, pid):
+    """The program's name (NVML gives a path: keep its last part); None when the process is gone or hidden."""
+    try:
+        name = _text(nvml.nvmlSystemGetProcessName(pid))
+    except pynvml.NVMLError:
+        return None
+    return os.path.basename((name or "").strip()) or None
 
 
 def _optional(call, *args):

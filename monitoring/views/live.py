@@ -151,6 +151,7 @@ def _processes(gpu):
         opening, flag = ("<li>", "") if process.booked else ('<li class="intruder">', ' <span class="tag-small">not booked</span>')
         items.append(
             f'{opening}<span class="pid">{process.pid}</span> '
+            f'<span class="prog">{escape(process.name or "")}</span> '
             f'<span class="unix">{escape(process.unix_user or "?")}</span> {member} '
             f'<span class="num">{mib(process.used_memory_mib)}</span>{flag}</li>'
         )

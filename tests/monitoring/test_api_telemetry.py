@@ -77,7 +77,7 @@ def test_latest_shows_each_gpu_with_its_reading_processes_and_booking(as_alice, 
     alice, _ = members
     booking = running_booking(alice, thalys, "3", started_ago=timedelta(minutes=10), purpose="resnet")
     now = timezone.now()
-    third = gpu_reading(3, util=87, uuid="GPU-test-3", processes=[GpuProcess(4242, 30000, "alice")])
+    third = gpu_reading(3, util=87, uuid="GPU-test-3", processes=[GpuProcess(4242, 30000, "alice", "python3")])
     record_reading(thalys, reading(now, *idle_gpus(3), third, *idle_gpus(4, 4)), agent_version="0.1.0")
 
     response = as_alice.get(LATEST)
@@ -97,7 +97,7 @@ def test_latest_shows_each_gpu_with_its_reading_processes_and_booking(as_alice, 
     assert (third["temperature_c"], third["power_w"], third["power_limit_w"]) == (60, 250.0, 400.0)
     assert (third["load"], third["match"], third["error"]) == ("high", "as booked", "")
     assert third["taken_at"] == host["last_seen_at"]
-    assert third["processes"] == [{"pid": 4242, "used_memory_mib": 30000, "unix_user": "alice", "member": "Alice Liddell"}]
+    assert third["processes"] == [{"pid": 4242, "name": "python3", "used_memory_mib": 30000, "unix_user": "alice", "member": "Alice Liddell"}]
     assert third["booking"] == {
         "id": booking.pk, "user": "alice", "user_name": "Alice Liddell",
         "until": booking.end.astimezone(UTC).isoformat().replace("+00:00", "Z"), "purpose": "resnet",
@@ -111,7 +111,7 @@ def test_latest_names_no_member_for_an_unknown_unix_user(as_alice, members, thal
 
     first = as_alice.get(LATEST).json()[0]["gpus"][0]
 
-    assert first["processes"] == [{"pid": 7, "used_memory_mib": 100, "unix_user": "mallory", "member": None}]
+    assert first["processes"] == [{"pid": 7, "name": None, "used_memory_mib": 100, "unix_user": "mallory", "member": None}]
     assert first["match"] == "unbooked use"
 
 

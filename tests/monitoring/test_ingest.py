@@ -61,7 +61,7 @@ def test_first_reading_writes_one_sample_per_gpu(bare):
     assert samples[0].gpu_util == reading.gpus[0].gpu_util
     assert samples[0].memory_used_mib == reading.gpus[0].memory_used_mib
     assert samples[0].power_limit_w == 400.0
-    assert samples[0].processes == [{"pid": 41211, "used_memory_mib": reading.gpus[0].processes[0].used_memory_mib, "user": "alice"}]
+    assert samples[0].processes == [{"pid": 41211, "used_memory_mib": reading.gpus[0].processes[0].used_memory_mib, "user": "alice", "name": "python3"}]
     assert samples[2].processes == []
 
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pynvml
 
 from monitoring import fake_nvml
-from monitoring.fake_nvml import FakeGPU, FakeNVML, FakeProcess
+from monitoring.fake_nvml import NVML_ERROR_NOT_FOUND, FakeGPU, FakeNVML, FakeProcess, NVMLError
 from monitoring.sampler import owner_of_pid, read_host
 
 NOW = datetime(2026, 1, 1, 9, 0, tzinfo=UTC)
@@ -46,6 +46,7 @@ def test_read_host_lists_processes_with_their_owners():
     [process] = reading.gpus[0].processes
     assert process.pid == 4242
     assert process.user == "alice"
+    assert process.name == "python3"
     assert 27000 <= process.used_memory_mib <= 30000
 
 
@@ -130,6 +131,7 @@ def test_a_reading_turns_into_json():
         "pid": 4242,
         "used_memory_mib": reading.gpus[0].processes[0].used_memory_mib,
         "user": "alice",
+        "name": "python3",
     }
     assert data["gpus"][1]["error"] == "GPU is lost"
     assert data["gpus"][2]["processes"] is None
@@ -141,3 +143,20 @@ def test_owner_of_pid_names_the_user_of_this_process():
 
 def test_owner_of_pid_of_a_missing_process_is_none():
     assert owner_of_pid(2**31 - 1) is None
+
+
+def test_process_names_are_the_program_without_its_path():
+    fake = host(FakeGPU(processes=[FakeProcess(pid=77, user="bob", memory_mib=100, name="/opt/conda/bin/python3.11")]))
+
+    reading = read_host(fake, now=NOW)
+
+    assert reading.gpus[0].processes[0].name == "python3.11"
+
+
+def test_a_process_nvml_cannot_name_has_no_name():
+    fake = host(training(pid=4242))
+    fake.nvmlSystemGetProcessName = lambda pid: (_ for _ in ()).throw(NVMLError(NVML_ERROR_NOT_FOUND))
+
+    reading = read_host(fake, now=NOW)
+
+    assert reading.gpus[0].processes[0].name is None
