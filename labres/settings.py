@@ -183,6 +183,12 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": timedelta(minutes=5),
         "options": {"expires": 300},
     },
+    # The usage page's one-click periods, recomputed a little before the cached ones expire.
+    "warm-usage-reports": {
+        "task": "monitoring.tasks.warm_usage_reports",
+        "schedule": timedelta(minutes=4),
+        "options": {"expires": 240},
+    },
     "prune-telemetry": {
         "task": "monitoring.tasks.prune_telemetry",
         "schedule": timedelta(hours=1),

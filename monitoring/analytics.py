@@ -250,12 +250,30 @@ def cached_usage_report(period, *, every_booking=False):
     seconds = getattr(settings, "USAGE_REPORT_CACHE_SECONDS", DEFAULT_CACHE_SECONDS)
     if not seconds:
         return usage_report(period, every_booking=every_booking)
-    key = f"labres:usage:v1:{period.zone}:{period.first_day}:{period.last_day}:{int(every_booking)}"
+    key = _report_key(period, every_booking)
     report = cache.get(key)
     if report is None:
         report = usage_report(period, every_booking=every_booking)
         cache.set(key, report, seconds)
     return report
+
+
+def warm_usage_reports(now=None):
+    """Compute the one-click periods in the lab's time zone ahead of the members, so nobody waits
+    for a fresh report; beat runs it a little more often than the cache keeps one. Returns how many."""
+    seconds = getattr(settings, "USAGE_REPORT_CACHE_SECONDS", DEFAULT_CACHE_SECONDS)
+    if not seconds:
+        return 0
+    now = now or datetime.now(UTC)
+    zone = zoneinfo.ZoneInfo(settings.TIME_ZONE)
+    periods = [Period.of(first, last, zone, now) for _, _, first, last in preset_periods(now.astimezone(zone).date())]
+    for period in periods:
+        cache.set(_report_key(period, False), usage_report(period), seconds)
+    return len(periods)
+
+
+def _report_key(period, every_booking):
+    return f"labres:usage:v1:{period.zone}:{period.first_day}:{period.last_day}:{int(every_booking)}"
 
 
 def usage_report(period, *, every_booking=False):

@@ -432,6 +432,30 @@ def test_the_report_is_kept_for_a_few_minutes(member_client, alice, eurostar, se
     assert response.context["report"].total.booked == pytest.approx(2.0)
 
 
+def test_warming_computes_the_one_click_periods_before_anyone_asks(alice, eurostar, settings, django_assert_max_num_queries):
+    from monitoring.analytics import Period, cached_usage_report, preset_periods, warm_usage_reports
+
+    settings.USAGE_REPORT_CACHE_SECONDS = 300
+    settings.TIME_ZONE = "UTC"
+    today = NOW.date()
+    book(alice, eurostar, "0", NOW - timedelta(days=2), NOW - timedelta(days=2) + timedelta(hours=3))
+
+    assert warm_usage_reports(NOW) == 3
+
+    _, _, first, last = preset_periods(today)[0]
+    with django_assert_max_num_queries(0):
+        report = cached_usage_report(Period.of(first, last, UTC, NOW))
+    assert report.total.booked == pytest.approx(3.0)
+
+
+def test_nothing_is_warmed_when_reports_are_not_kept(settings):
+    from monitoring.analytics import warm_usage_reports
+
+    settings.USAGE_REPORT_CACHE_SECONDS = 0
+
+    assert warm_usage_reports(NOW) == 0
+
+
 # --- the CSV ------------------------------------------------------------------------------------------
 
 
