@@ -15,7 +15,7 @@ from django.utils import timezone
 from reservations.models import Allocation, Booking
 
 from .models import BookingUsage, GpuHour, GpuMinute, GpuSample
-from .rollup import retention
+from .rollup import HOUR, MINUTE, floor_to, retention
 
 
 @dataclass(frozen=True)
@@ -60,7 +60,7 @@ def usage_of(booking, now=None):
         )
     else:
         source, model = ("minute", GpuMinute) if start >= now - keep["minute"] else ("hour", GpuHour)
-        rows = model.objects.filter(device_id__in=devices, bucket__gte=_floor(start, source), bucket__lt=end)
+        rows = model.objects.filter(device_id__in=devices, bucket__gte=floor_to(start, MINUTE if model is GpuMinute else HOUR), bucket__lt=end)
         totals = rows.aggregate(
             samples=Sum("samples"), util_sum=Sum("gpu_util_sum"), peak=Max("gpu_util_max"),
             memory=Max("memory_used_max"), active=Sum("active_samples"),
@@ -77,12 +77,6 @@ def usage_of(booking, now=None):
         used_gpu_hours=round(used, 4),
         source=source,
     )
-
-
-def _floor(moment, source):
-    if source == "minute":
-        return moment.replace(second=0, microsecond=0)
-    return moment.replace(minute=0, second=0, microsecond=0)
 
 
 def settle_ended(now=None, *, limit=500):

@@ -15,6 +15,7 @@ from django.utils.text import slugify
 
 from reservations.api.times import utc_iso
 from reservations.models import Allocation, Device, Server, display_name_of
+from reservations.selectors import Holding
 from reservations.templatetags.labres import mib, when
 
 from ..history import PERIODS, gpu_history
@@ -283,16 +284,6 @@ def summarize(points, memory_total_mib=None):
     )
 
 
-@dataclass
-class BookingSpan:
-    booking_id: int
-    user_id: int
-    name: str
-    start: object
-    end: object
-    purpose: str
-
-
 def bookings_on(device, start, end):
     """The bookings that held `device` at some time in [start, end), first first, from one query."""
     rows = (
@@ -304,7 +295,7 @@ def bookings_on(device, start, end):
         )
     )
     return [
-        BookingSpan(booking_id, user_id, display_name_of(display, first, last, username), start, end, purpose)
+        Holding(booking_id, user_id, display_name_of(display, first, last, username), start, end, purpose, username)
         for booking_id, user_id, display, first, last, username, start, end, purpose in rows
     ]
 
