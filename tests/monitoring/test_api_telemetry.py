@@ -61,15 +61,6 @@ def as_alice(alice):
     return token_client(alice)
 
 
-@pytest.fixture
-def members(alice, bob):
-    alice.profile.unix_username = "alice"
-    alice.profile.save()
-    bob.profile.unix_username = "bob"
-    bob.profile.save()
-    return alice, bob
-
-
 # --- latest --------------------------------------------------------------------------------
 
 

@@ -13,15 +13,6 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def members(alice, bob):
-    alice.profile.unix_username = "alice"
-    alice.profile.save()
-    bob.profile.unix_username = "bob"
-    bob.profile.save()
-    return alice, bob
-
-
-@pytest.fixture
 def eurostar(db):
     return ServerFactory(name="eurostar", gpus=4)
 

@@ -19,15 +19,6 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def members(alice, bob):
-    """alice and bob, each with their user name on the GPU hosts."""
-    for user in (alice, bob):
-        user.profile.unix_username = user.username
-        user.profile.save()
-    return alice, bob
-
-
-@pytest.fixture
 def eurostar(db):
     return ServerFactory(name="eurostar", gpus=4, location="Machine room B")
 

@@ -64,14 +64,6 @@ def store(server, at, *gpus):
     return record_reading(server, HostReading(taken_at=at, driver_version="580.95.05", gpus=list(gpus)), agent_version="0.1.0")
 
 
-@pytest.fixture
-def members(alice, bob):
-    for user in (alice, bob):
-        user.profile.unix_username = user.username
-        user.profile.save()
-    return alice, bob
-
-
 # --- access --------------------------------------------------------------------------------
 
 
