@@ -152,6 +152,31 @@ IDLE_BOOKING_AFTER = env.str("IDLE_BOOKING_AFTER", default="30m")
 USAGE_REPORT_CACHE_SECONDS = env.int("USAGE_REPORT_CACHE_SECONDS", default=300)
 # Monitoring: the bearer token Prometheus sends to read /metrics; empty means only staff signed in may.
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+# --- Notifications -------------------------------------------------------------------------
+# The portal's public address, for links in messages (Slack, e-mail) sent outside a request.
+SITE_URL = env.str("SITE_URL", default="http://localhost:8000").rstrip("/")
+# E-mail: EMAIL_URL picks the backend (smtp://user:pass@host:587/?tls=True, consolemail://,
+# filemail://, ...); without it, messages are written as files under var/mail (nothing leaves).
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="labres <labres@localhost>")
+if env.str("EMAIL_URL", default=""):
+    vars().update(env.email_url("EMAIL_URL"))
+else:
+    EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
+    EMAIL_FILE_PATH = str(VAR_DIR / "mail")
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=20)
+# Slack: the bot token (xoxb-...) for direct messages and channel posts; empty means no Slack bot.
+SLACK_BOT_TOKEN = env.str("SLACK_BOT_TOKEN", default="")
+# Slack's Web API address (tests point it at a local server).
+SLACK_API_URL = env.str("SLACK_API_URL", default="https://slack.com/api/")
+# Reminders: how long before a booking starts, and before it ends (the expiry warning).
+NOTIFY_STARTS_SOON = env.str("NOTIFY_STARTS_SOON", default="10m")
+NOTIFY_ENDS_SOON = env.str("NOTIFY_ENDS_SOON", default="15m")
+# Delivery: tries per message, and the first retry delay (doubling each try, at most an hour).
+NOTIFY_MAX_ATTEMPTS = env.int("NOTIFY_MAX_ATTEMPTS", default=8)
+NOTIFY_RETRY_SECONDS = env.int("NOTIFY_RETRY_SECONDS", default=30)
+# Seconds one HTTP call to Slack may take before it counts as failed (and is retried later).
+NOTIFY_HTTP_TIMEOUT = env.int("NOTIFY_HTTP_TIMEOUT", default=10)
+
 # Every periodic task lives here, in one place.
 CELERY_BEAT_SCHEDULE = {
     "worker-heartbeat": {
@@ -188,6 +213,24 @@ CELERY_BEAT_SCHEDULE = {
         "task": "monitoring.tasks.warm_usage_reports",
         "schedule": timedelta(minutes=4),
         "options": {"expires": 240},
+    },
+    # Starts-soon, ends-soon and ended reminders over a window; unique keys make re-runs harmless.
+    "send-reminders": {
+        "task": "notifications.tasks.send_reminders",
+        "schedule": timedelta(minutes=1),
+        "options": {"expires": 60},
+    },
+    # Messages still due: never handed to a worker (broker down), or waiting for a retry.
+    "sweep-outbox": {
+        "task": "notifications.tasks.sweep_outbox",
+        "schedule": timedelta(seconds=env.int("NOTIFY_SWEEP_SECONDS", default=30)),
+        "options": {"expires": 30},
+    },
+    # Members' Slack ids, found from their e-mail (users.lookupByEmail) once a bot token is set.
+    "link-slack-members": {
+        "task": "notifications.tasks.link_slack_members",
+        "schedule": timedelta(hours=6),
+        "options": {"expires": 3600},
     },
     "prune-telemetry": {
         "task": "monitoring.tasks.prune_telemetry",

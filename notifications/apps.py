@@ -1,6 +1,16 @@
 from django.apps import AppConfig
+from django.db.models.signals import post_save
 
 
 class NotificationsConfig(AppConfig):
     name = "notifications"
     verbose_name = "Notifications"
+
+    def ready(self):
+        from monitoring.models import Alert
+        from reservations.signals import booking_changed
+
+        from . import receivers
+
+        booking_changed.connect(receivers.on_booking_changed, dispatch_uid="labres-notify-bookings")
+        post_save.connect(receivers.on_alert_saved, sender=Alert, dispatch_uid="labres-notify-alerts")

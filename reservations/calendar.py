@@ -1,7 +1,8 @@
 """Bookings as iCalendar (.ics) events, for 'Add to calendar' and the calendar feeds."""
 from datetime import UTC
 
-from django.http.request import split_domain_port
+from urllib.parse import urlsplit
+
 from django.urls import reverse
 from django.utils import timezone
 from icalendar import Calendar, Event
@@ -11,22 +12,23 @@ from .models import Booking
 PRODID = "-//labres//labres//EN"
 
 
-def build_calendar(bookings, request):
-    """A VCALENDAR with one VEVENT per booking, as bytes; links point at the host `request` came to.
+def build_calendar(bookings, base_url):
+    """A VCALENDAR with one VEVENT per booking, as bytes; links point at `base_url` (https://labres.lab.org).
 
     Pass bookings with server, room and (for GPU bookings) allocations__unit__device loaded.
     """
     calendar = Calendar()
     calendar.add("prodid", PRODID)
     calendar.add("version", "2.0")
-    host, _ = split_domain_port(request.get_host())
+    base_url = base_url.rstrip("/")
+    host = urlsplit(base_url).hostname or "localhost"
     stamp = timezone.now().astimezone(UTC)
     for booking in bookings:
-        calendar.add_component(_event(booking, request, host, stamp))
+        calendar.add_component(_event(booking, base_url, host, stamp))
     return calendar.to_ical()
 
 
-def _event(booking, request, host, stamp):
+def _event(booking, base_url, host, stamp):
     event = Event()
     event.add("uid", f"booking-{booking.pk}@{host}")
     event.add("dtstamp", stamp)
@@ -35,7 +37,7 @@ def _event(booking, request, host, stamp):
     event.add("created", booking.created_at.astimezone(UTC))
     event.add("last-modified", booking.updated_at.astimezone(UTC))
     event.add("summary", summary(booking))
-    event.add("description", request.build_absolute_uri(reverse("booking-detail", args=[booking.pk])))
+    event.add("description", base_url + reverse("booking-detail", args=[booking.pk]))
     location = booking.room.location if booking.room_id else booking.server.location
     if location:
         event.add("location", location)

@@ -254,12 +254,23 @@ class Profile(models.Model):
         validators=[RegexValidator(r"^[a-z_][a-z0-9_.-]*\$?$", "Write the user name as on the GPU hosts, e.g. alice or a.liddell.")],
         help_text="Your user name on the GPU hosts, so your processes there are matched to your bookings.",
     )
+    slack_user_id = models.CharField(
+        max_length=32,
+        blank=True,
+        verbose_name="Slack user id",
+        validators=[RegexValidator(r"^[UW][A-Z0-9]{2,}$", "A Slack user id looks like U012ABCDEF.")],
+        help_text="Your Slack member id (U…), for direct messages and mentions; found from your e-mail when Slack is set up.",
+    )
 
     class Meta:
         constraints = [
             models.UniqueConstraint(
                 fields=["unix_username"], condition=~Q(unix_username=""), name="profile_unix_username_unique",
                 violation_error_message="Another member already has this unix user name.",
+            ),
+            models.UniqueConstraint(
+                fields=["slack_user_id"], condition=~Q(slack_user_id=""), name="profile_slack_user_id_unique",
+                violation_error_message="Another member is already linked to this Slack account.",
             ),
         ]
 

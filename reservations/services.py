@@ -14,6 +14,7 @@ from django.utils import timezone
 from .errors import BookingConflict, BookingError, Busy, Conflict, NotAllowed
 from .models import Allocation, Booking, Device, Room, Server, Unit
 from .parsing import ParseError, format_device_set, format_duration, parse_device_set, parse_duration
+from .signals import booking_changed
 
 OVERLAP_SQLSTATE = "23P01"  # PostgreSQL exclusion_violation
 SQLITE_OVERLAP_MARKER = "allocation_overlap"  # the message of the SQLite triggers
@@ -103,6 +104,7 @@ def create_booking(user, *, start, end, purpose="", server=None, devices=None, r
             Allocation.objects.bulk_create(
                 Allocation(booking=booking, unit=unit, start=start, end=end) for unit in target.units
             )
+            booking_changed.send(Booking, booking=booking, event="created", by=user)
     except IntegrityError as error:
         _raise_conflict_from(error, target.units, start, end)
     return booking
@@ -118,6 +120,7 @@ def cancel_booking(booking, *, by, now=None):
         booking.status = Booking.Status.CANCELLED
         booking.save(update_fields=["status", "updated_at"])
         booking.allocations.update(active=False)
+        booking_changed.send(Booking, booking=booking, event="cancelled", by=by)
     return booking
 
 
@@ -133,6 +136,7 @@ def release_booking(booking, *, by, now=None):
         booking.end = now
         booking.save(update_fields=["status", "end", "updated_at"])
         booking.allocations.update(end=now)
+        booking_changed.send(Booking, booking=booking, event="released", by=by)
     return booking
 
 
@@ -169,9 +173,11 @@ def change_booking(booking, *, by, start=None, end=None, now=None):
                 _check_times(new_start, new_end, now=now)
             units = list(booking.allocations.values_list("unit_id", flat=True))
             _lock_units(units)
+            before = (booking.start, booking.end)
             booking.start, booking.end = new_start, new_end
             booking.save(update_fields=["start", "end", "updated_at"])
             booking.allocations.update(start=new_start, end=new_end)
+            booking_changed.send(Booking, booking=booking, event="changed", by=by, before=before)
     except IntegrityError as error:
         _raise_conflict_from(error, units, new_start, new_end, exclude=booking)
     return booking

@@ -148,6 +148,6 @@ def detail(request, pk):
 @login_required
 def ics(request, pk):
     booking = _booking(pk)
-    response = HttpResponse(build_calendar([booking], request), content_type="text/calendar; charset=utf-8")
+    response = HttpResponse(build_calendar([booking], request.build_absolute_uri("/")), content_type="text/calendar; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="booking-{booking.pk}.ics"'
     return response

@@ -1,0 +1,164 @@
+"""One class per channel, found by name in CHANNELS. Each sends one rendered outbox row.
+
+send() returns on success and raises DeliveryError otherwise: permanent for what no retry
+can fix (webhook gone, unknown channel, no address), else temporary, with the delay Slack
+asked for when it answered 429.
+"""
+import logging
+import socket
+from email.utils import formataddr
+from urllib.error import URLError
+
+from django.conf import settings
+from django.core.mail import EmailMultiAlternatives
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+from slack_sdk.webhook import WebhookClient
+
+logger = logging.getLogger(__name__)
+
+# Slack Web API errors that no retry fixes.
+SLACK_PERMANENT_ERRORS = {
+    "channel_not_found", "not_in_channel", "is_archived", "user_not_found", "user_disabled",
+    "invalid_auth", "account_inactive", "token_revoked", "not_authed", "no_permission",
+    "missing_scope", "cannot_dm_bot", "invalid_blocks", "msg_too_long", "users_not_found",
+}
+
+
+class DeliveryError(Exception):
+    def __init__(self, message, *, permanent=False, retry_after=None):
+        super().__init__(message)
+        self.message = message
+        self.permanent = permanent
+        self.retry_after = retry_after  # seconds, when the other side said how long to wait
+
+
+class Channel:
+    name = ""
+    label = ""
+    family = "slack"  # which templates render its messages: "slack" or "email"
+    for_members = False  # a member may choose it; otherwise it belongs to destinations
+
+    def reaches(self, user):
+        """Whether this channel can reach `user` at all (a Slack id, an e-mail address)."""
+        return False
+
+    def send(self, notification):
+        raise NotImplementedError
+
+
+def _slack_retry_after(headers, default=None):
+    for name, value in (headers or {}).items():
+        if name.lower() == "retry-after":
+            value = value[0] if isinstance(value, list) else value
+            try:
+                return max(1, int(float(value)))
+            except ValueError:
+                return default
+    return default
+
+
+def slack_client():
+    """The bot's Web API client; None when no bot token is set."""
+    if not settings.SLACK_BOT_TOKEN:
+        return None
+    # No built-in retries: a failed call goes back to the outbox, which retries with backoff.
+    return WebClient(
+        token=settings.SLACK_BOT_TOKEN, base_url=settings.SLACK_API_URL,
+        timeout=settings.NOTIFY_HTTP_TIMEOUT, retry_handlers=[],
+    )
+
+
+def _post_with_bot(channel_id, payload):
+    client = slack_client()
+    if client is None:
+        raise DeliveryError("No Slack bot token is set (SLACK_BOT_TOKEN).", permanent=True)
+    try:
+        client.chat_postMessage(channel=channel_id, text=payload["text"], blocks=payload.get("blocks"), unfurl_links=False)
+    except SlackApiError as error:
+        response = error.response
+        code = response.get("error") if isinstance(response.data, dict) else None
+        if response.status_code == 429 or code == "ratelimited":
+            raise DeliveryError("Slack is rate limiting (429).", retry_after=_slack_retry_after(response.headers, 30)) from None
+        permanent = code in SLACK_PERMANENT_ERRORS
+        raise DeliveryError(f"Slack answered {response.status_code}: {code or 'error'}.", permanent=permanent) from None
+    except (URLError, socket.timeout, OSError, ValueError) as error:
+        raise DeliveryError(f"Slack could not be reached: {error}.") from None
+
+
+class SlackDirectMessage(Channel):
+    name = "slack_dm"
+    label = "Slack direct message"
+    for_members = True
+
+    def reaches(self, user):
+        return bool(settings.SLACK_BOT_TOKEN) and bool(user.profile.slack_user_id)
+
+    def send(self, notification):
+        slack_id = notification.recipient.profile.slack_user_id
+        if not slack_id:
+            raise DeliveryError(f"{notification.recipient.get_username()} has no Slack id on their profile.", permanent=True)
+        _post_with_bot(slack_id, notification.payload)
+
+
+class SlackChannelPost(Channel):
+    name = "slack_channel"
+    label = "Slack channel (bot)"
+
+    def send(self, notification):
+        _post_with_bot(notification.destination.channel, notification.payload)
+
+
+class SlackWebhook(Channel):
+    name = "slack_webhook"
+    label = "Slack incoming webhook"
+
+    def send(self, notification):
+        client = WebhookClient(notification.destination.webhook_url, timeout=settings.NOTIFY_HTTP_TIMEOUT, retry_handlers=[])
+        payload = notification.payload
+        try:
+            response = client.send(text=payload["text"], blocks=payload.get("blocks"), unfurl_links=False)
+        except (URLError, socket.timeout, OSError, ValueError) as error:
+            raise DeliveryError(f"The webhook could not be reached: {error}.") from None
+        if response.status_code == 200:
+            return
+        if response.status_code == 429:
+            raise DeliveryError("Slack is rate limiting (429).", retry_after=_slack_retry_after(response.headers, 30))
+        # 404 no_service / 403 action_prohibited / 410 channel_is_archived: the webhook is gone.
+        permanent = response.status_code in (400, 403, 404, 410)
+        raise DeliveryError(f"The webhook answered {response.status_code}: {response.body[:200]}", permanent=permanent)
+
+
+class Email(Channel):
+    name = "email"
+    label = "E-mail"
+    family = "email"
+    for_members = True
+
+    def reaches(self, user):
+        return bool(user.email)
+
+    def send(self, notification):
+        user = notification.recipient
+        if not user.email:
+            raise DeliveryError(f"{user.get_username()} has no e-mail address.", permanent=True)
+        from reservations.models import member_name
+
+        payload = notification.payload
+        message = EmailMultiAlternatives(
+            subject=payload["subject"], body=payload["text"], to=[formataddr((member_name(user), user.email))],
+            headers={"Auto-Submitted": "auto-generated"},
+        )
+        if payload.get("html"):
+            message.attach_alternative(payload["html"], "text/html")
+        for attachment in payload.get("attachments", []):
+            message.attach(attachment["filename"], attachment["content"], attachment["mimetype"])
+        try:
+            message.send()
+        except (OSError, socket.timeout) as error:  # smtplib's errors are OSErrors
+            permanent = getattr(error, "smtp_code", 0) >= 500 and not isinstance(error, ConnectionError)
+            raise DeliveryError(f"The mail server refused or could not be reached: {error}.", permanent=permanent) from None
+
+
+CHANNELS = {channel.name: channel for channel in [SlackDirectMessage(), SlackChannelPost(), SlackWebhook(), Email()]}
+MEMBER_CHANNELS = [name for name, channel in CHANNELS.items() if channel.for_members]

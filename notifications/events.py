@@ -1,0 +1,51 @@
+"""What people hear about: each event, who it goes to, and whether members get it unless they opt out."""
+from dataclasses import dataclass
+
+from django.db import models
+
+
+class Event(models.TextChoices):
+    CREATED = "created", "booking created"
+    CHANGED = "changed", "booking changed"
+    CANCELLED = "cancelled", "booking cancelled"
+    RELEASED = "released", "booking released early"
+    STARTS_SOON = "starts_soon", "booking starts soon"
+    ENDS_SOON = "ends_soon", "booking ends soon"
+    ENDED = "ended", "booking ended"
+    FOLLOWED = "followed", "someone booked right after you"
+    IDLE_BOOKING = "idle_booking", "idle booking"
+    UNBOOKED_USE = "unbooked_use", "unbooked use"
+    HOST_STALE = "host_stale", "host stale"
+
+
+@dataclass(frozen=True)
+class EventSpec:
+    name: str
+    label: str
+    help: str
+    on_by_default: bool  # for the member concerned, on their default channel
+    to_resources: bool = False  # a server's or room's destinations hear it unless they choose events
+    to_lab: bool = False  # lab-wide destinations hear it unless they choose events
+    to_staff: bool = False  # staff members hear it too, on their own channels
+    attach_ics: bool = False  # e-mails carry the booking as an .ics
+
+
+EVENTS = {
+    spec.name: spec
+    for spec in [
+        EventSpec(Event.CREATED, Event.CREATED.label, "A booking of yours was made (by you or by staff).", True, to_resources=True, attach_ics=True),
+        EventSpec(Event.CHANGED, Event.CHANGED.label, "A booking of yours moved or was extended.", True, to_resources=True, attach_ics=True),
+        EventSpec(Event.CANCELLED, Event.CANCELLED.label, "A booking of yours was cancelled.", True, to_resources=True, attach_ics=True),
+        EventSpec(Event.RELEASED, Event.RELEASED.label, "A booking of yours was ended before its time.", True, to_resources=True),
+        EventSpec(Event.STARTS_SOON, Event.STARTS_SOON.label, "A reminder shortly before your booking starts.", True),
+        EventSpec(Event.ENDS_SOON, Event.ENDS_SOON.label, "A warning shortly before your booking ends, to extend or release it.", True),
+        EventSpec(Event.ENDED, Event.ENDED.label, "Your booking has run its time.", False),
+        EventSpec(Event.FOLLOWED, Event.FOLLOWED.label, "Someone booked what you hold, starting when your booking ends.", True),
+        EventSpec(Event.IDLE_BOOKING, Event.IDLE_BOOKING.label, "Your booked GPUs have stayed idle.", True),
+        EventSpec(Event.UNBOOKED_USE, Event.UNBOOKED_USE.label, "Your processes run on a GPU you have not booked.", True, to_lab=True, to_staff=True),
+        EventSpec(Event.HOST_STALE, Event.HOST_STALE.label, "A GPU host stopped reporting (staff).", True, to_lab=True, to_staff=True),
+    ]
+}
+
+# Events a member may choose channels for on their profile (staff also see host_stale).
+MEMBER_EVENTS = [name for name in EVENTS if name != Event.HOST_STALE]

@@ -1,0 +1,209 @@
+"""Message texts: Django templates per event and kind of channel, which staff may override.
+
+Files: templates/notifications/slack/<event>.txt (Slack mrkdwn), and
+templates/notifications/email/<event>.subject.txt, <event>.txt and <event>.html.
+A MessageTemplate row for (event, channel) replaces the files. Every template gets the
+variables in VARIABLES, with times shown in the recipient's time zone.
+"""
+import zoneinfo
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.template import Context, Engine, Template, TemplateDoesNotExist
+from django.template.loader import get_template
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.html import strip_spaces_between_tags
+
+from reservations.calendar import build_calendar
+from reservations.models import member_name
+
+from .events import EVENTS
+from .models import MessageTemplate
+
+# What every template can use; shown to staff beside the template editor in the admin.
+VARIABLES = {
+    "event": "The event's name, e.g. 'booking ends soon'.",
+    "member": "The recipient's name (empty for a channel or webhook).",
+    "user": "The recipient (a user; empty for a channel or webhook).",
+    "booking": "The booking (id, purpose, start, end, status), when the event is about one.",
+    "owner": "The name of the booking's owner; in Slack channels a mention (<@U…>) when they linked Slack.",
+    "units": "What is booked, as people type it: thalys:0-1, thalys (whole server), room Lab 2.",
+    "start": "The booking's start, in the recipient's time zone (use {% span start end %} or {{ start|when }}).",
+    "end": "The booking's end, in the recipient's time zone.",
+    "before_start": "For 'changed': the start it had before.",
+    "before_end": "For 'changed': the end it had before.",
+    "purpose": "The booking's purpose.",
+    "actor": "The name of who made the change (the owner, or staff).",
+    "by_someone_else": "True when the change was made by someone other than the owner.",
+    "next_booking": "For 'followed': the booking that starts when the recipient's ends.",
+    "next_owner": "For 'followed': the name of that booking's owner.",
+    "alert": "For monitoring events: the alert (message, server, opened_at).",
+    "server": "The server concerned, if any.",
+    "time_zone": "The name of the time zone times are shown in.",
+    "links": "Absolute links: links.booking, links.extend, links.release, links.mine, links.book, links.profile, links.gpus.",
+}
+
+# Text templates (Slack mrkdwn, e-mail text and subject) are not HTML: no autoescaping.
+# Slack's own escaping of &, < and > is applied to member-written values instead (see below).
+text_engine = Engine(
+    dirs=[settings.BASE_DIR / "templates"],
+    autoescape=False,
+    libraries={"labres": "reservations.templatetags.labres"},
+    builtins=["reservations.templatetags.labres"],
+)
+
+
+@dataclass
+class Occasion:
+    """What a message is about; rendered once per recipient."""
+
+    event: str
+    booking: object = None
+    alert: object = None
+    by: object = None
+    before: tuple | None = None
+    next_booking: object = None
+    extra: dict = field(default_factory=dict)
+
+
+def slack_escape(text):
+    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def link(name, *args, query=""):
+    return f"{settings.SITE_URL}{reverse(name, args=args)}{query}"
+
+
+def time_zone_of(user):
+    name = ""
+    if user is not None:
+        name = getattr(getattr(user, "profile", None), "time_zone", "")
+    try:
+        return zoneinfo.ZoneInfo(name or settings.TIME_ZONE)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return zoneinfo.ZoneInfo(settings.TIME_ZONE)
+
+
+def context_for(occasion, *, user=None, family="slack", destination=None):
+    """The template variables for one recipient (a user) or one destination."""
+    escape = slack_escape if family == "slack" else str
+    booking, alert = occasion.booking, occasion.alert
+    zone = time_zone_of(user)
+    context = {
+        "event": EVENTS[occasion.event].label,
+        "member": escape(member_name(user)) if user is not None else "",
+        "user": user,
+        "time_zone": str(zone),
+        "actor": escape(member_name(occasion.by)) if occasion.by is not None else "",
+        "alert": alert,
+        "links": {
+            "mine": link("my-bookings"),
+            "book": link("book"),
+            "profile": link("profile"),
+            "gpus": link("gpus"),
+        },
+        **occasion.extra,
+    }
+    if alert is not None:
+        context["server"] = alert.server
+        context["alert_message"] = escape(alert.message)
+    if booking is not None:
+        owner = booking.user
+        slack_id = getattr(getattr(owner, "profile", None), "slack_user_id", "")
+        context.update(
+            booking=booking,
+            owner=f"<@{slack_id}>" if slack_id and destination is not None and family == "slack" else escape(member_name(owner)),
+            units=escape(booking.what),
+            start=booking.start,
+            end=booking.end,
+            purpose=escape(booking.purpose),
+            server=booking.server,
+            by_someone_else=occasion.by is not None and occasion.by.pk != owner.pk,
+        )
+        context["links"].update(
+            booking=link("booking-detail", booking.pk),
+            extend=link("booking-detail", booking.pk, query="#extend"),
+            release=link("booking-detail", booking.pk, query="#release"),
+            ics=link("booking-ics", booking.pk),
+        )
+        if occasion.before:
+            context["before_start"], context["before_end"] = occasion.before
+    if occasion.next_booking is not None:
+        context["next_booking"] = occasion.next_booking
+        context["next_owner"] = escape(member_name(occasion.next_booking.user))
+    return context, zone
+
+
+def overrides_for(event):
+    """Staff's templates for an event, by channel family: one query per event emitted."""
+    return {row.family: row for row in MessageTemplate.objects.filter(event=event)}
+
+
+def render_text(source_or_name, context, zone):
+    """Render a text template (a file name, or a staff override's source) in the recipient's zone."""
+    with timezone.override(zone):
+        if isinstance(source_or_name, Template):
+            return source_or_name.render(Context(context, autoescape=False)).strip()
+        return text_engine.get_template(source_or_name).render(Context(context, autoescape=False)).strip()
+
+
+def render_html(name, context, zone):
+    with timezone.override(zone):
+        try:
+            template = get_template(name)
+        except TemplateDoesNotExist:
+            return ""
+        return strip_spaces_between_tags(template.render(context)).strip()
+
+
+def render(occasion, family, *, user=None, destination=None, overrides=None):
+    """The payload of one outbox row: {"text", "blocks"} for Slack; {"subject", "text", "html"} for e-mail."""
+    context, zone = context_for(occasion, user=user, family=family, destination=destination)
+    override = (overrides or {}).get(family)
+    event = occasion.event
+    if family == "slack":
+        text = render_text(text_engine.from_string(override.body) if override else f"notifications/slack/{event}.txt", context, zone)
+        return {"text": text, "blocks": slack_blocks(occasion, text, context)}
+    if override:
+        subject = render_text(text_engine.from_string(override.subject or "[labres] {{ event }}"), context, zone)
+        text = render_text(text_engine.from_string(override.body), context, zone)
+        html = render_text(text_engine.from_string(override.html), context, zone) if override.html else ""
+    else:
+        subject = render_text(f"notifications/email/{event}.subject.txt", context, zone)
+        text = render_text(f"notifications/email/{event}.txt", context, zone)
+        html = render_html(f"notifications/email/{event}.html", {**context, "text": text}, zone)
+        html = html or render_html("notifications/email/message.html", {**context, "text": text}, zone)
+    payload = {"subject": " ".join(subject.split()), "text": text, "html": html}
+    if EVENTS[event].attach_ics and occasion.booking is not None:
+        ics = build_calendar([occasion.booking], settings.SITE_URL).decode()
+        payload["attachments"] = [{"filename": f"booking-{occasion.booking.pk}.ics", "content": ics, "mimetype": "text/calendar"}]
+    return payload
+
+
+def slack_blocks(occasion, text, context):
+    """Block Kit for a message: the text, then buttons where there is something to do."""
+    blocks = [{"type": "section", "text": {"type": "mrkdwn", "text": text[:3000]}}]
+    links = context["links"]
+    booking = occasion.booking
+    buttons = []
+    if occasion.event == "ends_soon" and booking is not None:
+        buttons = [
+            _button("Extend 1h", "booking_extend", f"{booking.pk}:1h", links["extend"], style="primary"),
+            _button("Release now", "booking_release", str(booking.pk), links["release"], style="danger"),
+        ]
+    elif booking is not None:
+        buttons = [_button("Open booking", "booking_open", str(booking.pk), links["booking"])]
+    elif occasion.alert is not None:
+        buttons = [_button("Live GPUs", "gpus_open", str(occasion.alert.pk), links["gpus"])]
+    if buttons:
+        blocks.append({"type": "actions", "elements": buttons})
+    blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": f"labres · times in {context['time_zone']}"}]})
+    return blocks
+
+
+def _button(label, action_id, value, url, style=None):
+    button = {"type": "button", "text": {"type": "plain_text", "text": label}, "action_id": action_id, "value": value, "url": url}
+    if style:
+        button["style"] = style
+    return button

@@ -1,0 +1,30 @@
+"""Thin Celery wrappers over the outbox and reminders; each is safe to run twice."""
+from celery import shared_task
+
+from . import outbox, reminders, slack_identity
+
+
+@shared_task(name="notifications.tasks.deliver", ignore_result=True)
+def deliver(keys):
+    """Send the outbox rows a committed change queued; returns how many this run sent."""
+    return outbox.deliver(keys)
+
+
+@shared_task(name="notifications.tasks.sweep_outbox", ignore_result=True)
+def sweep_outbox():
+    """Send what is due: never handed to a worker, waiting for a retry, or left by a dead worker."""
+    return outbox.sweep()
+
+
+@shared_task(name="notifications.tasks.send_reminders", ignore_result=True)
+def send_reminders():
+    """Queue starts-soon, ends-soon and ended reminders, then send what is due."""
+    counts = reminders.send_reminders()
+    outbox.sweep()
+    return counts
+
+
+@shared_task(name="notifications.tasks.link_slack_members", ignore_result=True)
+def link_slack_members():
+    """Fill in members' Slack ids from their e-mail addresses."""
+    return slack_identity.link_members()

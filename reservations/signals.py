@@ -1,0 +1,7 @@
+"""Signals the booking services send inside their transaction, so that what reacts to a change
+(the notification outbox) is written atomically with it."""
+from django.dispatch import Signal
+
+# Sent with booking=, event= ("created", "changed", "cancelled", "released"), by= (the user who
+# acted) and, for "changed", before= (the (start, end) the booking had).
+booking_changed = Signal()
