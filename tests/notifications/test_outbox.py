@@ -76,3 +76,19 @@ def test_reminders_run_twice_queue_once(alice, thalys, later):
     assert send_reminders()["starts_soon"] == 1
     send_reminders()
     assert len(rows(event="starts_soon")) == 1
+
+
+def test_slack_rate_limit_is_honoured_and_the_message_goes_out_once(alice, thalys, book, later, fake_slack):
+    from notifications.models import Destination
+
+    Destination.objects.create(name="#thalys", kind="slack_webhook", webhook_url=fake_slack.webhook_url(), server=thalys)
+    Preference.objects.create(user=alice, event="created", channels=[])
+    book(alice, later, server=thalys, devices="0")
+    fake_slack.rate_limit_next(retry_after=7)
+    now = timezone.now()
+    assert outbox.sweep(now=now) == 0
+    [row] = rows()
+    assert row.next_attempt_at == now + timedelta(seconds=7)
+    assert outbox.sweep(now=now + timedelta(seconds=7)) == 1
+    [message] = fake_slack.messages()
+    assert "thalys:0" in message["text"] and message["blocks"][0]["type"] == "section"
