@@ -38,6 +38,15 @@ def empty_cache():
     cache.clear()
 
 
+@pytest.fixture(autouse=True)
+def outbox_stays_in_the_process(request, monkeypatch):
+    """Outbox rows a test queues are not handed to a Celery broker after commit (no worker would
+    consume them, and a later test's real worker would find them); tests send them with the
+    outbox's sweep. A test marked `hands_to_worker` keeps the real hand-over."""
+    if "hands_to_worker" not in request.keywords:
+        monkeypatch.setattr("notifications.outbox.hand_to_worker", lambda keys: None)
+
+
 @pytest.fixture
 def db_vendor():
     from django.db import connection
