@@ -5,6 +5,7 @@ templates/notifications/email/<event>.subject.txt, <event>.txt and <event>.html.
 A MessageTemplate row for (event, channel) replaces the files. Every template gets the
 variables in VARIABLES, with times shown in the recipient's time zone.
 """
+import logging
 import zoneinfo
 from dataclasses import dataclass, field
 
@@ -20,6 +21,8 @@ from reservations.models import member_name
 
 from .events import EVENTS
 from .models import MessageTemplate
+
+logger = logging.getLogger(__name__)
 
 # What every template can use; shown to staff beside the template editor in the admin.
 VARIABLES = {
@@ -52,6 +55,9 @@ text_engine = Engine(
     libraries={"labres": "reservations.templatetags.labres"},
     builtins=["reservations.templatetags.labres"],
 )
+
+# Staff's HTML templates: autoescaped, with the same tags and filters as the text ones.
+html_engine = Engine(autoescape=True, builtins=["reservations.templatetags.labres"])
 
 
 @dataclass
@@ -148,19 +154,35 @@ def render_text(source_or_name, context, zone):
         return text_engine.get_template(source_or_name).render(Context(context, autoescape=False)).strip()
 
 
-def render_html(name, context, zone):
+def render_html(name_or_template, context, zone):
+    """Render an HTML template (autoescaped): a file name (empty if there is none) or a compiled override."""
     with timezone.override(zone):
+        if isinstance(name_or_template, Template):
+            return strip_spaces_between_tags(name_or_template.render(Context(context))).strip()
         try:
-            template = get_template(name)
+            template = get_template(name_or_template)
         except TemplateDoesNotExist:
             return ""
         return strip_spaces_between_tags(template.render(context)).strip()
 
 
 def render(occasion, family, *, user=None, destination=None, overrides=None):
-    """The payload of one outbox row: {"text", "blocks"} for Slack; {"subject", "text", "html"} for e-mail."""
+    """The payload of one outbox row: {"text", "blocks"} for Slack; {"subject", "text", "html"} for e-mail.
+
+    A staff template that fails to render (the admin checks them, but data differ) gives way to
+    the file template: a message must never stop the booking change that caused it.
+    """
     context, zone = context_for(occasion, user=user, family=family, destination=destination)
     override = (overrides or {}).get(family)
+    if override is not None:
+        try:
+            return _render(occasion, family, context, zone, override)
+        except Exception:
+            logger.exception("the staff template %s failed to render; using the file template", override)
+    return _render(occasion, family, context, zone, None)
+
+
+def _render(occasion, family, context, zone, override):
     event = occasion.event
     if family == "slack":
         text = render_text(text_engine.from_string(override.body) if override else f"notifications/slack/{event}.txt", context, zone)
@@ -168,7 +190,7 @@ def render(occasion, family, *, user=None, destination=None, overrides=None):
     if override:
         subject = render_text(text_engine.from_string(override.subject or "[labres] {{ event }}"), context, zone)
         text = render_text(text_engine.from_string(override.body), context, zone)
-        html = render_text(text_engine.from_string(override.html), context, zone) if override.html else ""
+        html = render_html(html_engine.from_string(override.html), {**context, "text": text}, zone) if override.html else ""
     else:
         subject = render_text(f"notifications/email/{event}.subject.txt", context, zone)
         text = render_text(f"notifications/email/{event}.txt", context, zone)
