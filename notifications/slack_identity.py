@@ -1,8 +1,9 @@
 """A member's Slack id, found from their e-mail through users.lookupByEmail."""
 import logging
+from http.client import HTTPException
 
 from django.contrib.auth import get_user_model
-from slack_sdk.errors import SlackApiError
+from slack_sdk.errors import SlackApiError, SlackRequestError
 
 from reservations.models import Profile
 
@@ -27,9 +28,14 @@ def lookup_slack_id(email, client=None):
         if code == "users_not_found":
             return None
         raise SlackLookupError(f"Slack answered {error.response.status_code}: {code or 'error'}.") from None
-    except OSError as error:
+    except (OSError, HTTPException, SlackRequestError) as error:
         raise SlackLookupError(f"Slack could not be reached: {error}.") from None
-    return response["user"]["id"]
+    user = response["user"]
+    # A deactivated account (or a bot sharing the address) would take every direct message and
+    # answer none: leave the member on e-mail.
+    if user.get("deleted") or user.get("is_bot"):
+        return None
+    return user["id"]
 
 
 def link_member(user, client=None):

@@ -1,6 +1,7 @@
 """A local stand-in for Slack: the Web API (chat.postMessage, users.lookupByEmail) and incoming
 webhooks, over real HTTP. It records what it receives, and answers what a test scripts
-(429 with Retry-After, 500, 404 no_service) before going back to answering like Slack.
+(429 with Retry-After, 500, 404 no_service, a garbled answer, no answer at all) before going
+back to answering like Slack.
 """
 import json
 import threading
@@ -27,16 +28,19 @@ class Answer:
     status: int
     body: str
     headers: dict = field(default_factory=dict)
+    how: str = "http"  # "http"; "garbled": bytes that are no HTTP answer; "silent": no answer until the server stops
 
 
 class FakeSlack:
     def __init__(self):
         self.received = []
-        self.users_by_email = {}  # what users.lookupByEmail finds
+        self.users_by_email = {}  # what users.lookupByEmail finds: e-mail -> user id, or a user object ({"id", "deleted", ...})
         self._scripted = []  # (path prefix or "", Answer), used up in order
         self._lock = threading.Lock()
+        self._stopping = threading.Event()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        # A short poll interval: shutdown() waits up to one interval, and every test stops a server.
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
 
     # --- set-up -----------------------------------------------------------------------------
 
@@ -45,6 +49,7 @@ class FakeSlack:
         return self
 
     def stop(self):
+        self._stopping.set()  # frees handlers kept silent
         self._server.shutdown()
         self._server.server_close()
 
@@ -68,6 +73,16 @@ class FakeSlack:
         text = body if isinstance(body, str) else json.dumps(body)
         with self._lock:
             self._scripted += [(path, Answer(status, text, headers or {}))] * times
+
+    def garble_next(self, *, times=1, path=""):
+        """Answer the next requests with bytes that are no HTTP answer (a broken proxy)."""
+        with self._lock:
+            self._scripted += [(path, Answer(0, "", how="garbled"))] * times
+
+    def stay_silent_next(self, *, times=1, path=""):
+        """Accept the next requests and answer nothing (until the server stops): the caller times out."""
+        with self._lock:
+            self._scripted += [(path, Answer(0, "", how="silent"))] * times
 
     def rate_limit_next(self, retry_after=7, *, times=1, path=""):
         """Slack's 429: the Web API answers {"ok": false, "error": "ratelimited"}, webhooks "rate_limited"."""
@@ -101,10 +116,12 @@ class FakeSlack:
         if received.method_name == "chat.postMessage":
             return Answer(200, json.dumps({"ok": True, "channel": received.body.get("channel"), "ts": "1700000000.000100"}))
         if received.method_name == "users.lookupByEmail":
-            user_id = self.users_by_email.get(received.body.get("email", ""))
-            if user_id is None:
+            user = self.users_by_email.get(received.body.get("email", ""))
+            if user is None:
                 return Answer(200, json.dumps({"ok": False, "error": "users_not_found"}))
-            return Answer(200, json.dumps({"ok": True, "user": {"id": user_id, "profile": {"email": received.body["email"]}}}))
+            user = {"id": user} if isinstance(user, str) else user
+            user = {"deleted": False, "is_bot": False, **user, "profile": {"email": received.body["email"]}}
+            return Answer(200, json.dumps({"ok": True, "user": user}))
         return Answer(200, json.dumps({"ok": False, "error": "unknown_method"}))
 
     def _handler(self):
@@ -124,6 +141,14 @@ class FakeSlack:
                 received.status = answer.status
                 with fake._lock:
                     fake.received.append(received)
+                if answer.how == "garbled":
+                    self.wfile.write(b"GARBAGE\r\n\r\n")
+                    self.close_connection = True
+                    return
+                if answer.how == "silent":
+                    fake._stopping.wait(timeout=10)
+                    self.close_connection = True
+                    return
                 data = answer.body.encode()
                 self.send_response(answer.status)
                 self.send_header("Content-Type", "application/json" if data.startswith(b"{") else "text/plain")
