@@ -5,14 +5,15 @@ can fix (webhook gone, unknown channel, no address), else temporary, with the de
 asked for when it answered 429.
 """
 import logging
+import smtplib
 import socket
-from email.utils import formataddr
-from urllib.error import URLError
+from email.utils import formataddr, parseaddr
+from http.client import HTTPException
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
 from slack_sdk import WebClient
-from slack_sdk.errors import SlackApiError
+from slack_sdk.errors import SlackApiError, SlackRequestError
 from slack_sdk.webhook import WebhookClient
 
 logger = logging.getLogger(__name__)
@@ -23,6 +24,10 @@ SLACK_PERMANENT_ERRORS = {
     "invalid_auth", "account_inactive", "token_revoked", "not_authed", "no_permission",
     "missing_scope", "cannot_dm_bot", "invalid_blocks", "msg_too_long", "users_not_found",
 }
+
+# What an HTTP call to Slack raises when no answer came back: refused, reset, timed out (all
+# OSErrors, URLError included), or bytes that are no HTTP answer (a broken proxy). All temporary.
+UNREACHABLE = (OSError, HTTPException)
 
 
 class DeliveryError(Exception):
@@ -82,7 +87,9 @@ def _post_with_bot(channel_id, payload):
             raise DeliveryError("Slack is rate limiting (429).", retry_after=_slack_retry_after(response.headers, 30)) from None
         permanent = code in SLACK_PERMANENT_ERRORS
         raise DeliveryError(f"Slack answered {response.status_code}: {code or 'error'}.", permanent=permanent) from None
-    except (URLError, socket.timeout, OSError, ValueError) as error:
+    except SlackRequestError as error:  # slack-sdk refused to send: SLACK_API_URL is no http(s) address
+        raise DeliveryError(f"Slack was not called: {error} (check SLACK_API_URL).", permanent=True) from None
+    except (*UNREACHABLE, ValueError) as error:
         raise DeliveryError(f"Slack could not be reached: {error}.") from None
 
 
@@ -118,7 +125,12 @@ class SlackWebhook(Channel):
         payload = notification.payload
         try:
             response = client.send(text=payload["text"], blocks=payload.get("blocks"), unfurl_links=False)
-        except (URLError, socket.timeout, OSError, ValueError) as error:
+        except SlackRequestError:  # slack-sdk sends to http(s) only; an ftp:// URL passes the admin's URL field
+            raise DeliveryError(
+                f"The webhook URL {notification.destination.webhook_url} is not a Slack webhook address "
+                "(https://hooks.slack.com/services/…); correct it in the admin, then retry.", permanent=True,
+            ) from None
+        except (*UNREACHABLE, ValueError) as error:
             raise DeliveryError(f"The webhook could not be reached: {error}.") from None
         if response.status_code == 200:
             return
@@ -147,7 +159,8 @@ class Email(Channel):
         payload = notification.payload
         message = EmailMultiAlternatives(
             subject=payload["subject"], body=payload["text"], to=[formataddr((member_name(user), user.email))],
-            headers={"Auto-Submitted": "auto-generated"},
+            # Machine-sent: no vacation or out-of-office replies, please (RFC 3834; Exchange's own header).
+            headers={"Auto-Submitted": "auto-generated", "X-Auto-Response-Suppress": "All"},
         )
         if payload.get("html"):
             message.attach_alternative(payload["html"], "text/html")
@@ -155,9 +168,33 @@ class Email(Channel):
             message.attach(attachment["filename"], attachment["content"], attachment["mimetype"])
         try:
             message.send()
-        except (OSError, socket.timeout) as error:  # smtplib's errors are OSErrors
-            permanent = getattr(error, "smtp_code", 0) >= 500 and not isinstance(error, ConnectionError)
-            raise DeliveryError(f"The mail server refused or could not be reached: {error}.", permanent=permanent) from None
+        except ValueError as error:  # Django refuses an address it cannot write into a header
+            raise DeliveryError(f"The e-mail to {user.email!r} could not be written: {error}.", permanent=True) from None
+        except OSError as error:  # smtplib's errors, refused connections and timeouts are all OSErrors
+            raise smtp_delivery_error(error) from None
+
+
+def smtp_delivery_error(error):
+    """What a failed SMTP send means: a 5xx answer is permanent; a 4xx answer or a connection problem is not."""
+    if isinstance(error, smtplib.SMTPRecipientsRefused):
+        # No smtp_code here: one (code, answer) per refused address, keyed as written in To.
+        answers = [(parseaddr(address)[1] or address, code, _smtp_text(text)) for address, (code, text) in error.recipients.items()]
+        said = "; ".join(f"{address} ({code} {text})" for address, code, text in answers)
+        if answers and all(code >= 500 for _, code, _ in answers):
+            return DeliveryError(f"The mail server refused {said}; check the member's e-mail address, then retry.", permanent=True)
+        return DeliveryError(f"The mail server refused {said} for now.")
+    if isinstance(error, smtplib.SMTPSenderRefused):
+        said = f"{error.smtp_code} {_smtp_text(error.smtp_error)}"
+        return DeliveryError(f"The mail server refused the sender {error.sender} ({said}); check DEFAULT_FROM_EMAIL.", permanent=error.smtp_code >= 500)
+    if isinstance(error, smtplib.SMTPResponseException):
+        return DeliveryError(f"The mail server answered {error.smtp_code} {_smtp_text(error.smtp_error)}.", permanent=error.smtp_code >= 500)
+    if isinstance(error, (ConnectionError, TimeoutError, socket.gaierror, smtplib.SMTPServerDisconnected)):
+        return DeliveryError(f"The mail server {settings.EMAIL_HOST}:{settings.EMAIL_PORT} could not be reached: {error}.")
+    return DeliveryError(f"The e-mail could not be sent: {error}.")
+
+
+def _smtp_text(text):
+    return text.decode("utf-8", "replace") if isinstance(text, bytes) else str(text)
 
 
 CHANNELS = {channel.name: channel for channel in [SlackDirectMessage(), SlackChannelPost(), SlackWebhook(), Email()]}
