@@ -226,10 +226,10 @@ class BookingAdmin(admin.ModelAdmin):
 
 class ProfileInline(admin.StackedInline):
     """A member's profile on their user page: staff set the unix user name that matches their
-    processes on the GPU hosts to their bookings."""
+    processes on the GPU hosts to their bookings, and the Slack id that direct messages go to."""
 
     model = Profile
-    fields = ("display_name", "time_zone", "unix_username")
+    fields = ("display_name", "time_zone", "unix_username", "slack_user_id")
     can_delete = False
     max_num = 1
 
@@ -242,7 +242,7 @@ admin.site.unregister(User)
 class MemberAdmin(UserAdmin):
     list_display = (*UserAdmin.list_display, "unix_username")
     list_select_related = ("profile",)
-    search_fields = (*UserAdmin.search_fields, "profile__unix_username", "profile__display_name")
+    search_fields = (*UserAdmin.search_fields, "profile__unix_username", "profile__display_name", "profile__slack_user_id")
     inlines = [ProfileInline]
 
     def get_inlines(self, request, obj):

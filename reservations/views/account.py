@@ -1,12 +1,19 @@
-"""Signing in (rate-limited), the profile page, and API tokens."""
+"""Signing in (rate-limited), the profile page (details, notifications, Slack link), and API tokens."""
 from django import forms
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.core.cache import cache
+from django.db import IntegrityError, transaction
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_POST
+
+from notifications.events import EVENTS
+from notifications.forms import PreferencesForm
+from notifications.models import Preference
+from notifications.slack_identity import SlackLookupError, link_member
 
 from ..models import ApiToken, Profile
 
@@ -89,12 +96,69 @@ def revoke_token(request, pk):
     return redirect("profile")
 
 
-def _render_profile(request, *, form=None, token_form=None, status=200, **extra):
+@require_POST
+@login_required
+def notification_preferences(request):
+    form = PreferencesForm(request.user, request.POST)
+    if not form.is_valid():
+        return _render_profile(request, notify_form=form, status=400)
+    form.save()
+    messages.success(request, "Notification choices saved.")
+    return redirect(_notifications_url())
+
+
+@require_POST
+@login_required
+def link_slack(request):
+    """Find the member's Slack account from their e-mail (users.lookupByEmail) and store its id."""
+    Profile.objects.get_or_create(user=request.user)
+    email = request.user.email
+    if not email:
+        messages.error(request, "Your account has no e-mail address, and Slack finds you by it: ask staff to add it, or to set your Slack id.")
+        return redirect(_notifications_url())
+    try:
+        with transaction.atomic():  # a savepoint: the id may already belong to another member
+            slack_id = link_member(request.user)
+    except SlackLookupError as error:
+        messages.error(request, f"Could not link Slack: {error}")
+    except IntegrityError:
+        messages.error(request, f"The Slack account with {email} is already linked to another member; ask staff to sort it out.")
+    else:
+        if slack_id:
+            messages.success(request, f"Linked to your Slack account ({slack_id}): labres can send you direct messages now.")
+        else:
+            messages.error(request, f"Slack knows no account with {email}. Ask staff to set your Slack id, or to change your e-mail address to the one Slack has.")
+    return redirect(_notifications_url())
+
+
+@require_POST
+@login_required
+def unlink_slack(request):
+    Profile.objects.filter(user=request.user).update(slack_user_id="")
+    text = "Slack unlinked: labres sends you no more direct messages."
+    only_slack = [
+        EVENTS[event].label for event, channels in Preference.objects.filter(user=request.user).values_list("event", "channels")
+        if channels and set(channels) <= {"slack_dm"}
+    ]
+    if only_slack:
+        text += f" You chose only Slack for: {', '.join(only_slack)}; tick e-mail for these below to go on hearing about them."
+    messages.success(request, text)
+    return redirect(_notifications_url())
+
+
+def _notifications_url():
+    return reverse("profile") + "#notif-h"
+
+
+def _render_profile(request, *, form=None, token_form=None, notify_form=None, status=200, **extra):
     member_profile, _ = Profile.objects.get_or_create(user=request.user)
     context = {
         "form": form or ProfileForm(instance=member_profile),
         "token_form": token_form or TokenForm(),
         "tokens": request.user.api_tokens.all(),
+        "notify_form": notify_form or PreferencesForm(request.user),
+        "slack_user_id": member_profile.slack_user_id,
+        "slack_ready": bool(settings.SLACK_BOT_TOKEN),
         **extra,
     }
     return render(request, "reservations/profile.html", context, status=status)
