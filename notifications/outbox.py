@@ -108,12 +108,27 @@ def _destinations(occasion):
     return [destination for destination in candidates if destination.hears(occasion.event)]
 
 
+# A broker that is down must not hold up the change that queued the messages (this runs after
+# commit, inside the web request): one connection attempt, short socket timeouts, no retries.
+HAND_OVER_TIMEOUT = 2  # seconds
+HAND_OVER_TRANSPORT_OPTIONS = {"max_retries": 0, "socket_connect_timeout": HAND_OVER_TIMEOUT, "socket_timeout": HAND_OVER_TIMEOUT}
+
+
 def hand_to_worker(keys):
     """Ask a worker to send these rows now; if the broker is down, the sweep sends them later."""
+    from kombu.pools import connections
+
     from .tasks import deliver
 
+    # Through Celery's own pool, a Redis that is down costs each change about 6 s of connection
+    # retries, a host that drops packets the OS's connect timeout (minutes), and a Redis that
+    # accepts but does not answer, for ever. These pooled connections try once, with timeouts;
+    # kombu keeps one pool per broker URL and options.
     try:
-        deliver.apply_async(args=[keys], retry=False)
+        broker = deliver.app.connection_for_write(transport_options=HAND_OVER_TRANSPORT_OPTIONS)
+        with connections[broker].acquire(block=True, timeout=HAND_OVER_TIMEOUT) as connection:
+            connection.ensure_connection(max_retries=0)
+            deliver.apply_async(args=[keys], connection=connection, retry=False)
     except Exception as error:  # the broker is unreachable: delay, lose nothing
         logger.warning("could not hand %d notification(s) to a worker (%s); the outbox sweep will send them", len(keys), error)
 
@@ -141,9 +156,13 @@ def sweep(now=None, limit=500):
 def send_one(row_id, *, now=None):
     """Claim one row and send it; 1 if this call sent it, else 0 (not due, taken, or failed)."""
     now = now or timezone.now()
+    # The lease runs from the claim, not from `now`: a sweep's `now` is when it started, and a
+    # sweep that took longer than the lease would otherwise claim rows whose lease had already
+    # ended, for the next sweep to claim and send again.
+    lease_end = max(now, timezone.now()) + SEND_LEASE
     claimed = Notification.objects.filter(
         pk=row_id, state__in=[Notification.State.PENDING, Notification.State.SENDING], next_attempt_at__lte=now,
-    ).update(state=Notification.State.SENDING, attempts=F("attempts") + 1, next_attempt_at=now + SEND_LEASE)
+    ).update(state=Notification.State.SENDING, attempts=F("attempts") + 1, next_attempt_at=lease_end)
     if not claimed:
         return 0
     row = Notification.objects.select_related("recipient__profile", "destination").get(pk=row_id)
@@ -185,3 +204,24 @@ def retry(queryset, now=None):
     return queryset.exclude(state=Notification.State.SENT).update(
         state=Notification.State.PENDING, attempts=0, next_attempt_at=now, last_error="",
     )
+
+
+def queue_test_message(destination, by=None):
+    """Queue a short test message to one destination (staff checking it works); returns the row.
+
+    Its event is "test", which is no member event: nobody chooses it, and no template renders it.
+    """
+    from reservations.models import member_name
+
+    from .messages import slack_escape
+
+    now = timezone.now()
+    who = f" by {slack_escape(member_name(by))}" if by is not None else ""
+    text = f"A test message from labres, sent{who} from the admin. This destination ({destination.scope}) works."
+    row = Notification.objects.create(
+        key=f"test:d{destination.pk}:{now:%Y%m%dT%H%M%S.%f}", event="test", channel=destination.kind,
+        destination=destination, next_attempt_at=now,
+        payload={"text": text, "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": text}}]},
+    )
+    transaction.on_commit(lambda: hand_to_worker([row.key]))
+    return row

@@ -256,7 +256,9 @@ def _check_devices(server, indices):
 
 def _lock_for_change(booking, by, now):
     """Reload the booking under a row lock and check that `by` may change it."""
-    booking = Booking.objects.select_for_update(of=("self",)).select_related("user", "server", "room").get(pk=booking.pk)
+    # NO KEY UPDATE: a concurrent insert that only references this booking (an outbox row telling its
+    # owner that someone booked right after it) must not wait for us while we wait for its units.
+    booking = Booking.objects.select_for_update(of=("self",), no_key=True).select_related("user", "server", "room").get(pk=booking.pk)
     if booking.user_id != by.pk and not by.is_staff:
         raise NotAllowed(f"Booking #{booking.pk} belongs to {booking.user.get_username()}; only they or staff can change it.")
     if booking.status == Booking.Status.CANCELLED:

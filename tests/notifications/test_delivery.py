@@ -1,0 +1,428 @@
+"""Delivery guarantees under real conditions: reminders re-run, workers racing on the outbox, a worker
+that died mid-send, a broker that is down during a change, and real Celery workers on the broker
+the settings name (Redis when REDIS_URL is set, else the local folder). Messages go over real HTTP
+to the local fake Slack, and each must arrive exactly once."""
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from contextlib import contextmanager
+from datetime import timedelta
+
+import pytest
+from django.conf import settings
+from django.db import connection
+from django.utils import timezone
+
+from labres.celery import app
+from notifications import outbox
+from notifications.events import EVENTS
+from notifications.models import Destination, Notification, Preference
+from notifications.reminders import send_reminders
+from reservations import services
+from reservations.models import Booking
+from tests.factories import ServerFactory
+from tests.monitoring.test_host_queue import purge, waiting_in, worker_database_url
+from tests.monitoring.test_worker import wait_for
+
+REMINDERS = ["starts_soon", "ends_soon", "ended"]
+
+
+# --- helpers ------------------------------------------------------------------------------------
+
+
+def webhook_on(server, fake_slack):
+    """A Slack incoming webhook for the server's bookings, on the fake Slack."""
+    return Destination.objects.create(name=f"#{server.name}", kind="slack_webhook", webhook_url=fake_slack.webhook_url(), server=server)
+
+
+def hears_nothing(user, *events):
+    """The member chose no channel for these events (all of them by default)."""
+    Preference.objects.bulk_create(Preference(user=user, event=event, channels=[]) for event in events or EVENTS)
+
+
+def on_slack(user, slack_id="U0ALICE"):
+    """The member is linked to Slack, so Slack direct messages are their default channel."""
+    user.profile.slack_user_id = slack_id
+    user.profile.save()
+
+
+def booked_earlier(user, start, end, devices, server="thalys"):
+    """A booking made a day before it starts (so reminders apply), also one whose times are now past."""
+    booking = services.create_booking(user, start=start, end=end, server=server, devices=devices, now=start - timedelta(days=1))
+    Booking.objects.filter(pk=booking.pk).update(created_at=start - timedelta(days=1))
+    return booking
+
+
+def rows(**filters):
+    return list(Notification.objects.filter(**filters).order_by("pk"))
+
+
+def texts(messages):
+    return sorted(message["text"] for message in messages)
+
+
+def booking_numbers(messages):
+    """The booking each Slack message is about (its "Booking #N" link)."""
+    return sorted(int(re.search(r"Booking #(\d+)", message["text"]).group(1)) for message in messages)
+
+
+def at_once(count, work):
+    """Run `work` in `count` threads released together; each thread's database connection is closed after."""
+    barrier = threading.Barrier(count)
+    results, errors = [], []
+
+    def run():
+        try:
+            barrier.wait(timeout=30)
+            results.append(work())
+        except Exception as error:  # reported below, with the others
+            errors.append(error)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not errors, errors
+    assert len(results) == count
+    return results
+
+
+# --- reminders ------------------------------------------------------------------------------------
+
+
+def test_reminders_run_twice_send_each_reminder_once(alice, thalys, fake_slack):
+    on_slack(alice)
+    hears_nothing(alice, "created")
+    Preference.objects.create(user=alice, event="ended", channels=["slack_dm"])
+    now = timezone.now()
+    booked_earlier(alice, now + timedelta(minutes=8), now + timedelta(hours=2), "0")  # starts soon
+    booked_earlier(alice, now - timedelta(hours=1), now + timedelta(minutes=10), "1")  # ends soon
+    booked_earlier(alice, now - timedelta(hours=2), now - timedelta(minutes=10), "2")  # ended
+
+    first = send_reminders(now=now)
+    second = send_reminders(now=now + timedelta(seconds=30))
+    outbox.sweep()
+    outbox.sweep()
+
+    assert first == second == {"starts_soon": 1, "ends_soon": 1, "ended": 1}  # found again, queued once
+    queued = rows(event__in=REMINDERS)
+    assert sorted(row.event for row in queued) == sorted(REMINDERS)
+    assert [(row.state, row.attempts) for row in queued] == [("sent", 1)] * 3
+    messages = fake_slack.messages()
+    assert texts(messages) == texts(row.payload for row in queued)
+    assert {message["channel"] for message in messages} == {"U0ALICE"}
+
+
+def test_a_moved_booking_gets_a_starts_soon_reminder_for_its_new_time(alice, thalys, fake_slack):
+    on_slack(alice)
+    hears_nothing(alice, "created", "changed")
+    now = timezone.now()
+    start = now + timedelta(minutes=8)
+    booking = booked_earlier(alice, start, start + timedelta(hours=1), "0")
+    send_reminders(now=now)
+    outbox.sweep()
+
+    services.change_booking(booking, by=alice, start=start + timedelta(hours=3), end=start + timedelta(hours=4))
+    assert send_reminders(now=now)["starts_soon"] == 0  # the old time is no longer coming
+    assert send_reminders(now=now + timedelta(hours=3))["starts_soon"] == 1
+    outbox.sweep()
+
+    keys = [row.key.split(":u")[0] for row in rows(event="starts_soon")]
+    assert keys == [f"starts_soon:b{booking.pk}@{start:%Y%m%dT%H%M%S}", f"starts_soon:b{booking.pk}@{start + timedelta(hours=3):%Y%m%dT%H%M%S}"]
+    assert len(fake_slack.messages()) == 2
+
+
+def test_a_booking_made_inside_the_lead_window_gets_no_starts_soon(alice, thalys, book, fake_slack):
+    on_slack(alice)
+    book(alice, timezone.now() + timedelta(minutes=5), server=thalys, devices="0")  # made now, 5 min ahead
+
+    assert send_reminders()["starts_soon"] == 0
+    assert rows(event="starts_soon") == []
+
+
+def test_ends_soon_is_not_sent_for_a_booking_shorter_than_twice_the_lead(alice, thalys, settings):
+    settings.NOTIFY_ENDS_SOON = "15m"
+    now = timezone.now()
+    booked_earlier(alice, now - timedelta(minutes=5), now + timedelta(minutes=10), "0")  # 15 min long
+    long = booked_earlier(alice, now - timedelta(hours=1), now + timedelta(minutes=10), "1")
+
+    send_reminders(now=now)
+
+    assert [row.booking for row in rows(event="ends_soon")] == [long]
+
+
+def test_released_and_cancelled_bookings_get_no_ended(alice, thalys):
+    Preference.objects.create(user=alice, event="ended", channels=["email"])
+    now = timezone.now()
+    ran_out = booked_earlier(alice, now - timedelta(hours=2), now - timedelta(minutes=10), "0")
+    released = booked_earlier(alice, now - timedelta(hours=1), now + timedelta(hours=1), "1")
+    services.release_booking(released, by=alice, now=now - timedelta(minutes=10))
+    cancelled = booked_earlier(alice, now - timedelta(hours=1), now - timedelta(minutes=10), "2")
+    services.cancel_booking(cancelled, by=alice, now=now - timedelta(hours=2))
+
+    send_reminders(now=now)
+
+    assert [row.booking for row in rows(event="ended")] == [ran_out]
+
+
+# --- racing senders ---------------------------------------------------------------------------------
+
+
+@pytest.mark.race
+@pytest.mark.django_db(transaction=True)
+def test_workers_sweeping_at_once_send_each_message_once(alice, thalys, later, fake_slack):
+    hears_nothing(alice)
+    webhook_on(thalys, fake_slack)
+    bookings = [
+        services.create_booking(alice, start=later + timedelta(hours=i // 8), end=later + timedelta(hours=i // 8 + 1), server="thalys", devices=str(i % 8))
+        for i in range(50)
+    ]
+    assert Notification.objects.filter(state="pending").count() == 50
+
+    sent = at_once(8, outbox.sweep)
+
+    assert sum(sent) == 50
+    assert booking_numbers(fake_slack.messages()) == sorted(b.pk for b in bookings)  # each once
+    assert set(Notification.objects.values_list("state", "attempts")) == {("sent", 1)}
+
+
+@pytest.mark.race
+@pytest.mark.django_db(transaction=True)
+def test_two_beats_running_reminders_at_once_send_each_reminder_once(alice, thalys, fake_slack):
+    on_slack(alice)
+    hears_nothing(alice, "created")
+    ServerFactory(name="eurostar", gpus=8)
+    now = timezone.now()
+    bookings = [
+        booked_earlier(alice, now + timedelta(minutes=8), now + timedelta(hours=1), str(i % 8), server=server)
+        for server in ("thalys", "eurostar") for i in range(8)
+    ]
+
+    def beat():
+        send_reminders(now=now)
+        return outbox.sweep()
+
+    sent = at_once(6, beat)
+
+    assert sum(sent) == 16
+    assert len(rows(event="starts_soon")) == 16
+    assert booking_numbers(fake_slack.messages()) == sorted(b.pk for b in bookings)
+    assert set(Notification.objects.values_list("state", "attempts")) == {("sent", 1)}
+
+
+# --- a sender that died, a sweep that ran long ---------------------------------------------------------
+
+
+def test_a_row_left_sending_by_a_dead_worker_is_sent_once_after_its_lease(alice, thalys, later, book, fake_slack, monkeypatch):
+    hears_nothing(alice)
+    webhook_on(thalys, fake_slack)
+    book(alice, later, server=thalys, devices="0")
+
+    def dies(channel, notification):
+        raise SystemExit("worker killed mid-send")  # not an Exception: nothing in send_one catches it
+
+    with monkeypatch.context() as patch:
+        patch.setattr("notifications.channels.SlackWebhook.send", dies)
+        with pytest.raises(SystemExit):
+            outbox.sweep()
+    [row] = rows()
+    assert (row.state, row.attempts) == ("sending", 1)
+    lease_end = row.next_attempt_at
+    assert lease_end >= timezone.now() + outbox.SEND_LEASE - timedelta(seconds=5)
+
+    assert outbox.sweep(now=lease_end - timedelta(seconds=1)) == 0  # the lease still holds
+    assert outbox.sweep(now=lease_end) == 1
+    assert outbox.sweep(now=lease_end + timedelta(minutes=5)) == 0
+
+    assert len(fake_slack.messages()) == 1
+    row.refresh_from_db()
+    assert (row.state, row.attempts) == ("sent", 2)
+
+
+def test_a_sweep_that_started_long_ago_claims_each_row_for_a_full_lease(alice, thalys, later, book, fake_slack, monkeypatch):
+    """A slow sweep (Slack timing out on earlier rows) reaches a row minutes after it started; another
+    sweep running meanwhile must not find that row's lease already over and send it again."""
+    hears_nothing(alice)
+    webhook_on(thalys, fake_slack)
+    book(alice, later, server=thalys, devices="0")
+    from notifications.channels import SlackWebhook
+
+    send = SlackWebhook.send
+    sent_meanwhile = []
+
+    def slow_send(channel, notification):
+        sent_meanwhile.append(outbox.sweep())  # the next beat's sweep, while this one is sending
+        send(channel, notification)
+
+    monkeypatch.setattr(SlackWebhook, "send", slow_send)
+    started = timezone.now() - outbox.SEND_LEASE - timedelta(minutes=1)
+    Notification.objects.update(next_attempt_at=started)
+
+    assert outbox.sweep(now=started) == 1
+    assert sent_meanwhile == [0]
+    assert len(fake_slack.messages()) == 1
+
+
+# --- the broker and a real worker -------------------------------------------------------------------
+
+
+class Worker:
+    """A `celery worker` subprocess on this test's database and the broker the settings name."""
+
+    def __init__(self):
+        env = dict(os.environ, DATABASE_URL=worker_database_url())
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "labres", "worker", "--pool", "solo", "--queues", "celery",
+             "--without-gossip", "--without-mingle", "--without-heartbeat", "--loglevel", "INFO"],
+            cwd=settings.BASE_DIR, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )
+        self.lines = []
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self):
+        for line in self.process.stdout:
+            self.lines.append(line)
+
+    @property
+    def output(self):
+        return "".join(self.lines)
+
+    def wait_ready(self):
+        if not wait_for(lambda: " ready." in self.output or self.process.poll() is not None):
+            pytest.fail("the worker did not become ready:\n" + self.output[-3000:])
+        assert self.process.poll() is None, "the worker exited:\n" + self.output[-3000:]
+
+    def run_as_beat(self, entry):
+        """Send one of beat's entries through the broker, as beat does, and wait until the worker has run it."""
+        schedule = settings.CELERY_BEAT_SCHEDULE[entry]
+        result = app.send_task(schedule["task"], **schedule.get("options", {}))
+        if not wait_for(lambda: f"{schedule['task']}[{result.id}] succeeded" in self.output, timeout=30):
+            pytest.fail(f"the worker did not run {entry}:\n" + self.output[-3000:])
+
+    def stop(self):
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+@pytest.fixture
+def start_worker():
+    purge(["celery"])  # a message left by an earlier run must not stand in for this test's
+    workers = []
+
+    def start():
+        worker = Worker()
+        workers.append(worker)
+        worker.wait_ready()
+        return worker
+
+    yield start
+    for worker in workers:
+        worker.stop()
+    purge(["celery"])
+
+
+def closed_port():
+    """A local TCP port nobody listens on."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@contextmanager
+def broker_down(tmp_path):
+    """This process's broker made unreachable: Redis at a port nobody listens on, or, for the folder
+    broker, an outgoing folder that is a file (kombu's filesystem transport cannot write there)."""
+    conf = app.conf
+    saved = conf.broker_url, conf.broker_transport_options
+    if conf.broker_url.startswith("redis"):
+        conf.broker_url = f"redis://127.0.0.1:{closed_port()}/0"
+    else:
+        blocker = tmp_path / "broker-is-down"
+        blocker.write_text("")
+        conf.broker_transport_options = {**saved[1], "data_folder_out": str(blocker)}
+    try:
+        yield
+    finally:
+        conf.broker_url, conf.broker_transport_options = saved
+
+
+@pytest.mark.hands_to_worker
+def test_a_broker_that_accepts_but_never_answers_holds_the_hand_over_up_briefly(caplog):
+    """A hung Redis (or one behind a proxy that stalls): connecting works, no answer ever comes."""
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)  # the kernel completes the handshakes; nobody ever reads or answers
+    saved = app.conf.broker_url
+    app.conf.broker_url = f"redis://127.0.0.1:{silent.getsockname()[1]}/0"
+    try:
+        began = time.monotonic()
+        outbox.hand_to_worker(["created:b1:d1:slack_webhook"])
+        took = time.monotonic() - began
+    finally:
+        app.conf.broker_url = saved
+        silent.close()
+
+    assert took < outbox.HAND_OVER_TIMEOUT + 1, f"the hand-over waited {took:.1f} s"
+    assert "could not hand 1 notification(s) to a worker" in caplog.text
+
+
+@pytest.mark.celery
+@pytest.mark.hands_to_worker
+@pytest.mark.django_db(transaction=True)
+def test_a_change_made_while_the_broker_is_down_reaches_slack_once_when_it_is_back(
+    alice, thalys, later, book, fake_slack, start_worker, caplog, tmp_path
+):
+    hears_nothing(alice)
+    booking = book(alice, later, server=thalys, devices="0")
+    webhook_on(thalys, fake_slack)
+
+    with broker_down(tmp_path):
+        began = time.monotonic()
+        services.change_booking(booking, by=alice, end=booking.end + timedelta(hours=1))
+        took = time.monotonic() - began
+
+    assert took < 2, f"the change waited {took:.1f} s for the broker"
+    [row] = rows()
+    assert (row.event, row.state, row.attempts) == ("changed", "pending", 0)
+    assert "could not hand 1 notification(s) to a worker" in caplog.text
+    assert waiting_in("celery") == 0  # nothing reached the broker
+
+    worker = start_worker()  # the broker is back
+    worker.run_as_beat("sweep-outbox")
+    assert wait_for(lambda: len(fake_slack.messages()) == 1, timeout=10)
+    worker.run_as_beat("sweep-outbox")
+    outbox.sweep()
+
+    assert booking_numbers(fake_slack.messages()) == [booking.pk]
+    row.refresh_from_db()
+    assert (row.state, row.attempts) == ("sent", 1)
+
+
+@pytest.mark.celery
+@pytest.mark.hands_to_worker
+@pytest.mark.django_db(transaction=True)
+def test_a_new_booking_reaches_slack_through_the_worker_without_a_sweep(alice, thalys, later, book, fake_slack, start_worker):
+    hears_nothing(alice)
+    webhook_on(thalys, fake_slack)
+    worker = start_worker()
+
+    booking = book(alice, later, server=thalys, devices="0-1")
+
+    if not wait_for(lambda: len(fake_slack.messages()) == 1, timeout=10):
+        pytest.fail("the worker did not deliver the message:\n" + worker.output[-3000:])
+    assert "notifications.tasks.deliver[" in worker.output
+    assert booking_numbers(fake_slack.messages()) == [booking.pk]
+    [row] = rows()
+    assert (row.state, row.attempts) == ("sent", 1)
