@@ -41,8 +41,11 @@ VARIABLES = {
     "by_someone_else": "True when the change was made by someone other than the owner.",
     "next_booking": "For 'followed': the booking that starts when the recipient's ends.",
     "next_owner": "For 'followed': the name of that booking's owner.",
+    "next_units": "For 'followed': what that booking holds, e.g. thalys:0-1.",
     "alert": "For monitoring events: the alert (message, server, opened_at).",
+    "alert_message": "For monitoring events: what was seen, e.g. 'Booking #42 (thalys:0-1) has used at most 2% of its GPUs for the last 30m.'",
     "server": "The server concerned, if any.",
+    "server_name": "That server's name.",
     "time_zone": "The name of the time zone times are shown in.",
     "links": "Absolute links: links.booking, links.extend, links.release, links.mine, links.book, links.profile, links.gpus.",
 }
@@ -113,6 +116,7 @@ def context_for(occasion, *, user=None, family="slack", destination=None):
     }
     if alert is not None:
         context["server"] = alert.server
+        context["server_name"] = escape(alert.server.name)
         context["alert_message"] = escape(alert.message)
     if booking is not None:
         owner = booking.user
@@ -125,6 +129,7 @@ def context_for(occasion, *, user=None, family="slack", destination=None):
             end=booking.end,
             purpose=escape(booking.purpose),
             server=booking.server,
+            server_name=escape(booking.server.name) if booking.server_id else "",
             by_someone_else=occasion.by is not None and occasion.by.pk != owner.pk,
         )
         context["links"].update(
@@ -138,6 +143,7 @@ def context_for(occasion, *, user=None, family="slack", destination=None):
     if occasion.next_booking is not None:
         context["next_booking"] = occasion.next_booking
         context["next_owner"] = escape(member_name(occasion.next_booking.user))
+        context["next_units"] = escape(occasion.next_booking.what)
     return context, zone
 
 

@@ -57,6 +57,8 @@ class Destination(models.Model):
     def clean(self):
         if self.kind == self.Kind.SLACK_WEBHOOK and not self.webhook_url:
             raise ValidationError({"webhook_url": "A webhook destination needs its URL (https://hooks.slack.com/services/…)."})
+        if self.kind == self.Kind.SLACK_WEBHOOK and not self.webhook_url.lower().startswith(("https://", "http://")):
+            raise ValidationError({"webhook_url": "A webhook URL starts with https:// (Slack's look like https://hooks.slack.com/services/…)."})
         if self.kind == self.Kind.SLACK_CHANNEL and not self.channel:
             raise ValidationError({"channel": "A bot destination needs a channel id, e.g. C012AB3CD."})
         if self.server_id and self.room_id:

@@ -7,6 +7,8 @@ task and the sweep, never send the same row twice. Failures back off exponential
 Retry-After is honoured, and after NOTIFY_MAX_ATTEMPTS a row is left failed for staff.
 """
 import logging
+import threading
+from contextlib import contextmanager
 from datetime import timedelta
 
 from django.conf import settings
@@ -27,12 +29,27 @@ SEND_LEASE = timedelta(minutes=2)
 MAX_RETRY_DELAY = timedelta(hours=1)
 
 
+_quiet = threading.local()
+
+
+@contextmanager
+def muted():
+    """Queue nothing inside this block (this thread): for loading demo data or importing old bookings."""
+    _quiet.muted = True
+    try:
+        yield
+    finally:
+        _quiet.muted = False
+
+
 def notify(occasion, *, key=None):
     """Queue the messages for one occasion (inside the caller's transaction); returns the rows queued.
 
     `key` names the occasion in the rows' unique keys (default: the event and the booking or
     alert); a key already queued is skipped, which is what makes re-runs harmless.
     """
+    if getattr(_quiet, "muted", False):
+        return []
     key = key or _occasion_key(occasion)
     overrides = overrides_for(occasion.event)
     now = timezone.now()

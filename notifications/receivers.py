@@ -4,6 +4,8 @@ Both run inside the transaction of the change, so the outbox rows commit (or rol
 """
 from datetime import timedelta
 
+from django.db.models import Prefetch
+
 from reservations.models import Allocation, Booking
 
 from .messages import Occasion
@@ -16,8 +18,9 @@ ALERT_EVENTS = {"idle_booking", "unbooked_use", "host_stale"}
 
 
 def _loaded(booking_id):
-    """The booking with what every message shows (owner, units) fetched in four queries."""
-    return Booking.objects.select_related("user__profile", "server", "room").prefetch_related("allocations__unit__device").get(pk=booking_id)
+    """The booking with what every message shows (owner, units), in two queries."""
+    allocations = Prefetch("allocations", queryset=Allocation.objects.select_related("unit__device"))
+    return Booking.objects.select_related("user__profile", "server", "room").prefetch_related(allocations).get(pk=booking_id)
 
 
 def on_booking_changed(sender, booking, event, by, before=None, **kwargs):
@@ -34,17 +37,15 @@ def on_booking_changed(sender, booking, event, by, before=None, **kwargs):
 
 def _tell_who_is_followed(booking):
     """Tell the owners of bookings on the same units that end right before this one starts."""
-    unit_ids = booking.allocations.values_list("unit_id", flat=True)
+    unit_ids = [allocation.unit_id for allocation in booking.allocations.all()]
     before_ids = (
         Allocation.objects.filter(unit_id__in=unit_ids, active=True, end__lte=booking.start, end__gte=booking.start - FOLLOW_GAP)
         .exclude(booking__user_id=booking.user_id)
         .values_list("booking_id", flat=True)
         .distinct()
     )
-    earlier = Booking.objects.filter(pk__in=list(before_ids)).select_related("user__profile", "server", "room").prefetch_related(
-        "allocations__unit__device"
-    )
-    for previous in earlier:
+    for previous_id in list(before_ids):
+        previous = _loaded(previous_id)
         notify(Occasion("followed", booking=previous, next_booking=booking), key=f"followed:b{previous.pk}:by{booking.pk}")
 
 

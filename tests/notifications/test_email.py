@@ -270,13 +270,13 @@ DOCUMENTED = {
         "event": "booking changed", "member": "Alice Liddell", "user": "alice", "booking.pk": "{pk}",
         "owner": "Alice Liddell", "units": "thalys:0-1", "start": "Wed 15 Jan 10:00", "end": "Wed 15 Jan 13:00",
         "before_start": "Wed 15 Jan 10:00", "before_end": "Wed 15 Jan 12:00", "purpose": PURPOSE, "actor": "stella",
-        "by_someone_else": "True", "server": "thalys", "time_zone": "Asia/Tokyo",
+        "by_someone_else": "True", "server": "thalys", "server_name": "thalys", "time_zone": "Asia/Tokyo",
         "links.booking": f"{SITE}/bookings/{{pk}}/", "links.extend": f"{SITE}/bookings/{{pk}}/#extend",
         "links.release": f"{SITE}/bookings/{{pk}}/#release", "links.mine": f"{SITE}/mine/", "links.book": f"{SITE}/book/",
         "links.profile": f"{SITE}/profile/", "links.gpus": f"{SITE}/gpus/",
     },
-    "followed": {"next_booking.what": "thalys:0-1", "next_owner": "bob"},
-    "idle_booking": {"alert.message": "thalys:0-1 looks idle."},
+    "followed": {"next_booking.what": "thalys:0-1", "next_units": "thalys:0-1", "next_owner": "bob"},
+    "idle_booking": {"alert.message": "thalys:0-1 looks idle.", "alert_message": "thalys:0-1 looks idle."},
 }
 FILTERS = {"start": "|when", "end": "|when", "before_start": "|when", "before_end": "|when"}
 

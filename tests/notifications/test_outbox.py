@@ -92,3 +92,11 @@ def test_slack_rate_limit_is_honoured_and_the_message_goes_out_once(alice, thaly
     assert outbox.sweep(now=now + timedelta(seconds=7)) == 1
     [message] = fake_slack.messages()
     assert "thalys:0" in message["text"] and message["blocks"][0]["type"] == "section"
+
+
+def test_nothing_is_queued_while_muted(alice, thalys, book, later):
+    with outbox.muted():
+        book(alice, later, server=thalys, devices="0")
+    assert rows() == []
+    book(alice, later + timedelta(hours=2), server=thalys, devices="0")
+    assert len(rows()) == 1

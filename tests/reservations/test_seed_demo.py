@@ -275,3 +275,12 @@ def test_seed_demo_history_keeps_real_telemetry():
     real.refresh_from_db()
     assert (real.samples, real.gpu_util_sum, real.gpu_util_max) == (3, 297, 99)
     assert GpuMinute.objects.filter(device=gpu, bucket=bucket).count() == 1
+
+
+@pytest.mark.django_db
+def test_seed_demo_queues_no_messages_about_its_made_up_week():
+    from notifications.models import Notification
+
+    seed()
+    assert Booking.objects.exists()
+    assert not Notification.objects.exists()

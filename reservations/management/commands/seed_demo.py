@@ -18,6 +18,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from monitoring.demo_history import backfill
+from notifications.outbox import muted
 from reservations import services
 from reservations.errors import BookingError
 from reservations.models import Allocation, Booking, Device, Profile, Room, Server
@@ -173,7 +174,8 @@ class Command(BaseCommand):
             if Booking.objects.filter(user__in=users.values(), status__in=Booking.HOLDING, end__gt=now).exists():
                 self.stdout.write("The demo users already have current or upcoming bookings; leaving bookings as they are (--reset makes them again).")
             else:
-                self.seed_week(users, now)
+                with muted():  # a demo week made up at once is not news to anyone
+                    self.seed_week(users, now)
         if not no_history:
             self.seed_history([server for server in servers if server.monitored], now)
         self.stdout.write("")
