@@ -1,24 +1,15 @@
 """A real host agent (manage.py host_agent, a Celery worker in a subprocess) on the broker the settings
 name: Redis when REDIS_URL is set, else the local folder. Beat's fan-out reaches only the hosts whose
 queue someone consumes, and a sampling message that expired before its host took it is dropped."""
-import os
-import signal
-import subprocess
 import sys
-import threading
 import time
-from urllib.parse import quote
 
 import pytest
-from django.conf import settings
-from django.db import connection
 
-from labres.celery import app
 from monitoring.models import GpuSample
 from monitoring.tasks import sample_all_hosts, sample_host
 from tests.factories import ServerFactory
-
-from .test_worker import wait_for
+from tests.workers import WorkerProcess, purge, wait_for, waiting_in
 
 # The worker writes to the test database from another process: the test must not hold it in a transaction.
 pytestmark = [pytest.mark.celery, pytest.mark.django_db(transaction=True)]
@@ -26,62 +17,9 @@ pytestmark = [pytest.mark.celery, pytest.mark.django_db(transaction=True)]
 QUEUES = ["host.thalys", "host.eurostar", "celery"]  # "celery": a worker says hello with a heartbeat message
 
 
-def worker_database_url():
-    """A DATABASE_URL naming the database this test runs on, for the worker process."""
-    db = connection.settings_dict
-    if db["ENGINE"] == "django.db.backends.sqlite3":
-        return f"sqlite:///{db['NAME']}"
-    credentials = quote(db["USER"] or "", safe="")
-    if db["PASSWORD"]:
-        credentials += ":" + quote(db["PASSWORD"], safe="")
-    return f"postgres://{credentials}@{db['HOST'] or 'localhost'}:{db['PORT'] or 5432}/{db['NAME']}"
-
-
-def purge(queues):
-    """Empty the queues, so a message left by an earlier run cannot stand in for this test's."""
-    with app.connection_for_write() as conn:
-        for queue in queues:
-            conn.default_channel.queue_purge(queue)
-
-
-def waiting_in(queue):
-    """Messages waiting in `queue` on the broker."""
-    with app.connection_for_write() as conn:
-        return conn.default_channel.queue_declare(queue=queue, passive=False).message_count
-
-
-class Agent:
-    """A `manage.py host_agent` subprocess and everything it has printed so far."""
-
-    def __init__(self, server):
-        env = dict(os.environ, LABRES_NVML="fake", DATABASE_URL=worker_database_url())
-        self.process = subprocess.Popen(
-            [sys.executable, "manage.py", "host_agent", "--server", server, "--loglevel", "INFO"],
-            cwd=settings.BASE_DIR, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        )
-        self.lines = []
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self):
-        for line in self.process.stdout:
-            self.lines.append(line)
-
-    @property
-    def output(self):
-        return "".join(self.lines)
-
-    def wait_ready(self):
-        if not wait_for(lambda: " ready." in self.output or self.process.poll() is not None):
-            pytest.fail("the host agent did not become ready:\n" + self.output[-3000:])
-        assert self.process.poll() is None, "the host agent exited:\n" + self.output[-3000:]
-
-    def stop(self):
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+def host_agent(server):
+    """A `manage.py host_agent` subprocess for one server, on fake NVML."""
+    return WorkerProcess([sys.executable, "manage.py", "host_agent", "--server", server, "--loglevel", "INFO"], name="host agent", LABRES_NVML="fake")
 
 
 @pytest.fixture
@@ -90,7 +28,7 @@ def start_agent():
     agents = []
 
     def start(server):
-        agent = Agent(server)
+        agent = host_agent(server)
         agents.append(agent)
         return agent
 

@@ -3,24 +3,15 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 from django.conf import settings
 from django.core.cache import cache
 
 from monitoring.tasks import HEARTBEAT_KEY, heartbeat
+from tests.workers import wait_for
 
 pytestmark = pytest.mark.celery
-
-
-def wait_for(predicate, timeout=60):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.2)
-    return False
 
 
 @pytest.fixture

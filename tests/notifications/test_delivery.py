@@ -2,19 +2,14 @@
 that died mid-send, a broker that is down during a change, and real Celery workers on the broker
 the settings name (Redis when REDIS_URL is set, else the local folder). Messages go over real HTTP
 to the local fake Slack, and each must arrive exactly once."""
-import os
 import re
-import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
 from contextlib import contextmanager
 from datetime import timedelta
 
 import pytest
-from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
@@ -26,8 +21,7 @@ from notifications.reminders import send_reminders
 from reservations import services
 from reservations.models import Booking
 from tests.factories import ServerFactory
-from tests.monitoring.test_host_queue import purge, waiting_in, worker_database_url
-from tests.monitoring.test_worker import wait_for
+from tests.workers import CELERY_WORKER, WorkerProcess, purge, wait_for, waiting_in
 
 REMINDERS = ["starts_soon", "ends_soon", "ended"]
 
@@ -274,55 +268,13 @@ def test_a_sweep_that_started_long_ago_claims_each_row_for_a_full_lease(alice, t
 # --- the broker and a real worker -------------------------------------------------------------------
 
 
-class Worker:
-    """A `celery worker` subprocess on this test's database and the broker the settings name."""
-
-    def __init__(self):
-        env = dict(os.environ, DATABASE_URL=worker_database_url())
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "labres", "worker", "--pool", "solo", "--queues", "celery",
-             "--without-gossip", "--without-mingle", "--without-heartbeat", "--loglevel", "INFO"],
-            cwd=settings.BASE_DIR, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        )
-        self.lines = []
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self):
-        for line in self.process.stdout:
-            self.lines.append(line)
-
-    @property
-    def output(self):
-        return "".join(self.lines)
-
-    def wait_ready(self):
-        if not wait_for(lambda: " ready." in self.output or self.process.poll() is not None):
-            pytest.fail("the worker did not become ready:\n" + self.output[-3000:])
-        assert self.process.poll() is None, "the worker exited:\n" + self.output[-3000:]
-
-    def run_as_beat(self, entry):
-        """Send one of beat's entries through the broker, as beat does, and wait until the worker has run it."""
-        schedule = settings.CELERY_BEAT_SCHEDULE[entry]
-        result = app.send_task(schedule["task"], **schedule.get("options", {}))
-        if not wait_for(lambda: f"{schedule['task']}[{result.id}] succeeded" in self.output, timeout=30):
-            pytest.fail(f"the worker did not run {entry}:\n" + self.output[-3000:])
-
-    def stop(self):
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-
-
 @pytest.fixture
 def start_worker():
     purge(["celery"])  # a message left by an earlier run must not stand in for this test's
     workers = []
 
     def start():
-        worker = Worker()
+        worker = WorkerProcess([*CELERY_WORKER, "--queues", "celery"])
         workers.append(worker)
         worker.wait_ready()
         return worker
