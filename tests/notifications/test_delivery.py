@@ -376,5 +376,7 @@ def test_a_new_booking_reaches_slack_through_the_worker_without_a_sweep(alice, t
         pytest.fail("the worker did not deliver the message:\n" + worker.output[-3000:])
     assert "notifications.tasks.deliver[" in worker.output
     assert booking_numbers(fake_slack.messages()) == [booking.pk]
+    # Slack has it; the worker marks the row sent just after, in its own process.
+    assert wait_for(lambda: Notification.objects.filter(state="sent").exists(), timeout=10), worker.output[-3000:]
     [row] = rows()
     assert (row.state, row.attempts) == ("sent", 1)
