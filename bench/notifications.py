@@ -173,7 +173,7 @@ def book_quietly(servers, users, count, first_start, rng):
 
 
 def measure_render(bookings):
-    """render() alone, per family: the e-mail (text, HTML, .ics) for the owner, the Slack text and blocks for the webhook."""
+    """render() alone, per family: the e-mail (subject, text, HTML) for the owner, the Slack text and blocks for the webhook."""
     from notifications.messages import Occasion, overrides_for, render
     from notifications.models import Destination
 

@@ -164,8 +164,10 @@ class Email(Channel):
         )
         if payload.get("html"):
             message.attach_alternative(payload["html"], "text/html")
-        for attachment in payload.get("attachments", []):
-            message.attach(attachment["filename"], attachment["content"], attachment["mimetype"])
+        if payload.get("attach_ics") and notification.booking_id:
+            from .messages import booking_ics
+
+            message.attach(*booking_ics(notification.booking_id))
         try:
             message.send()
         except ValueError as error:  # Django refuses an address it cannot write into a header

@@ -1,7 +1,7 @@
 """Message texts: Django templates per event and kind of channel, which staff may override.
 
 Files: templates/notifications/slack/<event>.txt (Slack mrkdwn), and
-templates/notifications/email/<event>.subject.txt, <event>.txt and <event>.html.
+templates/notifications/email/<event>.subject.txt and <event>.txt, wrapped in message.html for the HTML part.
 A MessageTemplate row for (event, channel) replaces the files. Every template gets the
 variables in VARIABLES, with times shown in the recipient's time zone.
 """
@@ -10,6 +10,7 @@ import zoneinfo
 from dataclasses import dataclass, field
 
 from django.conf import settings
+from django.db.models import Prefetch
 from django.template import Context, Engine, Template, TemplateDoesNotExist
 from django.template.loader import get_template
 from django.urls import reverse
@@ -17,7 +18,7 @@ from django.utils import timezone
 from django.utils.html import strip_spaces_between_tags
 
 from reservations.calendar import build_calendar
-from reservations.models import member_name
+from reservations.models import Allocation, Booking, member_name
 
 from .events import EVENTS
 from .models import MessageTemplate
@@ -200,13 +201,20 @@ def _render(occasion, family, context, zone, override):
     else:
         subject = render_text(f"notifications/email/{event}.subject.txt", context, zone)
         text = render_text(f"notifications/email/{event}.txt", context, zone)
-        html = render_html(f"notifications/email/{event}.html", {**context, "text": text}, zone)
-        html = html or render_html("notifications/email/message.html", {**context, "text": text}, zone)
+        html = render_html("notifications/email/message.html", {**context, "text": text}, zone)
     payload = {"subject": " ".join(subject.split()), "text": text, "html": html}
     if EVENTS[event].attach_ics and occasion.booking is not None:
-        ics = build_calendar([occasion.booking], settings.SITE_URL).decode()
-        payload["attachments"] = [{"filename": f"booking-{occasion.booking.pk}.ics", "content": ics, "mimetype": "text/calendar"}]
+        # Built when sent (channels.Email), from the booking as it is then: a calendar gets the
+        # latest times, and the booking's transaction does not pay for it.
+        payload["attach_ics"] = True
     return payload
+
+
+def booking_ics(booking_id):
+    """The booking as an e-mail attachment: (filename, content, mimetype)."""
+    allocations = Prefetch("allocations", queryset=Allocation.objects.select_related("unit__device"))
+    booking = Booking.objects.select_related("server", "room").prefetch_related(allocations).get(pk=booking_id)
+    return f"booking-{booking.pk}.ics", build_calendar([booking], settings.SITE_URL).decode(), "text/calendar"
 
 
 def slack_blocks(occasion, text, context):

@@ -23,7 +23,7 @@ def test_creating_a_booking_queues_an_email_to_its_owner(alice, thalys, book, la
     assert (row.recipient, row.channel, row.state, row.booking) == (alice, "email", "pending", booking)
     assert "thalys:0-1" in row.payload["subject"]
     assert "training resnet" in row.payload["text"]
-    assert row.payload["attachments"][0]["filename"] == f"booking-{booking.pk}.ics"
+    assert row.payload["attach_ics"] is True
     assert f"/bookings/{booking.pk}/" in row.payload["html"]
 
 
