@@ -3,7 +3,7 @@
 Each raises ParseError with a message that names the bad part and shows what would be right.
 """
 import re
-from datetime import timedelta
+from datetime import datetime, time, timedelta
 
 # Nobody books a GPU for ten years; the cap also keeps huge numbers from overflowing timedelta.
 MAX_DURATION = timedelta(days=3650)
@@ -116,3 +116,45 @@ def format_span(start, end, zone, joiner="–"):
     start, end = start.astimezone(zone), end.astimezone(zone)
     end_text = f"{end.hour:02d}:{end.minute:02d}" if start.date() == end.date() else format_moment(end)
     return f"{format_moment(start)}{joiner}{end_text} {end.tzname()}"
+
+
+_CLOCK = re.compile(r"^(\d{1,2}):(\d{2})$", re.ASCII)
+_DAY_WORDS = {"today": 0, "tomorrow": 1}
+
+
+def parse_moment(text, *, now, zone):
+    """Read 'now', '14:00', 'today 14:30', 'tomorrow 9:00' or ISO '2026-11-24T14:00' into an aware datetime.
+
+    A bare '14:00' is the next 14:00 from now on (today, else tomorrow); times without a zone are in `zone`.
+    """
+    raw = (text or "").strip()
+    words = raw.lower().split()
+    hint = "use e.g. now, 14:00, tomorrow 9:00 or 2026-11-24T14:00"
+    if not words:
+        raise ParseError(f"The time is empty; {hint}.")
+    if words == ["now"]:
+        return now
+    local_today = now.astimezone(zone).date()
+    if len(words) == 1 and _CLOCK.match(words[0]):
+        clock = _parse_clock(words[0], hint)
+        moment = datetime.combine(local_today, clock, tzinfo=zone)
+        if moment < now:
+            moment = datetime.combine(local_today + timedelta(days=1), clock, tzinfo=zone)
+        return moment
+    if len(words) == 2 and words[0] in _DAY_WORDS:
+        clock = _parse_clock(words[1], hint)
+        return datetime.combine(local_today + timedelta(days=_DAY_WORDS[words[0]]), clock, tzinfo=zone)
+    try:
+        moment = datetime.fromisoformat(raw)
+    except ValueError:
+        raise ParseError(f"'{raw}' is not a time; {hint}.") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=zone)
+    return moment
+
+
+def _parse_clock(word, hint):
+    match = _CLOCK.match(word)
+    if not match or int(match.group(1)) > 23 or int(match.group(2)) > 59:
+        raise ParseError(f"'{word}' is not a time of day; {hint}.")
+    return time(int(match.group(1)), int(match.group(2)))

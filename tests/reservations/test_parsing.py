@@ -1,4 +1,6 @@
-from datetime import timedelta
+from datetime import datetime, timedelta
+from datetime import timezone as dt_timezone
+from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import given
@@ -11,6 +13,7 @@ from reservations.parsing import (
     format_duration,
     parse_device_set,
     parse_duration,
+    parse_moment,
     parse_target,
 )
 
@@ -117,3 +120,64 @@ def test_duration_parser_never_fails_with_anything_but_a_parse_error(text):
         assert str(error)
     else:
         assert timedelta(0) < result <= timedelta(days=3650)
+
+
+# --- parse_moment ---------------------------------------------------------------------------
+
+BERLIN = ZoneInfo("Europe/Berlin")
+NOW = datetime(2026, 11, 23, 13, 30, tzinfo=dt_timezone.utc)  # 14:30 in Berlin
+moments = st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(dt_timezone.utc))
+clocks = st.tuples(st.integers(0, 23), st.integers(0, 59))
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("now", NOW),
+        ("16:00", datetime(2026, 11, 23, 16, 0, tzinfo=BERLIN)),
+        ("9:00", datetime(2026, 11, 24, 9, 0, tzinfo=BERLIN)),
+        ("today 14:30", datetime(2026, 11, 23, 14, 30, tzinfo=BERLIN)),
+        ("Tomorrow 9:00", datetime(2026, 11, 24, 9, 0, tzinfo=BERLIN)),
+        ("2026-11-25T14:00", datetime(2026, 11, 25, 14, 0, tzinfo=BERLIN)),
+        ("2026-11-25T14:00+00:00", datetime(2026, 11, 25, 14, 0, tzinfo=dt_timezone.utc)),
+    ],
+)
+def test_moments_read_as_written(text, expected):
+    assert parse_moment(text, now=NOW, zone=BERLIN) == expected
+
+
+@pytest.mark.parametrize("text", ["", "soon", "25:00", "12:60", "tomorrow", "yesterday 9:00", "2026-13-01T10:00"])
+def test_bad_moments_say_what_times_look_like(text):
+    with pytest.raises(ParseError, match="e.g. now, 14:00"):
+        parse_moment(text, now=NOW, zone=BERLIN)
+
+
+@given(moments, clocks)
+def test_a_bare_clock_time_is_the_next_one_within_a_day(now, clock):
+    moment = parse_moment(f"{clock[0]}:{clock[1]:02d}", now=now, zone=dt_timezone.utc)
+    assert now <= moment < now + timedelta(days=1)
+    assert (moment.hour, moment.minute) == clock
+
+
+@given(moments, clocks)
+def test_tomorrow_is_the_day_after_today(now, clock):
+    text = f"{clock[0]:02d}:{clock[1]:02d}"
+    today = parse_moment(f"today {text}", now=now, zone=BERLIN)
+    tomorrow = parse_moment(f"tomorrow {text}", now=now, zone=BERLIN)
+    assert tomorrow.date() - today.date() == timedelta(days=1)
+    assert today.date() == now.astimezone(BERLIN).date()
+
+
+@given(moments)
+def test_iso_times_round_trip(moment):
+    moment = moment.replace(second=0, microsecond=0)
+    assert parse_moment(moment.isoformat(), now=NOW, zone=BERLIN) == moment
+
+
+@given(st.text(max_size=30))
+def test_parse_moment_raises_only_parse_errors(text):
+    try:
+        moment = parse_moment(text, now=NOW, zone=BERLIN)
+    except ParseError:
+        return
+    assert moment.tzinfo is not None
