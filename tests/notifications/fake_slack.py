@@ -35,6 +35,7 @@ class FakeSlack:
     def __init__(self):
         self.received = []
         self.users_by_email = {}  # what users.lookupByEmail finds: e-mail -> user id, or a user object ({"id", "deleted", ...})
+        self.emails_by_id = {}  # what users.info tells of a user id: its profile e-mail
         self._scripted = []  # (path prefix or "", Answer), used up in order
         self._lock = threading.Lock()
         self._stopping = threading.Event()
@@ -122,6 +123,11 @@ class FakeSlack:
             user = {"id": user} if isinstance(user, str) else user
             user = {"deleted": False, "is_bot": False, **user, "profile": {"email": received.body["email"]}}
             return Answer(200, json.dumps({"ok": True, "user": user}))
+        if received.method_name == "users.info":
+            email = self.emails_by_id.get(received.body.get("user", ""))
+            if email is None:
+                return Answer(200, json.dumps({"ok": False, "error": "user_not_found"}))
+            return Answer(200, json.dumps({"ok": True, "user": {"id": received.body["user"], "profile": {"email": email}}}))
         return Answer(200, json.dumps({"ok": False, "error": "unknown_method"}))
 
     def _handler(self):
