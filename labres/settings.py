@@ -166,8 +166,16 @@ else:
 EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=20)
 # Slack: the bot token (xoxb-...) for direct messages and channel posts; empty means no Slack bot.
 SLACK_BOT_TOKEN = env.str("SLACK_BOT_TOKEN", default="")
+# Slack bot: post successful /gpu claims and releases to the channel (else only the caller sees them).
+SLACK_ANNOUNCE = env.bool("SLACK_ANNOUNCE", default=False)
 # Slack's Web API address (tests point it at a local server).
 SLACK_API_URL = env.str("SLACK_API_URL", default="https://slack.com/api/")
+# Slack app: the signing secret that proves a request to /slack/ comes from Slack; empty refuses them all.
+SLACK_SIGNING_SECRET = env.str("SLACK_SIGNING_SECRET", default="")
+# Socket Mode's app-level token (xapp-..., scope connections:write), for `manage.py slack_socket`.
+SLACK_APP_TOKEN = env.str("SLACK_APP_TOKEN", default="")
+# The slash command's name as the Slack app declares it (shown in help and error replies).
+SLACK_COMMAND = env.str("SLACK_COMMAND", default="/gpu")
 # Reminders: how long before a booking starts, and before it ends (the expiry warning).
 NOTIFY_STARTS_SOON = env.str("NOTIFY_STARTS_SOON", default="10m")
 NOTIFY_ENDS_SOON = env.str("NOTIFY_ENDS_SOON", default="15m")

@@ -3,6 +3,8 @@ from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from monitoring.views.health import health
+from notifications.slackbot import views as slack_views
+from notifications.slackbot import views_link as slack_link_views
 from reservations.api.views import NOT_FOUND_NAME, not_found
 
 admin.site.site_header = "labres administration"
@@ -14,6 +16,9 @@ urlpatterns = [
     path("accounts/", include("django.contrib.auth.urls")),  # logout, password change; sign-in is ours
     path("health/", health, name="health"),
     path("admin/", admin.site.urls),
+    path("slack/commands/", slack_views.slash_command, name="slack-commands"),
+    path("slack/interactions/", slack_views.interaction, name="slack-interactions"),
+    path("slack/link/<str:token>/", slack_link_views.confirm, name="slack-link-confirm"),
     path("api/v1/", include("reservations.api.urls")),
     path("api/v1/telemetry/", include("monitoring.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),

@@ -1,0 +1,115 @@
+"""Slack's HTTP endpoints: slash commands and button clicks.
+
+Each request is checked against Slack's signature (HMAC of the raw body with the signing secret)
+and refused if older than 5 minutes (a replay). Slack wants an answer within 3 seconds: quick
+commands are answered in the response, slow ones (commands.DEFERRED) are acknowledged at once and
+answered from a worker through the response_url.
+"""
+import json
+import logging
+import time
+
+from django.conf import settings
+from django.http import JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_POST
+from slack_sdk.signature import SignatureVerifier
+
+from . import tasks
+
+logger = logging.getLogger(__name__)
+
+MAX_AGE_SECONDS = 5 * 60  # Slack's advice: older requests may be replays
+
+
+def _error(status, code, message):
+    return JsonResponse({"error": {"code": code, "message": message}}, status=status)
+
+
+def refusal(request):
+    """An error response if the request is not Slack's (or the portal cannot tell), else None."""
+    if not settings.SLACK_SIGNING_SECRET:
+        return _error(503, "not_configured", "The Slack app is not set up here: SLACK_SIGNING_SECRET is empty.")
+    timestamp = request.headers.get("X-Slack-Request-Timestamp", "")
+    signature = request.headers.get("X-Slack-Signature", "")
+    if not timestamp or not signature:
+        return _error(401, "unsigned", "Missing X-Slack-Request-Timestamp or X-Slack-Signature.")
+    try:
+        age = abs(time.time() - int(timestamp))
+    except ValueError:
+        return _error(401, "bad_timestamp", "X-Slack-Request-Timestamp is not a Unix time.")
+    if age > MAX_AGE_SECONDS:
+        return _error(401, "stale", "The request is more than 5 minutes old (or from the future); refused as a replay.")
+    verifier = SignatureVerifier(settings.SLACK_SIGNING_SECRET)
+    if not verifier.is_valid(body=request.body, timestamp=timestamp, signature=signature):
+        return _error(401, "bad_signature", "The Slack signature does not match this request.")
+    return None
+
+
+def _slack_json(reply):
+    return JsonResponse(reply.as_slack())
+
+
+@csrf_exempt
+@require_POST
+def slash_command(request):
+    """A slash command: answered here, or acknowledged and answered from a worker."""
+    refused = refusal(request)
+    if refused is not None:
+        return refused
+    from . import commands
+
+    text = request.POST.get("text", "").strip()
+    user_id = request.POST.get("user_id", "")
+    response_url = request.POST.get("response_url", "")
+    subcommand = text.split(maxsplit=1)[0].lower() if text else ""
+    if (subcommand or "status") in commands.DEFERRED and response_url and hand_to_worker(text, user_id, response_url):
+        return _slack_json(commands.Reply(text="Working on it…"))
+    return _slack_json(tasks.run_command(text, user_id))
+
+
+@csrf_exempt
+@require_POST
+def interaction(request):
+    """A button click (block_actions): answered through the response_url, or here."""
+    refused = refusal(request)
+    if refused is not None:
+        return refused
+    from . import commands
+
+    try:
+        payload = json.loads(request.POST.get("payload", ""))
+        user_id = payload["user"]["id"]
+        action = payload["actions"][0]
+    except (ValueError, KeyError, IndexError, TypeError):
+        return _error(400, "bad_payload", "The form field `payload` must be Slack's interaction JSON with user.id and actions.")
+    if payload.get("type") != "block_actions":
+        return _slack_json(commands.Reply(text=f"labres does not handle {payload.get('type')!r} interactions."))
+    reply = tasks.run_action(action.get("action_id", ""), action.get("value", ""), user_id)
+    response_url = payload.get("response_url")
+    if response_url and tasks.post_to_response_url(response_url, reply, replace_original=False):
+        return JsonResponse({})
+    return _slack_json(reply)
+
+
+def hand_to_worker(text, user_id, response_url):
+    """Queue the slow command for a worker; False if the broker cannot be reached (answer here then)."""
+    from kombu.pools import connections
+
+    from notifications.outbox import HAND_OVER_TIMEOUT, HAND_OVER_TRANSPORT_OPTIONS
+
+    task = tasks.answer_command
+    if task.app.conf.task_always_eager:
+        task.apply_async(args=[text, user_id, response_url])
+        return True
+    # As the outbox does: one connection attempt with short timeouts, so a broker that is down
+    # costs the member a slower answer, not Slack's timeout.
+    try:
+        broker = task.app.connection_for_write(transport_options=HAND_OVER_TRANSPORT_OPTIONS)
+        with connections[broker].acquire(block=True, timeout=HAND_OVER_TIMEOUT) as connection:
+            connection.ensure_connection(max_retries=0)
+            task.apply_async(args=[text, user_id, response_url], connection=connection, retry=False)
+    except Exception as error:
+        logger.warning("could not hand a slack command to a worker (%s); answering inline", error)
+        return False
+    return True
