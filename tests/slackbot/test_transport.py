@@ -250,3 +250,40 @@ def test_slack_socket_command_without_app_token_says_what_is_missing(settings):
     settings.SLACK_APP_TOKEN = ""
     with pytest.raises(CommandError, match="SLACK_APP_TOKEN"):
         call_command("slack_socket")
+
+
+@pytest.mark.parametrize(
+    "text, says",
+    [
+        ("claim nosuch:0 2h x", "nosuch"),
+        ("claim thalys:9 2h x", "9"),
+        ("claim thalys:0-x 2h x", "0-x"),
+        ("claim thalys:0 forever x", "forever"),
+        ("book thalys:0 someday 2h x", "someday"),
+        ("extend 999999 1h", "999999"),
+    ],
+)
+def test_bad_input_gets_an_ephemeral_reply_naming_the_problem(live_server, linked_alice, thalys, text, says):
+    response = post_command(live_server, text)
+    assert response.status_code == 200
+    answer = response.json()
+    assert answer["response_type"] == "ephemeral"
+    assert says in answer["text"]
+    assert not Booking.objects.exists()
+
+
+def test_a_conflict_says_who_holds_the_gpus_until_when(live_server, linked_alice, bob, thalys):
+    held = running_booking(bob, thalys)
+    response = post_command(live_server, "claim thalys:1 1h eval")
+    answer = response.json()
+    assert answer["response_type"] == "ephemeral"
+    assert "bob" in answer["text"] and "booked" in answer["text"]
+    assert list(Booking.objects.values_list("pk", flat=True)) == [held.pk]
+
+
+def test_releasing_someone_elses_booking_is_refused(live_server, linked_alice, bob, thalys):
+    held = running_booking(bob, thalys)
+    response = post_command(live_server, f"release {held.pk}")
+    assert "belongs to bob" in response.json()["text"]
+    held.refresh_from_db()
+    assert held.status == Booking.Status.CONFIRMED
