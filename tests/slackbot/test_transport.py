@@ -287,3 +287,22 @@ def test_releasing_someone_elses_booking_is_refused(live_server, linked_alice, b
     assert "belongs to bob" in response.json()["text"]
     held.refresh_from_db()
     assert held.status == Booking.Status.CONFIRMED
+
+
+def test_book_release_extend_and_mine_over_signed_http(live_server, linked_alice, thalys):
+    booked = post_command(live_server, "book thalys:2 tomorrow 9:00 3h eval").json()
+    later = Booking.objects.get()
+    assert (later.source, later.purpose, later.end - later.start) == ("slack", "eval", timedelta(hours=3))
+    assert f"#{later.pk}" in booked["text"]
+
+    running = running_booking(linked_alice, thalys)
+    extended = post_command(live_server, f"extend {running.pk} 1h").json()
+    running.refresh_from_db()
+    assert running.end - running.start == timedelta(hours=3) and f"#{running.pk}" in extended["text"]
+
+    mine = post_command(live_server, "mine").json()
+    assert f"#{running.pk}" in mine["text"] and f"#{later.pk}" in mine["text"]
+
+    post_command(live_server, f"release {running.pk}")
+    running.refresh_from_db()
+    assert running.status == Booking.Status.RELEASED
