@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from .channels import CHANNELS, MEMBER_CHANNELS, DeliveryError
 from .events import EVENTS
-from .messages import Occasion, overrides_for, render
+from .messages import overrides_for, render
 from .models import Destination, Notification, Preference
 
 logger = logging.getLogger(__name__)
@@ -131,21 +131,31 @@ HAND_OVER_TIMEOUT = 2  # seconds
 HAND_OVER_TRANSPORT_OPTIONS = {"max_retries": 0, "socket_connect_timeout": HAND_OVER_TIMEOUT, "socket_timeout": HAND_OVER_TIMEOUT}
 
 
-def hand_to_worker(keys):
-    """Ask a worker to send these rows now; if the broker is down, the sweep sends them later."""
+def send_task_once(task, args):
+    """Send a task with one connection attempt and short timeouts; raises if the broker is unreachable.
+
+    Through Celery's own pool, a Redis that is down costs each caller about 6 s of connection
+    retries, a host that drops packets the OS's connect timeout (minutes), and a Redis that
+    accepts but does not answer, for ever. These pooled connections try once, with timeouts;
+    kombu keeps one pool per broker URL and options.
+    """
     from kombu.pools import connections
 
+    if task.app.conf.task_always_eager:
+        task.apply_async(args=args)
+        return
+    broker = task.app.connection_for_write(transport_options=HAND_OVER_TRANSPORT_OPTIONS)
+    with connections[broker].acquire(block=True, timeout=HAND_OVER_TIMEOUT) as connection:
+        connection.ensure_connection(max_retries=0)
+        task.apply_async(args=args, connection=connection, retry=False)
+
+
+def hand_to_worker(keys):
+    """Ask a worker to send these rows now; if the broker is down, the sweep sends them later."""
     from .tasks import deliver
 
-    # Through Celery's own pool, a Redis that is down costs each change about 6 s of connection
-    # retries, a host that drops packets the OS's connect timeout (minutes), and a Redis that
-    # accepts but does not answer, for ever. These pooled connections try once, with timeouts;
-    # kombu keeps one pool per broker URL and options.
     try:
-        broker = deliver.app.connection_for_write(transport_options=HAND_OVER_TRANSPORT_OPTIONS)
-        with connections[broker].acquire(block=True, timeout=HAND_OVER_TIMEOUT) as connection:
-            connection.ensure_connection(max_retries=0)
-            deliver.apply_async(args=[keys], connection=connection, retry=False)
+        send_task_once(deliver, [keys])
     except Exception as error:  # the broker is unreachable: delay, lose nothing
         logger.warning("could not hand %d notification(s) to a worker (%s); the outbox sweep will send them", len(keys), error)
 

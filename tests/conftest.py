@@ -76,6 +76,19 @@ def staff(db):
 
 
 @pytest.fixture
+def root(db):
+    """A superuser, for the admin pages."""
+    return UserFactory(username="root", is_staff=True, is_superuser=True)
+
+
+@pytest.fixture
+def staff_client(client, root):
+    """The test client signed in as `root`."""
+    client.force_login(root)
+    return client
+
+
+@pytest.fixture
 def thalys(db):
     return ServerFactory(name="thalys", gpus=8)
 

@@ -94,21 +94,11 @@ def interaction(request):
 
 def hand_to_worker(text, user_id, response_url):
     """Queue the slow command for a worker; False if the broker cannot be reached (answer here then)."""
-    from kombu.pools import connections
+    from notifications.outbox import send_task_once
 
-    from notifications.outbox import HAND_OVER_TIMEOUT, HAND_OVER_TRANSPORT_OPTIONS
-
-    task = tasks.answer_command
-    if task.app.conf.task_always_eager:
-        task.apply_async(args=[text, user_id, response_url])
-        return True
-    # As the outbox does: one connection attempt with short timeouts, so a broker that is down
-    # costs the member a slower answer, not Slack's timeout.
+    # As the outbox does: a broker that is down costs the member a slower answer, not Slack's timeout.
     try:
-        broker = task.app.connection_for_write(transport_options=HAND_OVER_TRANSPORT_OPTIONS)
-        with connections[broker].acquire(block=True, timeout=HAND_OVER_TIMEOUT) as connection:
-            connection.ensure_connection(max_retries=0)
-            task.apply_async(args=[text, user_id, response_url], connection=connection, retry=False)
+        send_task_once(tasks.answer_command, [text, user_id, response_url])
     except Exception as error:
         logger.warning("could not hand a slack command to a worker (%s); answering inline", error)
         return False

@@ -19,17 +19,6 @@ from .telemetry import running_booking
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def root(db):
-    return UserFactory(username="root", is_staff=True, is_superuser=True)
-
-
-@pytest.fixture
-def staff_client(client, root):
-    client.force_login(root)
-    return client
-
-
 def changelist(model):
     return reverse(f"admin:monitoring_{model}_changelist")
 

@@ -9,24 +9,12 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from notifications.models import Destination, MessageTemplate, Notification, Preference
-from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
 
 OUTBOX = "/admin/notifications/notification/"
 DESTINATIONS = "/admin/notifications/destination/"
 TEMPLATES = "/admin/notifications/messagetemplate/"
-
-
-@pytest.fixture
-def root(db):
-    return UserFactory(username="root", is_staff=True, is_superuser=True)
-
-
-@pytest.fixture
-def staff_client(client, root):
-    client.force_login(root)
-    return client
 
 
 @pytest.fixture
