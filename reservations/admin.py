@@ -191,7 +191,8 @@ class BookingAdmin(admin.ModelAdmin):
         # The service wrote the booking in the form's clean(); only a new purpose is left to save.
         if change and "purpose" in form.changed_data:
             obj.purpose = form.cleaned_data["purpose"]
-            obj.save(update_fields=["purpose", "updated_at"])
+            obj.sequence += 1  # calendar clients take the new title over
+            obj.save(update_fields=["purpose", "sequence", "updated_at"])
 
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
         # A POST comes back here only when the form or an inline was refused; the form's clean()

@@ -144,6 +144,7 @@ class Booking(models.Model):
         SLACK = "slack", "Slack"
         CLI = "cli", "command line"
         ADMIN = "admin", "admin"
+        CALENDAR = "ics", "calendar import"
 
     # Bookings in these states hold their units (a released booking holds them until it ended).
     HOLDING = (Status.CONFIRMED, Status.RELEASED)
@@ -160,6 +161,9 @@ class Booking(models.Model):
     room = models.ForeignKey(Room, null=True, blank=True, on_delete=models.PROTECT, related_name="bookings")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+    # RFC 5545's SEQUENCE: grows with each change a calendar client must take over (times, status,
+    # purpose), so clients replace their copy of the event instead of keeping the old one.
+    sequence = models.PositiveIntegerField(default=0, editable=False)
 
     class Meta:
         ordering = ["-start"]
@@ -173,6 +177,10 @@ class Booking(models.Model):
         indexes = [
             models.Index(fields=["user", "end"], name="booking_user_end"),
             models.Index(fields=["start", "end"], name="booking_window"),
+            # Calendar feeds: a server's, a room's or the lab's bookings ending after a cutoff.
+            models.Index(fields=["server", "end"], name="booking_server_end"),
+            models.Index(fields=["room", "end"], name="booking_room_end"),
+            models.Index(fields=["end"], name="booking_end"),
         ]
 
     def __str__(self):
@@ -323,3 +331,86 @@ class ApiToken(models.Model):
         key = secrets.token_urlsafe(32)
         token = cls.objects.create(user=user, name=name.strip() or "token", prefix=key[:8], key_hash=cls.hash(key))
         return token, key
+
+
+class CalendarFeed(models.Model):
+    """A secret address a calendar app subscribes to: a member's own bookings, or a server's, a room's, the lab's.
+
+    The address holds selector + secret: the selector finds the row (indexed), the secret is
+    compared in constant time. Both are kept, so the profile page can show the address again;
+    resetting makes new ones, and the old address answers 404.
+    """
+
+    class Scope(models.TextChoices):
+        MINE = "mine", "my bookings"
+        SERVER = "server", "a server"
+        ROOM = "room", "a room"
+        LAB = "lab", "the whole lab"
+
+    SELECTOR_LENGTH = 12
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="calendar_feeds")
+    scope = models.CharField(max_length=6, choices=Scope.choices)
+    server = models.ForeignKey(Server, null=True, blank=True, on_delete=models.CASCADE, related_name="calendar_feeds")
+    room = models.ForeignKey(Room, null=True, blank=True, on_delete=models.CASCADE, related_name="calendar_feeds")
+    selector = models.CharField(max_length=SELECTOR_LENGTH, unique=True, editable=False)
+    secret = models.CharField(max_length=64, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True, help_text="Last fetched by a calendar app (to the hour).")
+
+    class Meta:
+        ordering = ["scope", "server__name", "room__name"]
+        constraints = [
+            models.CheckConstraint(
+                name="calendar_feed_scope_matches_target",
+                condition=(
+                    Q(scope__in=["mine", "lab"], server__isnull=True, room__isnull=True)
+                    | Q(scope="server", server__isnull=False, room__isnull=True)
+                    | Q(scope="room", server__isnull=True, room__isnull=False)
+                ),
+            ),
+            models.UniqueConstraint(fields=["user", "scope"], condition=Q(scope__in=["mine", "lab"]), name="calendar_feed_one_own_and_lab"),
+            models.UniqueConstraint(fields=["user", "server"], condition=Q(scope="server"), name="calendar_feed_one_per_server"),
+            models.UniqueConstraint(fields=["user", "room"], condition=Q(scope="room"), name="calendar_feed_one_per_room"),
+        ]
+
+    def __str__(self):
+        return f"{self.title} ({self.user.get_username()})"
+
+    @property
+    def token(self):
+        return self.selector + self.secret
+
+    @property
+    def title(self):
+        if self.scope == self.Scope.MINE:
+            return f"labres: {member_name(self.user)}"
+        if self.scope == self.Scope.SERVER:
+            return f"labres: server {self.server.name}"
+        if self.scope == self.Scope.ROOM:
+            return f"labres: room {self.room.name}"
+        return "labres: all bookings"
+
+    def new_secret(self):
+        """Give the feed a new address (the old one stops working once saved)."""
+        import secrets
+
+        self.selector = secrets.token_urlsafe(9)  # 12 characters
+        self.secret = secrets.token_urlsafe(32)  # 43 characters, 256 bits
+
+    def save(self, *args, **kwargs):
+        if not self.selector:
+            self.new_secret()
+        super().save(*args, **kwargs)
+
+    @classmethod
+    def find(cls, token):
+        """The feed whose address holds `token`, or None; the secret part is compared in constant time."""
+        import hmac
+
+        if not isinstance(token, str) or len(token) <= cls.SELECTOR_LENGTH or len(token) > 128:
+            return None
+        feed = cls.objects.select_related("user", "server", "room").filter(selector=token[: cls.SELECTOR_LENGTH]).first()
+        if feed is None or not hmac.compare_digest(feed.secret.encode(), token[cls.SELECTOR_LENGTH :].encode()):
+            return None
+        return feed

@@ -81,11 +81,17 @@ def _units_of(server, indices):
     return units
 
 
-def create_booking(user, *, start, end, purpose="", server=None, devices=None, room=None, source=Booking.Source.WEB, now=None):
-    """Book a server's GPUs, a whole server or a room for [start, end); raises BookingError."""
+def create_booking(
+    user, *, start, end, purpose="", server=None, devices=None, room=None, source=Booking.Source.WEB, now=None, allow_past_start=False
+):
+    """Book a server's GPUs, a whole server or a room for [start, end); raises BookingError.
+
+    allow_past_start admits a booking that is already running (a calendar import of an event
+    that began before it was fetched); every surface a member types into leaves it off.
+    """
     now = now or timezone.now()
     target = resolve_target(server=server, devices=devices, room=room)
-    _check_times(start, end, now=now)
+    _check_times(start, end, now=now, allow_past_start=allow_past_start)
     try:
         # The database refuses an overlap (see the module docstring); there is no need to look
         # before writing. Only a refusal pays for finding out who holds the units.
@@ -118,7 +124,8 @@ def cancel_booking(booking, *, by, now=None):
         if booking.start <= now:
             raise BookingError(f"Booking #{booking.pk} has already started; release it to end it now.")
         booking.status = Booking.Status.CANCELLED
-        booking.save(update_fields=["status", "updated_at"])
+        booking.sequence += 1
+        booking.save(update_fields=["status", "sequence", "updated_at"])
         booking.allocations.update(active=False)
         booking_changed.send(Booking, booking=booking, event="cancelled", by=by)
     return booking
@@ -134,7 +141,8 @@ def release_booking(booking, *, by, now=None):
         _lock_units(booking.allocations.values_list("unit_id", flat=True))
         booking.status = Booking.Status.RELEASED
         booking.end = now
-        booking.save(update_fields=["status", "end", "updated_at"])
+        booking.sequence += 1
+        booking.save(update_fields=["status", "end", "sequence", "updated_at"])
         booking.allocations.update(end=now)
         booking_changed.send(Booking, booking=booking, event="released", by=by)
     return booking
@@ -155,8 +163,8 @@ def extend_booking(booking, *, by, duration=None, end=None, now=None):
     return change_booking(booking, by=by, end=end, now=now)
 
 
-def change_booking(booking, *, by, start=None, end=None, now=None):
-    """Move a booking's start and/or end; the units stay the same. Refused if that overlaps."""
+def change_booking(booking, *, by, start=None, end=None, purpose=None, now=None):
+    """Move a booking's start and/or end, or change its purpose; the units stay the same. Refused if that overlaps."""
     now = now or timezone.now()
     try:
         with transaction.atomic():
@@ -175,7 +183,10 @@ def change_booking(booking, *, by, start=None, end=None, now=None):
             _lock_units(units)
             before = (booking.start, booking.end)
             booking.start, booking.end = new_start, new_end
-            booking.save(update_fields=["start", "end", "updated_at"])
+            if purpose is not None:
+                booking.purpose = purpose.strip()
+            booking.sequence += 1
+            booking.save(update_fields=["start", "end", "purpose", "sequence", "updated_at"])
             booking.allocations.update(start=new_start, end=new_end)
             booking_changed.send(Booking, booking=booking, event="changed", by=by, before=before)
     except IntegrityError as error:
