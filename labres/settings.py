@@ -184,6 +184,22 @@ NOTIFY_MAX_ATTEMPTS = env.int("NOTIFY_MAX_ATTEMPTS", default=8)
 NOTIFY_RETRY_SECONDS = env.int("NOTIFY_RETRY_SECONDS", default=30)
 # Seconds one HTTP call to Slack may take before it counts as failed (and is retried later).
 NOTIFY_HTTP_TIMEOUT = env.int("NOTIFY_HTTP_TIMEOUT", default=10)
+# --- Calendars ------------------------------------------------------------------------------
+# Feeds (/calendar/<secret>.ics) hold bookings that ended at most CALENDAR_HISTORY ago, and
+# cancelled ones for CALENDAR_KEEP_CANCELLED after the cancellation, so clients remove them.
+CALENDAR_HISTORY = env.str("CALENDAR_HISTORY", default="30d")
+CALENDAR_KEEP_CANCELLED = env.str("CALENDAR_KEEP_CANCELLED", default="14d")
+# How often calendar apps are asked to fetch a feed again (REFRESH-INTERVAL, X-PUBLISHED-TTL).
+CALENDAR_REFRESH = env.str("CALENDAR_REFRESH", default="15m")
+# Whether a server's, room's or the lab's feed shows the purpose of other members' bookings
+# (off: "GPU thalys:0-1 — Alice", for a room screen or a lab that keeps purposes to itself).
+CALENDAR_SHOW_OTHERS_PURPOSES = env.bool("CALENDAR_SHOW_OTHERS_PURPOSES", default=True)
+# Import: how often followed calendars (Admin → External calendars) are fetched, how far ahead
+# their events become bookings, and the limits on one fetch.
+CALENDAR_IMPORT_INTERVAL = env.str("CALENDAR_IMPORT_INTERVAL", default="5m")
+CALENDAR_IMPORT_HORIZON = env.str("CALENDAR_IMPORT_HORIZON", default="90d")
+CALENDAR_IMPORT_TIMEOUT = env.int("CALENDAR_IMPORT_TIMEOUT", default=20)
+CALENDAR_IMPORT_MAX_BYTES = env.int("CALENDAR_IMPORT_MAX_BYTES", default=10 * 1024 * 1024)
 
 # Every periodic task lives here, in one place.
 CELERY_BEAT_SCHEDULE = {
@@ -239,6 +255,12 @@ CELERY_BEAT_SCHEDULE = {
         "task": "notifications.tasks.link_slack_members",
         "schedule": timedelta(hours=6),
         "options": {"expires": 3600},
+    },
+    # Followed external calendars (ICS addresses) that are due, turned into bookings.
+    "sync-calendars": {
+        "task": "reservations.tasks.sync_calendars",
+        "schedule": timedelta(minutes=1),
+        "options": {"expires": 60},
     },
     "prune-telemetry": {
         "task": "monitoring.tasks.prune_telemetry",
