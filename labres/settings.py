@@ -360,6 +360,12 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    # Secret addresses (calendar feeds, Slack link confirmations) are logged as <secret>.
+    "filters": {"redact_secrets": {"()": "labres.logs.RedactSecrets"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact_secrets"]}},
+    "loggers": {
+        "django.request": {"filters": ["redact_secrets"]},
+        "django.server": {"handlers": ["console"], "filters": ["redact_secrets"], "level": "INFO", "propagate": False},
+    },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
 }

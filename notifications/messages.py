@@ -17,7 +17,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import strip_spaces_between_tags
 
-from reservations.calendar import build_calendar
+from reservations.calendar import booking_calendar
 from reservations.models import Allocation, Booking, member_name
 
 from .events import EVENTS
@@ -213,8 +213,10 @@ def _render(occasion, family, context, zone, override):
 def booking_ics(booking_id):
     """The booking as an e-mail attachment: (filename, content, mimetype)."""
     allocations = Prefetch("allocations", queryset=Allocation.objects.select_related("unit__device"))
-    booking = Booking.objects.select_related("server", "room").prefetch_related(allocations).get(pk=booking_id)
-    return f"booking-{booking.pk}.ics", build_calendar([booking], settings.SITE_URL).decode(), "text/calendar"
+    booking = Booking.objects.select_related("user__profile", "server", "room").prefetch_related(allocations).get(pk=booking_id)
+    # The same UID and SEQUENCE as in the member's feed: a calendar that has both keeps one event.
+    content = booking_calendar(booking, base_url=settings.SITE_URL, viewer_id=booking.user_id).decode()
+    return f"booking-{booking.pk}.ics", content, "text/calendar"
 
 
 def slack_blocks(occasion, text, context):

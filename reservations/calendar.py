@@ -1,57 +1,195 @@
-"""Bookings as iCalendar (.ics) events, for 'Add to calendar' and the calendar feeds."""
-from datetime import UTC
+"""Bookings as iCalendar (RFC 5545): the subscription feeds, 'Add to calendar' files and e-mail attachments.
 
+Written by hand rather than through the icalendar package: a feed of a thousand bookings is
+built in a few milliseconds this way, against more than half a second (tests parse every
+output with icalendar and vobject). What RFC 5545 asks of a writer is small: escape TEXT
+values, fold lines longer than 75 octets, end lines with CRLF, write UTC times with a Z.
+
+Each booking is one VEVENT with a UID that never changes (booking-<id>@<SITE_URL's host>, the
+same in feeds, downloads and e-mails, so a calendar app that got it twice keeps one event),
+and a SEQUENCE that grows with each change. DTSTAMP is the booking's last change: without a
+METHOD, RFC 5545 reads DTSTAMP as the time the information was last revised, and it keeps a
+feed's body the same until something in it changes.
+"""
+import re
+from dataclasses import dataclass
+from datetime import UTC
 from urllib.parse import urlsplit
 
+from django.conf import settings
 from django.urls import reverse
-from django.utils import timezone
-from icalendar import Calendar, Event
 
-from .models import Booking
+from .models import Booking, member_name
 
-PRODID = "-//labres//labres//EN"
+PRODID = "-//labres//labres bookings//EN"
+CANCELLED, RELEASED = Booking.Status.CANCELLED.value, Booking.Status.RELEASED.value
+CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # not allowed in TEXT (tab is; newlines are escaped first)
 
 
-def build_calendar(bookings, base_url):
-    """A VCALENDAR with one VEVENT per booking, as bytes; links point at `base_url` (https://labres.lab.org).
+@dataclass(frozen=True)
+class Audience:
+    """Who a calendar is for, which decides what its events say.
 
-    Pass bookings with server, room and (for GPU bookings) allocations__unit__device loaded.
+    viewer: the member it is for (their own bookings always show their purpose).
+    shared: a server's, room's or the lab's calendar: events name who booked, and other
+        members' bookings are free time for the viewer (TRANSP:TRANSPARENT).
+    others_purposes: whether other members' purposes are shown.
     """
-    calendar = Calendar()
-    calendar.add("prodid", PRODID)
-    calendar.add("version", "2.0")
+
+    viewer_id: int | None = None
+    shared: bool = False
+    others_purposes: bool = True
+
+
+@dataclass(slots=True)
+class Entry:
+    """What one VEVENT says about a booking; times already written as iCalendar UTC (utc())."""
+
+    pk: int
+    user_id: int
+    who: str  # the member's name
+    purpose: str
+    status: str
+    kind: str  # "gpu", "server" (whole) or "room"
+    what: str  # thalys:0-1, thalys, Lab 2
+    location: str
+    start: str
+    end: str
+    created: str
+    modified: str
+    sequence: int
+
+    @classmethod
+    def of(cls, booking):
+        """From a Booking with user (and profile), server, room and allocations' devices loaded."""
+        if booking.room_id:
+            kind, what, location = "room", booking.room.name, booking.room.location
+        elif booking.whole_server:
+            kind, what, location = "server", booking.server.name, booking.server.location
+        else:
+            kind, what, location = "gpu", booking.what, booking.server.location
+        return cls(
+            pk=booking.pk, user_id=booking.user_id, who=member_name(booking.user), purpose=booking.purpose,
+            status=booking.status, kind=kind, what=what, location=location, start=utc(booking.start),
+            end=utc(booking.end), created=utc(booking.created_at), modified=utc(booking.updated_at), sequence=booking.sequence,
+        )
+
+
+def render_calendar(entries, *, base_url, audience, name=None, description=None, refresh=None):
+    """A VCALENDAR as bytes, one VEVENT per Entry.
+
+    Links point at `base_url`; `refresh` (a timedelta) asks clients to fetch again that often.
+    """
     base_url = base_url.rstrip("/")
-    host = urlsplit(base_url).hostname or "localhost"
-    stamp = timezone.now().astimezone(UTC)
-    for booking in bookings:
-        calendar.add_component(_event(booking, base_url, host, stamp))
-    return calendar.to_ical()
+    lines = ["BEGIN:VCALENDAR", "VERSION:2.0", f"PRODID:{PRODID}", "CALSCALE:GREGORIAN"]
+    if name:
+        lines += [fold(f"X-WR-CALNAME:{text(name)}"), fold(f"NAME:{text(name)}")]
+    if description:
+        lines += [fold(f"X-WR-CALDESC:{text(description)}"), fold(f"DESCRIPTION:{text(description)}")]
+    if refresh:
+        lines += [f"REFRESH-INTERVAL;VALUE=DURATION:{duration(refresh)}", f"X-PUBLISHED-TTL:{duration(refresh)}"]
+    uid_host = urlsplit(settings.SITE_URL).hostname or "labres"
+    link_prefix = base_url + reverse("booking-detail", args=[0]).removesuffix("0/")
+    for entry in entries:
+        lines += _event_lines(entry, f"{link_prefix}{entry.pk}/", uid_host, audience)
+    lines.append("END:VCALENDAR")
+    return ("\r\n".join(lines) + "\r\n").encode()
 
 
-def _event(booking, base_url, host, stamp):
-    event = Event()
-    event.add("uid", f"booking-{booking.pk}@{host}")
-    event.add("dtstamp", stamp)
-    event.add("dtstart", booking.start.astimezone(UTC))
-    event.add("dtend", booking.end.astimezone(UTC))
-    event.add("created", booking.created_at.astimezone(UTC))
-    event.add("last-modified", booking.updated_at.astimezone(UTC))
-    event.add("summary", summary(booking))
-    event.add("description", base_url + reverse("booking-detail", args=[booking.pk]))
-    location = booking.room.location if booking.room_id else booking.server.location
-    if location:
-        event.add("location", location)
-    event.add("status", "CANCELLED" if booking.status == Booking.Status.CANCELLED else "CONFIRMED")
-    event.add("sequence", 0)
-    return event
+def booking_calendar(booking, *, base_url, viewer_id):
+    """One booking as a calendar file (a download, an e-mail attachment)."""
+    audience = Audience(viewer_id=viewer_id, shared=booking.user_id != viewer_id, others_purposes=settings.CALENDAR_SHOW_OTHERS_PURPOSES)
+    return render_calendar([Entry.of(booking)], base_url=base_url, audience=audience)
 
 
-def summary(booking):
-    """'GPU thalys:0-1 — training resnet', 'Server thalys (whole)', 'Room Lab 2 — reading group'."""
-    if booking.room_id:
-        what = f"Room {booking.room.name}"
-    elif booking.whole_server:
-        what = f"Server {booking.server.name} (whole)"
+def _event_lines(entry, link, uid_host, audience):
+    mine = entry.user_id == audience.viewer_id
+    purpose = entry.purpose if mine or audience.others_purposes else ""
+    who = entry.who if audience.shared else ""
+    details = []
+    if purpose:
+        details.append(f"Purpose: {purpose}")
+    if who:
+        details.append(f"Booked by {who}")
+    if entry.status == CANCELLED:
+        details.append("Cancelled.")
+    elif entry.status == RELEASED:
+        details.append("Released early.")
+    details.append(link)
+    location = entry.location or (f"room {entry.what}" if entry.kind == "room" else f"server {entry.what.split(':')[0]}")
+    return [
+        "BEGIN:VEVENT",
+        f"UID:booking-{entry.pk}@{uid_host}",
+        f"DTSTAMP:{entry.modified}",
+        f"DTSTART:{entry.start}",
+        f"DTEND:{entry.end}",
+        f"CREATED:{entry.created}",
+        f"LAST-MODIFIED:{entry.modified}",
+        f"SEQUENCE:{entry.sequence}",
+        fold(f"SUMMARY:{text(summary(entry.kind, entry.what, purpose=purpose, who=who))}"),
+        fold(f"DESCRIPTION:{text(chr(10).join(details))}"),
+        fold(f"LOCATION:{text(location)}"),
+        fold(f"URL:{link}"),
+        "STATUS:CANCELLED" if entry.status == CANCELLED else "STATUS:CONFIRMED",
+        "TRANSP:OPAQUE" if mine or not audience.shared else "TRANSP:TRANSPARENT",
+        "END:VEVENT",
+    ]
+
+
+def summary(kind, what, *, purpose="", who=""):
+    """'GPU thalys:0-1 — training resnet'; in a shared calendar 'GPU thalys:0-1 — Alice: training resnet'."""
+    if kind == "room":
+        label = f"Room {what}"
+    elif kind == "server":
+        label = f"Server {what} (whole)"
     else:
-        what = f"GPU {booking.what}"
-    return f"{what} — {booking.purpose}" if booking.purpose else what
+        label = f"GPU {what}"
+    about = ": ".join(part for part in (who, purpose) if part)
+    return f"{label} — {about}" if about else label
+
+
+# --- RFC 5545 value formats ---------------------------------------------------------------
+
+
+def text(value):
+    """A TEXT value: backslash, semicolon, comma and newline escaped; other control characters dropped."""
+    value = str(value).replace("\\", "\\\\").replace(";", "\\;").replace(",", "\\,")
+    value = value.replace("\r\n", "\n").replace("\r", "\n").replace("\n", "\\n")
+    return CONTROL.sub("", value)
+
+
+def utc(moment):
+    """A DATE-TIME in UTC: 20261123T163000Z."""
+    return moment.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+
+
+def duration(delta):
+    """A DURATION: PT15M, PT1H30M, P1D (whole seconds)."""
+    seconds = int(delta.total_seconds())
+    if seconds <= 0:
+        return "PT0S"
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, seconds = divmod(rest, 60)
+    out = f"P{days}D" if days else "P"
+    if hours or minutes or seconds:
+        out += "T" + (f"{hours}H" if hours else "") + (f"{minutes}M" if minutes else "") + (f"{seconds}S" if seconds else "")
+    return out
+
+
+def fold(line):
+    """Fold a content line into pieces of at most 75 octets, never inside a UTF-8 character."""
+    if len(line) <= 75 and line.isascii():
+        return line
+    data = line.encode()
+    if len(data) <= 75:
+        return line
+    pieces, start, limit = [], 0, 75
+    while start < len(data):
+        end = min(start + limit, len(data))
+        while end < len(data) and data[end] & 0xC0 == 0x80:  # a continuation byte: back off
+            end -= 1
+        pieces.append(data[start:end].decode())
+        start, limit = end, 74  # each continuation line starts with one space
+    return "\r\n ".join(pieces)
+

@@ -405,12 +405,14 @@ class CalendarFeed(models.Model):
 
     @classmethod
     def find(cls, token):
-        """The feed whose address holds `token`, or None; the secret part is compared in constant time."""
+        """The active member's feed whose address holds `token`, or None; the secret part is compared in constant time."""
         import hmac
 
         if not isinstance(token, str) or len(token) <= cls.SELECTOR_LENGTH or len(token) > 128:
             return None
-        feed = cls.objects.select_related("user", "server", "room").filter(selector=token[: cls.SELECTOR_LENGTH]).first()
+        # One small join (a retired member's feeds stop); server, room and names load only for a full answer.
+        feed = cls.objects.filter(selector=token[: cls.SELECTOR_LENGTH], user__is_active=True).order_by().first()
         if feed is None or not hmac.compare_digest(feed.secret.encode(), token[cls.SELECTOR_LENGTH :].encode()):
             return None
         return feed
+

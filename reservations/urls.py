@@ -1,6 +1,6 @@
-from django.urls import path
+from django.urls import path, re_path
 
-from .views import account, booking_form, mine, now, rooms, timeline
+from .views import account, booking_form, calendars, mine, now, rooms, timeline
 
 urlpatterns = [
     path("", now.now, name="now"),
@@ -21,6 +21,10 @@ urlpatterns = [
     path("profile/notifications/", account.notification_preferences, name="profile-notifications"),
     path("profile/slack/link/", account.link_slack, name="slack-link"),
     path("profile/slack/unlink/", account.unlink_slack, name="slack-unlink"),
+    path("profile/calendars/", calendars.add_feed, name="calendar-add"),
+    path("profile/calendars/<int:pk>/reset/", calendars.reset_feed, name="calendar-reset"),
+    path("profile/calendars/<int:pk>/remove/", calendars.remove_feed, name="calendar-remove"),
+    re_path(r"^calendar/(?P<token>[A-Za-z0-9_-]{1,128})\.ics$", calendars.feed, name="calendar-feed"),
     path("profile/tokens/", account.create_token, name="token-create"),
     path("profile/tokens/<int:pk>/revoke/", account.revoke_token, name="token-revoke"),
     path("accounts/login/", account.SignInView.as_view(), name="login"),

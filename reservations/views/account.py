@@ -16,6 +16,7 @@ from notifications.models import Preference
 from notifications.slack_identity import SlackLookupError, link_member
 
 from ..models import ApiToken, Profile
+from . import calendars
 
 
 class SignInView(auth_views.LoginView):
@@ -159,6 +160,7 @@ def _render_profile(request, *, form=None, token_form=None, notify_form=None, st
         "notify_form": notify_form or PreferencesForm(request.user),
         "slack_user_id": member_profile.slack_user_id,
         "slack_ready": bool(settings.SLACK_BOT_TOKEN),
+        **calendars.profile_context(request),
         **extra,
     }
     return render(request, "reservations/profile.html", context, status=status)

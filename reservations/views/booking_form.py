@@ -11,7 +11,7 @@ from django.views.decorators.http import require_http_methods
 from monitoring.usage import stored_or_live_usage
 
 from .. import services
-from ..calendar import build_calendar
+from ..calendar import booking_calendar
 from ..errors import BookingConflict, BookingError
 from ..forms import LOCAL_MINUTE, BookingForm
 from ..models import Booking
@@ -148,6 +148,7 @@ def detail(request, pk):
 @login_required
 def ics(request, pk):
     booking = _booking(pk)
-    response = HttpResponse(build_calendar([booking], request.build_absolute_uri("/")), content_type="text/calendar; charset=utf-8")
+    body = booking_calendar(booking, base_url=request.build_absolute_uri("/"), viewer_id=request.user.pk)
+    response = HttpResponse(body, content_type="text/calendar; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="booking-{booking.pk}.ics"'
     return response

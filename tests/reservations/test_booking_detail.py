@@ -129,20 +129,22 @@ def test_ics_is_a_calendar_attachment(client, alice, upcoming):
     assert response["Content-Disposition"] == f'attachment; filename="booking-{upcoming.pk}.ics"'
 
 
-def test_ics_event_has_uid_times_summary_and_status(client, alice, upcoming, later):
+def test_ics_event_has_uid_times_summary_and_status(client, settings, alice, upcoming, later):
+    settings.SITE_URL = "http://localhost:8000"
     client.force_login(alice)
 
     calendar, event = event_of(client.get(f"/bookings/{upcoming.pk}.ics"))
 
-    assert str(calendar["PRODID"]) == "-//labres//labres//EN"
+    assert str(calendar["PRODID"]) == "-//labres//labres bookings//EN"
     assert str(calendar["VERSION"]) == "2.0"
-    assert str(event["UID"]) == f"booking-{upcoming.pk}@testserver"
+    assert str(event["UID"]) == f"booking-{upcoming.pk}@localhost"  # SITE_URL's host, as in feeds and e-mails
     assert event.decoded("DTSTART") == later
     assert event.decoded("DTEND") == later + 2 * H
     assert event.decoded("DTSTART").utcoffset() == timedelta(0)
     assert str(event["SUMMARY"]) == "GPU thalys:0-1 — training resnet"
     assert str(event["STATUS"]) == "CONFIRMED"
-    assert str(event["DESCRIPTION"]) == f"http://testserver/bookings/{upcoming.pk}/"
+    assert str(event["DESCRIPTION"]) == f"Purpose: training resnet\nhttp://testserver/bookings/{upcoming.pk}/"
+    assert str(event["URL"]) == f"http://testserver/bookings/{upcoming.pk}/"
     assert str(event["LOCATION"]) == "Machine room B, rack 3"
     assert event.decoded("CREATED") == upcoming.created_at.replace(microsecond=0)
     assert event.decoded("LAST-MODIFIED") == upcoming.updated_at.replace(microsecond=0)
@@ -183,14 +185,16 @@ def test_ics_summary_names_what_is_booked(client, alice, thalys, room, later, ta
     assert str(event["SUMMARY"]) == summary
 
 
-def test_ics_uid_leaves_out_the_port(client, settings, alice, upcoming):
-    settings.ALLOWED_HOSTS = ["labres.example.org"]
+def test_ics_uid_is_the_sites_host_whatever_address_served_it(client, settings, alice, upcoming):
+    settings.ALLOWED_HOSTS = ["labres.example.org", "gpu-portal.internal"]
+    settings.SITE_URL = "https://labres.example.org:8443"
     client.force_login(alice)
 
-    _, event = event_of(client.get(f"/bookings/{upcoming.pk}.ics", HTTP_HOST="labres.example.org:8443"))
+    _, event = event_of(client.get(f"/bookings/{upcoming.pk}.ics", HTTP_HOST="gpu-portal.internal:8000"))
 
+    # One UID for the feed, the download and the e-mail, so a calendar that got all three keeps one event.
     assert str(event["UID"]) == f"booking-{upcoming.pk}@labres.example.org"
-    assert str(event["DESCRIPTION"]) == f"http://labres.example.org:8443/bookings/{upcoming.pk}/"
+    assert str(event["URL"]) == f"http://gpu-portal.internal:8000/bookings/{upcoming.pk}/"
 
 
 def test_ics_times_are_in_utc_whatever_the_members_zone(client, alice, upcoming, later):
