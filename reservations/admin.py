@@ -10,11 +10,12 @@ from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
 from django.db import router, transaction
-from django.db.models import Count
+from django.db.models import Count, Q
+from django.utils.html import format_html
 
-from . import services
+from . import icsimport, services
 from .errors import BookingError
-from .models import Allocation, Booking, Device, Profile, Room, Server
+from .models import Allocation, Booking, Device, ExternalCalendar, ImportedEvent, Profile, Room, Server
 
 # --- servers, GPUs and rooms ---------------------------------------------------------------
 
@@ -256,3 +257,82 @@ class MemberAdmin(UserAdmin):
             return user.profile.unix_username
         except Profile.DoesNotExist:  # a user made before profiles existed
             return ""
+
+
+# --- calendar import -----------------------------------------------------------------------
+
+
+class ImportedEventInline(admin.TabularInline):
+    """The calendar's events that are not bookings, with the reason; for reading only (the source is the truth)."""
+
+    model = ImportedEvent
+    verbose_name_plural = "events that need attention"
+    fields = ("summary", "start", "end", "state", "problem", "booking")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).filter(state__in=ImportedEvent.PROBLEMS).select_related("booking")
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(ExternalCalendar)
+class ExternalCalendarAdmin(admin.ModelAdmin):
+    list_display = ("name", "resource", "active", "last_fetched_at", "last_status", "problems", "last_error")
+    list_filter = ("active", "server", "room")
+    search_fields = ("name", "url")
+    list_select_related = ("server", "room")
+    fields = ("name", "url", "server", "room", "active", "notify_members", "last_fetched_at", "last_status", "last_error", "created_at")
+    readonly_fields = ("last_fetched_at", "last_status", "last_error", "created_at")
+    inlines = [ImportedEventInline]
+    actions = ["fetch_now"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(problem_count=Count("events", filter=Q(events__state__in=ImportedEvent.PROBLEMS)))
+
+    @admin.display(description="resource")
+    def resource(self, calendar):
+        return calendar.resource
+
+    @admin.display(description="problems", ordering="problem_count")
+    def problems(self, calendar):
+        if not calendar.problem_count:
+            return "none"
+        return format_html(
+            '<a href="../importedevent/?calendar__id__exact={}&amp;state__in={}">{} to look at</a>',
+            calendar.pk, ",".join(ImportedEvent.PROBLEMS), calendar.problem_count,
+        )
+
+    @admin.action(description="Fetch now", permissions=["change"])
+    def fetch_now(self, request, queryset):
+        for calendar in queryset.order_by("pk"):
+            summary = icsimport.sync(calendar)
+            if summary.skipped:
+                self.message_user(request, f"{calendar.name}: being synced right now; try again in a minute.", level=messages.WARNING)
+            elif summary.error:
+                self.message_user(request, f"{calendar.name}: {summary.error}", level=messages.ERROR)
+            else:
+                self.message_user(request, f"{calendar.name}: {summary.status}.", level=messages.SUCCESS)
+
+
+@admin.register(ImportedEvent)
+class ImportedEventAdmin(admin.ModelAdmin):
+    """Every imported occurrence and what became of it; conflicts and unknown members show why."""
+
+    list_display = ("summary", "calendar", "start", "end", "state", "problem", "booking")
+    list_filter = ("state", "calendar")
+    search_fields = ("summary", "uid", "problem", "booking__user__username")
+    list_select_related = ("calendar", "booking")
+    date_hierarchy = "start"
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False

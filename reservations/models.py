@@ -416,3 +416,88 @@ class CalendarFeed(models.Model):
             return None
         return feed
 
+
+class ExternalCalendar(models.Model):
+    """An outside ICS address (e.g. a Google Calendar's secret address) whose events become bookings of one resource.
+
+    Active calendars are fetched periodically (reservations.tasks.sync_calendars); the one-time
+    `import_ics` command makes inactive ones. syncing_until is a lease: a sync claims it with a
+    conditional UPDATE, so two workers or two beats never sync one calendar at once.
+    """
+
+    name = models.CharField(max_length=200)
+    url = models.CharField(
+        max_length=2000, verbose_name="address",
+        help_text="The calendar's ICS address (http or https), e.g. a Google Calendar's secret address in iCal format.",
+    )
+    server = models.ForeignKey(Server, null=True, blank=True, on_delete=models.CASCADE, related_name="external_calendars")
+    room = models.ForeignKey(Room, null=True, blank=True, on_delete=models.CASCADE, related_name="external_calendars")
+    active = models.BooleanField(default=True, help_text="Fetched periodically; off for a one-time import.")
+    notify_members = models.BooleanField(
+        default=False, help_text="Tell members about bookings made, changed or cancelled by the import (off: imported quietly).",
+    )
+    last_fetched_at = models.DateTimeField(null=True, blank=True)
+    last_status = models.CharField(max_length=200, blank=True, help_text="What the last sync did, e.g. 12 events: 9 booked, 1 updated, 2 conflicts.")
+    last_error = models.TextField(blank=True, help_text="Why the last fetch failed; empty when it worked.")
+    etag = models.CharField(max_length=500, blank=True, editable=False)
+    last_modified = models.CharField(max_length=100, blank=True, editable=False)
+    syncing_until = models.DateTimeField(null=True, blank=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(
+                name="external_calendar_server_xor_room",
+                condition=Q(server__isnull=False, room__isnull=True) | Q(server__isnull=True, room__isnull=False),
+                violation_error_message="A calendar follows either a server or a room, not both and not neither.",
+            ),
+        ]
+
+    def __str__(self):
+        return self.name
+
+    @property
+    def resource(self):
+        """What its events book, the way people write it: server thalys, room Lab 2."""
+        return f"server {self.server.name}" if self.server_id else f"room {self.room.name}"
+
+
+class ImportedEvent(models.Model):
+    """One occurrence of an external calendar's event and what became of it: the booking, or why there is none."""
+
+    class State(models.TextChoices):
+        BOOKED = "booked", "booked"
+        CONFLICT = "conflict", "conflict"
+        UNMATCHED = "unmatched", "no such member"
+        INVALID = "invalid", "cannot be read"
+        CANCELLED = "cancelled", "cancelled"
+        PAST = "past", "past"
+
+    # The states staff should look at; retried on each sync, they may fit later.
+    PROBLEMS = (State.CONFLICT, State.UNMATCHED, State.INVALID)
+
+    calendar = models.ForeignKey(ExternalCalendar, on_delete=models.CASCADE, related_name="events")
+    uid = models.CharField(max_length=500, verbose_name="UID")
+    recurrence = models.CharField(
+        max_length=40, blank=True, help_text="The occurrence's original start (UTC, ISO) for a recurring event; empty otherwise.",
+    )
+    booking = models.ForeignKey(Booking, null=True, blank=True, on_delete=models.SET_NULL, related_name="imported_events")
+    state = models.CharField(max_length=10, choices=State.choices)
+    problem = models.TextField(blank=True, help_text="Why the event is not (or not exactly) a booking.")
+    summary = models.CharField(max_length=500, blank=True, verbose_name="title")
+    start = models.DateTimeField(null=True, blank=True)
+    end = models.DateTimeField(null=True, blank=True)
+    source_sequence = models.IntegerField(default=0, help_text="The event's SEQUENCE in the source.")
+    applied_hash = models.CharField(max_length=64, blank=True, editable=False, help_text="What was applied last, so an unchanged event costs no write.")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["start", "uid"]
+        constraints = [
+            models.UniqueConstraint(fields=["calendar", "uid", "recurrence"], name="imported_event_unique_occurrence"),
+        ]
+        indexes = [models.Index(fields=["calendar", "state"], name="imported_event_calendar_state")]
+
+    def __str__(self):
+        return f"{self.summary or self.uid} ({self.get_state_display()})"

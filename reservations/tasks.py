@@ -1,0 +1,40 @@
+"""Periodic work of the reservations app; thin wrappers over the services, safe to run twice."""
+import logging
+
+from celery import shared_task
+from django.conf import settings
+from django.db.models import Q
+from django.utils import timezone
+
+logger = logging.getLogger(__name__)
+
+
+@shared_task(name="reservations.tasks.sync_calendars")
+def sync_calendars():
+    """Beat, every minute: sync each active external calendar last fetched more than CALENDAR_IMPORT_INTERVAL ago.
+
+    Each sync claims its calendar's lease first, so a second beat or worker skips a calendar
+    already being synced. Logs failures and never raises: one broken calendar must not stop the rest.
+    """
+    from . import icsimport
+    from .models import ExternalCalendar
+    from .parsing import parse_duration
+
+    now = timezone.now()
+    due = now - parse_duration(settings.CALENDAR_IMPORT_INTERVAL)
+    calendars = ExternalCalendar.objects.filter(active=True).filter(Q(last_fetched_at__isnull=True) | Q(last_fetched_at__lte=due))
+    synced = 0
+    for calendar in calendars.order_by("last_fetched_at", "pk"):
+        try:
+            summary = icsimport.sync(calendar)
+        except Exception:
+            logger.exception("Syncing calendar %s (%s) failed", calendar.pk, calendar.name)
+            continue
+        if summary.skipped:
+            continue
+        synced += 1
+        if summary.error:
+            logger.warning("Calendar %s (%s): %s", calendar.pk, calendar.name, summary.error)
+        else:
+            logger.info("Calendar %s (%s): %s", calendar.pk, calendar.name, summary.status)
+    return synced
