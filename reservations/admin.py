@@ -13,9 +13,9 @@ from django.db import router, transaction
 from django.db.models import Count, Q
 from django.utils.html import format_html
 
-from . import icsimport, services
+from . import feeds, icsimport, services
 from .errors import BookingError
-from .models import Allocation, Booking, Device, ExternalCalendar, ImportedEvent, Profile, Room, Server
+from .models import Allocation, Booking, CalendarFeed, Device, ExternalCalendar, ImportedEvent, Profile, Room, Server
 
 # --- servers, GPUs and rooms ---------------------------------------------------------------
 
@@ -259,7 +259,30 @@ class MemberAdmin(UserAdmin):
             return ""
 
 
-# --- calendar import -----------------------------------------------------------------------
+# --- calendars -----------------------------------------------------------------------------
+
+
+@admin.register(CalendarFeed)
+class CalendarFeedAdmin(admin.ModelAdmin):
+    """Members' feed addresses: who follows what, and when an app last fetched it. The secrets are never shown."""
+
+    list_display = ("user", "scope", "server", "room", "created_at", "last_used_at")
+    list_filter = ("scope",)
+    search_fields = ("user__username", "user__email", "server__name", "room__name")
+    list_select_related = ("user", "server", "room")
+    fields = ("user", "scope", "server", "room", "created_at", "last_used_at")
+    readonly_fields = fields
+    actions = ["reset_addresses"]
+
+    def has_add_permission(self, request):
+        return False  # members make their own, on the profile page
+
+    @admin.action(description="Reset the addresses (the old ones stop working)", permissions=["change"])
+    def reset_addresses(self, request, queryset):
+        for feed in queryset:
+            feeds.reset(feed)
+        self.message_user(request, f"{queryset.count()} address(es) reset; their members find the new ones on their profile page.")
+
 
 
 class ImportedEventInline(admin.TabularInline):

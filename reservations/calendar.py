@@ -24,6 +24,7 @@ from .models import Booking, member_name
 PRODID = "-//labres//labres bookings//EN"
 CANCELLED, RELEASED = Booking.Status.CANCELLED.value, Booking.Status.RELEASED.value
 CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # not allowed in TEXT (tab is; newlines are escaped first)
+NEEDS_ESCAPING = re.compile("[\\\\;,\x00-\x08\x0a-\x1f\x7f-\x9f]")
 
 
 @dataclass(frozen=True)
@@ -90,8 +91,7 @@ def render_calendar(entries, *, base_url, audience, name=None, description=None,
         lines += [f"REFRESH-INTERVAL;VALUE=DURATION:{duration(refresh)}", f"X-PUBLISHED-TTL:{duration(refresh)}"]
     uid_host = urlsplit(settings.SITE_URL).hostname or "labres"
     link_prefix = base_url + reverse("booking-detail", args=[0]).removesuffix("0/")
-    for entry in entries:
-        lines += _event_lines(entry, f"{link_prefix}{entry.pk}/", uid_host, audience)
+    lines += [_event_lines(entry, f"{link_prefix}{entry.pk}/", uid_host, audience) for entry in entries]
     lines.append("END:VCALENDAR")
     return ("\r\n".join(lines) + "\r\n").encode()
 
@@ -103,37 +103,29 @@ def booking_calendar(booking, *, base_url, viewer_id):
 
 
 def _event_lines(entry, link, uid_host, audience):
+    """One VEVENT, as one string of CRLF-separated lines (the caller joins events with CRLF)."""
     mine = entry.user_id == audience.viewer_id
     purpose = entry.purpose if mine or audience.others_purposes else ""
     who = entry.who if audience.shared else ""
-    details = []
-    if purpose:
-        details.append(f"Purpose: {purpose}")
+    details = f"Purpose: {purpose}\n" if purpose else ""
     if who:
-        details.append(f"Booked by {who}")
+        details += f"Booked by {who}\n"
     if entry.status == CANCELLED:
-        details.append("Cancelled.")
+        details += "Cancelled.\n"
     elif entry.status == RELEASED:
-        details.append("Released early.")
-    details.append(link)
+        details += "Released early.\n"
     location = entry.location or (f"room {entry.what}" if entry.kind == "room" else f"server {entry.what.split(':')[0]}")
-    return [
-        "BEGIN:VEVENT",
-        f"UID:booking-{entry.pk}@{uid_host}",
-        f"DTSTAMP:{entry.modified}",
-        f"DTSTART:{entry.start}",
-        f"DTEND:{entry.end}",
-        f"CREATED:{entry.created}",
-        f"LAST-MODIFIED:{entry.modified}",
-        f"SEQUENCE:{entry.sequence}",
-        fold(f"SUMMARY:{text(summary(entry.kind, entry.what, purpose=purpose, who=who))}"),
-        fold(f"DESCRIPTION:{text(chr(10).join(details))}"),
-        fold(f"LOCATION:{text(location)}"),
-        fold(f"URL:{link}"),
-        "STATUS:CANCELLED" if entry.status == CANCELLED else "STATUS:CONFIRMED",
-        "TRANSP:OPAQUE" if mine or not audience.shared else "TRANSP:TRANSPARENT",
-        "END:VEVENT",
-    ]
+    status = "CANCELLED" if entry.status == CANCELLED else "CONFIRMED"
+    transparency = "OPAQUE" if mine or not audience.shared else "TRANSPARENT"
+    return (
+        f"BEGIN:VEVENT\r\nUID:booking-{entry.pk}@{uid_host}\r\nDTSTAMP:{entry.modified}\r\n"
+        f"DTSTART:{entry.start}\r\nDTEND:{entry.end}\r\nCREATED:{entry.created}\r\n"
+        f"LAST-MODIFIED:{entry.modified}\r\nSEQUENCE:{entry.sequence}\r\n"
+        f"{fold('SUMMARY:' + text(summary(entry.kind, entry.what, purpose=purpose, who=who)))}\r\n"
+        f"{fold('DESCRIPTION:' + text(details + link))}\r\n"
+        f"{fold('LOCATION:' + text(location))}\r\n{fold('URL:' + link)}\r\n"
+        f"STATUS:{status}\r\nTRANSP:{transparency}\r\nEND:VEVENT"
+    )
 
 
 def summary(kind, what, *, purpose="", who=""):
@@ -153,7 +145,10 @@ def summary(kind, what, *, purpose="", who=""):
 
 def text(value):
     """A TEXT value: backslash, semicolon, comma and newline escaped; other control characters dropped."""
-    value = str(value).replace("\\", "\\\\").replace(";", "\\;").replace(",", "\\,")
+    value = str(value)
+    if not NEEDS_ESCAPING.search(value):
+        return value
+    value = value.replace("\\", "\\\\").replace(";", "\\;").replace(",", "\\,")
     value = value.replace("\r\n", "\n").replace("\r", "\n").replace("\n", "\\n")
     return CONTROL.sub("", value)
 

@@ -6,13 +6,17 @@ when the latest of them changed. Only a change pays for loading and writing the 
 """
 import hashlib
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
-from django.db.models import CharField, Count, Func, Max, Q, Value
+from django.contrib.auth import get_user_model
+from django.db import connection
+from django.db.models import Aggregate, CharField, Func, OuterRef, Q, Subquery, Value
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 from .calendar import Audience, Entry, render_calendar
-from .models import Allocation, Booking, CalendarFeed, Unit, display_name_of
+from .models import Allocation, Booking, CalendarFeed, Room, Server, Unit, display_name_of
 from .parsing import format_device_set, parse_duration
 
 FORMAT_VERSION = 1  # bump when the feed's text changes shape, so clients fetch it again
@@ -39,17 +43,50 @@ def bookings_of(feed, now):
     return bookings
 
 
+# The column each scope filters bookings on (the lab's feed holds them all).
+SCOPE_COLUMNS = {CalendarFeed.Scope.MINE: "user_id", CalendarFeed.Scope.SERVER: "server_id", CalendarFeed.Scope.ROOM: "room_id"}
+
+
 def version(feed, now, base_url):
-    """What the feed's body depends on, hashed: its bookings' count and latest change, and its own settings."""
-    state = bookings_of(feed, now).aggregate(count=Count("pk"), latest=Max("updated_at"))
-    last_modified = max(filter(None, [state["latest"], feed.created_at]))
+    """What the feed's body depends on, hashed: its bookings' count and latest change, and its own settings.
+
+    Every poll of every calendar app asks this, so the SQL is written out: building and
+    compiling the same filter as a queryset costs more than the query itself. bookings_of
+    says the same in the ORM; the tests check that each scope's ETag follows its own bookings.
+    """
+    history = now - parse_duration(settings.CALENDAR_HISTORY)
+    keep_cancelled = now - parse_duration(settings.CALENDAR_KEEP_CANCELLED)
+    adapt = connection.ops.adapt_datetimefield_value
+    sql = (
+        f"SELECT COUNT(*), MAX(updated_at) FROM {Booking._meta.db_table}"
+        ' WHERE "end" >= %s AND NOT (status = %s AND updated_at < %s)'
+    )
+    params = [adapt(history), Booking.Status.CANCELLED.value, adapt(keep_cancelled)]
+    column = SCOPE_COLUMNS.get(feed.scope)
+    if column:
+        sql += f" AND {column} = %s"
+        params.append(getattr(feed, column))
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        count, latest = cursor.fetchone()
+    latest = _aware(latest)
+    last_modified = max(filter(None, [latest, feed.created_at]))
     parts = [
-        FORMAT_VERSION, feed.pk, feed.scope, feed.server_id, feed.room_id, state["count"], state["latest"] and state["latest"].isoformat(),
+        FORMAT_VERSION, feed.pk, feed.scope, feed.server_id, feed.room_id, count, latest and latest.isoformat(),
         base_url, settings.SITE_URL, settings.CALENDAR_SHOW_OTHERS_PURPOSES, settings.CALENDAR_REFRESH,
         settings.CALENDAR_HISTORY, settings.CALENDAR_KEEP_CANCELLED,
     ]
     digest = hashlib.blake2b(repr(parts).encode(), digest_size=16).hexdigest()
     return Version(etag=f'"{digest}"', last_modified=last_modified)
+
+
+def _aware(value):
+    """MAX() of a timestamp: a datetime on PostgreSQL, text in SQLite's storage format (UTC)."""
+    if isinstance(value, str):
+        value = parse_datetime(value)
+    if value is not None and timezone.is_naive(value):
+        value = timezone.make_aware(value, UTC)
+    return value
 
 
 class ICalUTC(Func):
@@ -70,44 +107,69 @@ class ICalUTC(Func):
         return strftime.as_sql(compiler, connection)
 
 
+class UnitIds(Aggregate):
+    """A group's unit ids as one text, '12,13,14': a booking's units in its own row, no second query."""
+
+    output_field = CharField()
+
+    def as_postgresql(self, compiler, connection, **extra):
+        return self.as_sql(compiler, connection, template="string_agg((%(expressions)s)::text, ',')", **extra)
+
+    def as_sqlite(self, compiler, connection, **extra):
+        return self.as_sql(compiler, connection, template="group_concat(%(expressions)s, ',')", **extra)
+
+
 ENTRY_COLUMNS = (
     "pk", "user_id", "purpose", "status", "server_id", "whole_server", "room_id", "sequence",
-    "server__name", "server__location", "room__name", "room__location",
-    "user__username", "user__first_name", "user__last_name", "user__profile__display_name",
-    "ical_start", "ical_end", "ical_created", "ical_modified",
+    "ical_start", "ical_end", "ical_created", "ical_modified", "unit_ids",
 )
 
 
-def entries_of(bookings):
-    """Calendar entries for a queryset of bookings, in two queries, without model instances."""
+def entries_of(bookings, *, names=True):
+    """Calendar entries for a queryset of bookings, without model instances and without a join per booking.
+
+    The bookings come in one query (each with its unit ids); servers, rooms, GPUs and members'
+    names (only with `names`) in one small query each, whatever the number of bookings.
+    """
+    units = Allocation.objects.filter(booking=OuterRef("pk")).order_by().values("booking").annotate(ids=UnitIds("unit_id")).values("ids")
     rows = list(
         bookings.annotate(
-            ical_start=ICalUTC("start"), ical_end=ICalUTC("end"), ical_created=ICalUTC("created_at"), ical_modified=ICalUTC("updated_at")
+            ical_start=ICalUTC("start"), ical_end=ICalUTC("end"), ical_created=ICalUTC("created_at"), ical_modified=ICalUTC("updated_at"),
+            unit_ids=Subquery(units),
         ).values_list(*ENTRY_COLUMNS)
     )
-    gpu_bookings = [row[0] for row in rows if row[4] and not row[5]]
-    indices = {}
-    if gpu_bookings:
-        pairs = Allocation.objects.filter(booking_id__in=gpu_bookings, unit__kind=Unit.Kind.GPU).values_list("booking_id", "unit__device__index")
-        for booking_id, index in pairs:
-            indices.setdefault(booking_id, []).append(index)
+    server_ids = {row[4] for row in rows if row[4]}
+    room_ids = {row[6] for row in rows if row[6]}
+    servers = {pk: (name, location) for pk, name, location in Server.objects.filter(pk__in=server_ids).values_list("pk", "name", "location")}
+    rooms = {pk: (name, location) for pk, name, location in Room.objects.filter(pk__in=room_ids).values_list("pk", "name", "location")}
+    gpu_of = dict(Unit.objects.filter(kind=Unit.Kind.GPU, server_id__in=server_ids).values_list("pk", "device__index"))
+    who = _names({row[1] for row in rows}) if names else {}
+    device_sets = {}  # a lab's bookings repeat a few GPU sets: write each once
     entries = []
-    for (pk, user_id, purpose, status, server_id, whole, room_id, sequence, server_name, server_location, room_name,
-         room_location, username, first_name, last_name, display_name, start, end, created, modified) in rows:
+    for pk, user_id, purpose, status, server_id, whole, room_id, sequence, start, end, created, modified, unit_ids in rows:
         if room_id:
-            kind, what, location = "room", room_name, room_location
+            kind, (what, location) = "room", rooms[room_id]
         elif whole:
-            kind, what, location = "server", server_name, server_location
+            kind, (what, location) = "server", servers[server_id]
         else:
-            kind, what, location = "gpu", f"{server_name}:{format_device_set(indices.get(pk, ()))}", server_location
+            name, location = servers[server_id]
+            gpus = tuple(sorted(gpu_of[u] for u in map(int, unit_ids.split(",") if unit_ids else ()) if u in gpu_of))
+            written = device_sets.get(gpus)
+            if written is None:
+                written = device_sets[gpus] = format_device_set(gpus)
+            kind, what = "gpu", f"{name}:{written}"
         entries.append(
             Entry(
-                pk=pk, user_id=user_id, who=display_name_of(display_name, first_name, last_name, username), purpose=purpose,
-                status=status, kind=kind, what=what, location=location, start=start, end=end, created=created,
-                modified=modified, sequence=sequence,
+                pk=pk, user_id=user_id, who=who.get(user_id, ""), purpose=purpose, status=status, kind=kind, what=what,
+                location=location, start=start, end=end, created=created, modified=modified, sequence=sequence,
             )
         )
     return entries
+
+
+def _names(user_ids):
+    users = get_user_model().objects.filter(pk__in=user_ids).values_list("pk", "profile__display_name", "first_name", "last_name", "username")
+    return {pk: display_name_of(display, first, last, username) for pk, display, first, last, username in users}
 
 
 def render(feed, now, base_url):
@@ -118,7 +180,7 @@ def render(feed, now, base_url):
         others_purposes=settings.CALENDAR_SHOW_OTHERS_PURPOSES,
     )
     return render_calendar(
-        entries_of(bookings_of(feed, now).order_by("start", "pk")),
+        entries_of(bookings_of(feed, now).order_by("start", "pk"), names=feed.scope != CalendarFeed.Scope.MINE),
         base_url=base_url,
         audience=audience,
         name=feed.title,

@@ -11,7 +11,7 @@ from icalendar import Calendar
 
 from reservations import services
 from reservations.models import Booking, CalendarFeed
-from tests.factories import RoomFactory, UserFactory
+from tests.factories import RoomFactory, ServerFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -246,8 +246,9 @@ def test_rendering_costs_the_same_queries_for_ten_or_a_hundred_bookings(client, 
     for index in range(100):
         target = {"room": room} if index % 3 == 0 else {"server": thalys, "devices": str(index % 8)}
         services.create_booking(alice, start=later + timedelta(hours=index), end=later + timedelta(hours=index + 1), **target)
-    # The feed, the aggregate, the feed's names, the bookings, their GPUs, the hourly "last used".
-    with django_assert_max_num_queries(6):
+    # The feed, the aggregate, the feed's names, the bookings (with their units), servers, rooms,
+    # GPUs, the hourly "last used": the same for ten bookings or ten thousand.
+    with django_assert_max_num_queries(8):
         response = fetch(client, feed)
     assert len(events(response)) == 100
 
@@ -358,3 +359,35 @@ def test_the_email_attachment_carries_the_feeds_uid_and_sequence(alice, thalys, 
     event = Calendar.from_ical(content).walk("VEVENT")[0]
     assert str(event["UID"]) == uid(booking) and event["SEQUENCE"] == 1
     assert mimetype == "text/calendar" and filename == f"booking-{booking.pk}.ics"
+
+
+def test_staff_see_feeds_in_the_admin_without_their_secrets_and_can_reset_them(staff_client, alice, thalys):
+    feed = feed_of(alice, CalendarFeed.Scope.SERVER, server=thalys)
+    old = feed.token
+    page = staff_client.get(reverse("admin:reservations_calendarfeed_changelist"))
+    assert page.status_code == 200 and "alice" in page.content.decode()
+    assert feed.secret not in staff_client.get(reverse("admin:reservations_calendarfeed_change", args=[feed.pk])).content.decode()
+
+    staff_client.post(
+        reverse("admin:reservations_calendarfeed_changelist"), {"action": "reset_addresses", "_selected_action": [feed.pk]}
+    )
+    feed.refresh_from_db()
+    assert feed.token != old
+
+
+@pytest.mark.parametrize("scope", ["server", "room", "lab"])
+def test_a_shared_feeds_etag_follows_exactly_its_own_bookings(client, alice, bob, thalys, room, later, scope):
+    other_server = ServerFactory(name="other", gpus=2)
+    other_room = RoomFactory(name="Other room")
+    target = {"server": {"server": thalys}, "room": {"room": room}, "lab": {}}[scope]
+    feed = feed_of(alice, scope, **target)
+    etag = fetch(client, feed)["ETag"]
+
+    outside = {"server": {"server": other_server, "devices": "0"}, "room": {"room": other_room}, "lab": None}[scope]
+    if outside is not None:  # a booking the feed does not hold leaves it as it was
+        services.create_booking(bob, start=later, end=later + timedelta(hours=1), **outside)
+        assert fetch(client, feed, HTTP_IF_NONE_MATCH=etag).status_code == 304
+    inside = {"server": {"server": thalys, "devices": "7"}, "room": {"room": room}, "lab": {"room": other_room}}[scope]
+    booking = services.create_booking(bob, start=later + timedelta(hours=2), end=later + timedelta(hours=3), **inside)
+    changed = fetch(client, feed, HTTP_IF_NONE_MATCH=etag)
+    assert changed.status_code == 200 and uid(booking) in events(changed)
