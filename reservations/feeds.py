@@ -179,24 +179,30 @@ def render(feed, now, base_url):
         shared=feed.scope != CalendarFeed.Scope.MINE,
         others_purposes=settings.CALENDAR_SHOW_OTHERS_PURPOSES,
     )
+    title, description = _title(feed)
     return render_calendar(
         entries_of(bookings_of(feed, now).order_by("start", "pk"), names=feed.scope != CalendarFeed.Scope.MINE),
         base_url=base_url,
         audience=audience,
-        name=feed.title,
-        description=_description(feed),
+        name=title,
+        description=description,
         refresh=parse_duration(settings.CALENDAR_REFRESH),
     )
 
 
-def _description(feed):
-    if feed.scope == CalendarFeed.Scope.MINE:
-        return "Your labres bookings."
-    if feed.scope == CalendarFeed.Scope.SERVER:
-        return f"Bookings of server {feed.server.name} and its GPUs."
-    if feed.scope == CalendarFeed.Scope.ROOM:
-        return f"Bookings of room {feed.room.name}."
-    return "Every booking in the lab."
+def _title(feed):
+    """(name, description) of the calendar, from one single-table query at most."""
+    scope = feed.scope
+    if scope == CalendarFeed.Scope.MINE:
+        owner = _names({feed.user_id}).get(feed.user_id, "")
+        return CalendarFeed.title_of(scope, owner=owner), "Your labres bookings."
+    if scope == CalendarFeed.Scope.SERVER:
+        server = Server.objects.values_list("name", flat=True).get(pk=feed.server_id)
+        return CalendarFeed.title_of(scope, server=server), f"Bookings of server {server} and its GPUs."
+    if scope == CalendarFeed.Scope.ROOM:
+        room = Room.objects.values_list("name", flat=True).get(pk=feed.room_id)
+        return CalendarFeed.title_of(scope, room=room), f"Bookings of room {room}."
+    return CalendarFeed.title_of(scope), "Every booking in the lab."
 
 
 def touch(feed, now):

@@ -383,12 +383,22 @@ class CalendarFeed(models.Model):
 
     @property
     def title(self):
-        if self.scope == self.Scope.MINE:
-            return f"labres: {member_name(self.user)}"
-        if self.scope == self.Scope.SERVER:
-            return f"labres: server {self.server.name}"
-        if self.scope == self.Scope.ROOM:
-            return f"labres: room {self.room.name}"
+        return self.title_of(
+            self.scope,
+            owner=member_name(self.user) if self.scope == self.Scope.MINE else "",
+            server=self.server.name if self.server_id else "",
+            room=self.room.name if self.room_id else "",
+        )
+
+    @classmethod
+    def title_of(cls, scope, *, owner="", server="", room=""):
+        """The calendar's name in calendar apps: 'labres: Alice Liddell', 'labres: server thalys', ..."""
+        if scope == cls.Scope.MINE:
+            return f"labres: {owner}"
+        if scope == cls.Scope.SERVER:
+            return f"labres: server {server}"
+        if scope == cls.Scope.ROOM:
+            return f"labres: room {room}"
         return "labres: all bookings"
 
     def new_secret(self):

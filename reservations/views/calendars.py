@@ -11,7 +11,6 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.cache import get_conditional_response
 from django.utils.http import http_date
-from django.utils.text import slugify
 from django.views.decorators.http import require_POST, require_safe
 
 from .. import feeds
@@ -37,7 +36,6 @@ def feed(request, token):
     current = feeds.version(found, now, base_url)
     response = get_conditional_response(request, etag=current.etag, last_modified=int(current.last_modified.timestamp()))
     if response is None:
-        found = CalendarFeed.objects.select_related("user__profile", "server", "room").get(pk=found.pk)  # for its title
         response = HttpResponse(feeds.render(found, now, base_url), content_type="text/calendar; charset=utf-8")
         response["Content-Disposition"] = f'inline; filename="{_filename(found)}"'
     response["ETag"] = current.etag
@@ -50,11 +48,7 @@ def feed(request, token):
 
 
 def _filename(found):
-    if found.scope == CalendarFeed.Scope.SERVER:
-        return f"labres-{found.server.name}.ics"
-    if found.scope == CalendarFeed.Scope.ROOM:
-        return f"labres-{slugify(found.room.name) or 'room'}.ics"
-    return f"labres-{found.scope}.ics"
+    return f"labres-{found.scope}.ics"  # no names: they would cost a query on every full answer
 
 
 class AddFeedForm(forms.Form):

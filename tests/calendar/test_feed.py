@@ -246,7 +246,7 @@ def test_rendering_costs_the_same_queries_for_ten_or_a_hundred_bookings(client, 
     for index in range(100):
         target = {"room": room} if index % 3 == 0 else {"server": thalys, "devices": str(index % 8)}
         services.create_booking(alice, start=later + timedelta(hours=index), end=later + timedelta(hours=index + 1), **target)
-    # The feed, the aggregate, the feed's names, the bookings (with their units), servers, rooms,
+    # The feed, the aggregate, the owner's name, the bookings (with their units), servers, rooms,
     # GPUs, the hourly "last used": the same for ten bookings or ten thousand.
     with django_assert_max_num_queries(8):
         response = fetch(client, feed)
