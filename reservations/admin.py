@@ -15,7 +15,7 @@ from django.utils.html import format_html
 
 from . import feeds, icsimport, services
 from .errors import BookingError
-from .models import Allocation, Booking, CalendarFeed, Device, ExternalCalendar, ImportedEvent, Profile, Room, Server
+from .models import Allocation, Booking, CalendarFeed, Device, ExternalCalendar, ImportedEvent, Limit, MemberGroup, Profile, Room, Server
 
 # --- servers, GPUs and rooms ---------------------------------------------------------------
 
@@ -231,9 +231,37 @@ class ProfileInline(admin.StackedInline):
     processes on the GPU hosts to their bookings, and the Slack id that direct messages go to."""
 
     model = Profile
-    fields = ("display_name", "time_zone", "unix_username", "slack_user_id")
+    fields = ("display_name", "time_zone", "unix_username", "group", "slack_user_id")
     can_delete = False
     max_num = 1
+
+
+class LimitInline(admin.TabularInline):
+    """Limits on a group, or a member's own overrides; the value to fill depends on the kind."""
+
+    model = Limit
+    fields = ("kind", "server", "room", "number", "duration", "allowed", "applies_to_staff")
+    extra = 0
+
+
+@admin.register(MemberGroup)
+class MemberGroupAdmin(admin.ModelAdmin):
+    list_display = ("name", "parent", "member_count", "limit_count")
+    search_fields = ("name",)
+    inlines = [LimitInline]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("parent").annotate(
+            members_n=Count("members", distinct=True), limits_n=Count("limits", distinct=True)
+        )
+
+    @admin.display(description="members", ordering="members_n")
+    def member_count(self, group):
+        return group.members_n
+
+    @admin.display(description="limits", ordering="limits_n")
+    def limit_count(self, group):
+        return group.limits_n
 
 
 User = get_user_model()
@@ -245,7 +273,7 @@ class MemberAdmin(UserAdmin):
     list_display = (*UserAdmin.list_display, "unix_username")
     list_select_related = ("profile",)
     search_fields = (*UserAdmin.search_fields, "profile__unix_username", "profile__display_name", "profile__slack_user_id")
-    inlines = [ProfileInline]
+    inlines = [ProfileInline, LimitInline]
 
     def get_inlines(self, request, obj):
         # A new user gets their profile from the post_save signal; an inline would make a second one.

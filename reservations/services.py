@@ -11,6 +11,7 @@ from django.conf import settings
 from django.db import IntegrityError, OperationalError, transaction
 from django.utils import timezone
 
+from . import fairuse
 from .errors import BookingConflict, BookingError, Busy, Conflict, NotAllowed
 from .models import Allocation, Booking, Device, Room, Server, Unit
 from .parsing import ParseError, format_device_set, format_duration, parse_device_set, parse_duration
@@ -19,6 +20,7 @@ from .signals import booking_changed
 OVERLAP_SQLSTATE = "23P01"  # PostgreSQL exclusion_violation
 SQLITE_OVERLAP_MARKER = "allocation_overlap"  # the message of the SQLite triggers
 UNIT_LOCK_NAMESPACE = 0x6C616272  # 'labr': keeps our advisory lock keys apart from other users'
+MEMBER_LOCK_NAMESPACE = 0x6C61626D  # 'labm': a member's bookings, for their fair-use limits
 UNIT_LOCK_TIMEOUT = "5s"  # a busy system answers "try again"; it does not hang
 
 
@@ -96,6 +98,10 @@ def create_booking(
         # The database refuses an overlap (see the module docstring); there is no need to look
         # before writing. Only a refusal pays for finding out who holds the units.
         with transaction.atomic():
+            _lock_member(user.pk)
+            fairuse.check(
+                user, server=target.server, room=target.room, gpus=fairuse.gpu_count(target), start=start, end=end, now=now,
+            )
             _lock_units(unit.pk for unit in target.units)
             booking = Booking.objects.create(
                 user=user,
@@ -180,6 +186,14 @@ def change_booking(booking, *, by, start=None, end=None, purpose=None, now=None)
             else:
                 _check_times(new_start, new_end, now=now)
             units = list(booking.allocations.values_list("unit_id", flat=True))
+            if (new_start, new_end) != (booking.start, booking.end):
+                # The owner's limits, whoever moves it: staff moving a member's booking keep it fair too.
+                _lock_member(booking.user_id)
+                gpus = booking.allocations.filter(unit__kind=Unit.Kind.GPU).count()
+                fairuse.check(
+                    booking.user, server=booking.server, room=booking.room, gpus=gpus, start=new_start, end=new_end,
+                    now=now, exclude=booking,
+                )
             _lock_units(units)
             before = (booking.start, booking.end)
             booking.start, booking.end = new_start, new_end
@@ -279,6 +293,28 @@ def _lock_for_change(booking, by, now):
     if booking.end <= now:
         raise BookingError(f"Booking #{booking.pk} has already ended.")
     return booking
+
+
+def _lock_member(user_id):
+    """Serialize one member's bookings for this transaction, so their limits are checked against
+    what they hold, not what they held before another request of theirs committed.
+
+    PostgreSQL: an advisory lock per member, taken before any unit lock (always in that order).
+    SQLite needs nothing: BEGIN IMMEDIATE has serialized the writers already.
+    """
+    connection = transaction.get_connection()
+    if connection.vendor != "postgresql":
+        return
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "WITH timeout AS (SELECT set_config('lock_timeout', %s, true)) SELECT pg_advisory_xact_lock(%s) FROM timeout",
+                [UNIT_LOCK_TIMEOUT, (MEMBER_LOCK_NAMESPACE << 32) | user_id],
+            )
+    except OperationalError as error:
+        if getattr(error.__cause__, "sqlstate", None) == "55P03":  # lock_not_available
+            raise Busy("Your other bookings are being changed right now; please try again in a moment.") from None
+        raise
 
 
 def _lock_units(unit_ids):

@@ -12,6 +12,7 @@ from rest_framework.response import Response
 from rest_framework.views import set_rollback
 
 from ..errors import BookingConflict, BookingError, Busy, NotAllowed
+from ..fairuse import AccessDenied, LimitExceeded
 from .times import utc_iso
 
 CODES = ("invalid", "conflict", "forbidden", "not_found", "unauthenticated", "throttled", "busy", "method_not_allowed")
@@ -26,10 +27,12 @@ def exception_handler(exc, context):
     return response
 
 
-def error_response(status_code, code, message, *, fields=None, conflicts=None, headers=None):
+def error_response(status_code, code, message, *, fields=None, conflicts=None, limit=None, headers=None):
     body = {"code": code, "message": message}
     if fields:
         body["fields"] = fields
+    if limit is not None:
+        body["limit"] = limit
     if conflicts is not None:
         body["conflicts"] = conflicts
     return Response({"error": body}, status=status_code, headers=headers)
@@ -42,6 +45,11 @@ def _domain_error(exc):
     if isinstance(exc, Busy):
         headers = {"Retry-After": str(BUSY_RETRY_SECONDS)}
         return error_response(status.HTTP_503_SERVICE_UNAVAILABLE, "busy", exc.message, headers=headers)
+    if isinstance(exc, LimitExceeded):
+        rule = exc.rule
+        limit = {"kind": rule.kind, "source": rule.source, "says": rule.limit.describe()}
+        code = status.HTTP_403_FORBIDDEN if isinstance(exc, AccessDenied) else status.HTTP_409_CONFLICT
+        return error_response(code, exc.code, exc.message, limit=limit)
     if isinstance(exc, NotAllowed):
         return error_response(status.HTTP_403_FORBIDDEN, "forbidden", exc.message)
     if isinstance(exc, BookingError):

@@ -10,7 +10,7 @@ from django.views.decorators.http import require_http_methods
 
 from monitoring.usage import stored_or_live_usage
 
-from .. import services
+from .. import fairuse, services
 from ..calendar import booking_calendar
 from ..errors import BookingConflict, BookingError
 from ..forms import LOCAL_MINUTE, BookingForm
@@ -32,7 +32,7 @@ def book(request):
         check = {"errors": notes}
     elif {"what", "gpus", "devices", "room"} & set(request.GET):  # the link says what; a server alone is not a choice yet
         check = _check(BookingForm(data, catalog=form.catalog), data)
-    return render(request, "reservations/book.html", {"form": form, "check": check})
+    return _page(request, form, check)
 
 
 def _submit(request):
@@ -51,7 +51,13 @@ def _submit(request):
             response = redirect("booking-detail", pk=booking.pk)
             response.status_code = 303  # see the new booking; a reload does not post again
             return response
-    return render(request, "reservations/book.html", {"form": form, "check": check})
+    return _page(request, form, check)
+
+
+def _page(request, form, check):
+    """The form page, with the fair-use limits that hold for this member (and whose they are)."""
+    limits = [rule.says() for rule in fairuse.effective_limits(request.user)]
+    return render(request, "reservations/book.html", {"form": form, "check": check, "limits": limits})
 
 
 @login_required

@@ -1,0 +1,255 @@
+"""Fair use: which limits hold for a member, and whether a booking keeps within them.
+
+Limits belong to groups (a group inherits its parent's) or to one member (an override), and
+hold everywhere or on one server or room. For each kind of limit the most specific one counts:
+the member's own over their group's over its parents', and at each of those a rule for the
+booked server or room over a general one. Staff are exempt unless a rule says otherwise.
+
+The services call check() inside the booking's transaction after locking the member (see
+services._lock_member), so two requests that each fit alone but not together cannot both pass.
+"""
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.db.models import Q
+
+from .errors import BookingError, format_span
+from .models import Allocation, Booking, Limit, MemberGroup, Profile, Unit
+from .parsing import format_duration, parse_duration
+
+WEEK = timedelta(days=7)
+
+
+class LimitExceeded(BookingError):
+    """The booking would break a fair-use limit; the message names the limit and where it comes from."""
+
+    code = "limit_exceeded"
+
+    def __init__(self, message, *, rule, field=None):
+        super().__init__(message, field=field)
+        self.rule = rule
+
+
+class AccessDenied(LimitExceeded):
+    """The member's group may not book this server or room."""
+
+    code = "not_allowed_here"
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A limit that holds for a member, and in whose name: 'Students', 'You (personal limit)'."""
+
+    limit: Limit
+    source: str
+
+    @property
+    def kind(self):
+        return self.limit.kind
+
+    def says(self):
+        """'Students: at most 4 GPUs at once' for the booking form's list."""
+        return f"{self.source}: {self.limit.describe()}"
+
+
+def rules_for(user, *, server=None, room=None):
+    """{kind: Rule} of the limits that hold for `user` booking `server` or `room` (None: general rules only)."""
+    group = _primary_group(user)
+    lineage = _lineage(group)
+    places = Q(server__isnull=True, room__isnull=True)
+    if server is not None:
+        places |= Q(server=server)
+    if room is not None:
+        places |= Q(room=room)
+    owners = Q(user=user)
+    if lineage:
+        owners |= Q(group_id__in=[g.pk for g in lineage])
+    candidates = Limit.objects.filter(owners, places).select_related("group", "server", "room")
+    if user.is_staff:
+        candidates = candidates.filter(applies_to_staff=True)
+    rank_of_group = {g.pk: depth for depth, g in enumerate(lineage, start=1)}
+    best = {}
+    for limit in candidates:
+        owner_rank = 0 if limit.user_id else rank_of_group[limit.group_id]
+        rank = (owner_rank, 0 if (limit.server_id or limit.room_id) else 1, limit.pk)
+        if limit.kind not in best or rank < best[limit.kind][0]:
+            best[limit.kind] = (rank, limit)
+    return {kind: Rule(limit, _source(limit, group)) for kind, (_, limit) in best.items()}
+
+
+def _primary_group(user):
+    try:
+        group_id = Profile.objects.values_list("group_id", flat=True).get(user=user)
+    except Profile.DoesNotExist:
+        return None
+    if group_id is None:
+        return None
+    return MemberGroup.objects.filter(pk=group_id).first()
+
+
+def _lineage(group):
+    """The group and its ancestors, loaded in one query (groups are few)."""
+    if group is None:
+        return []
+    groups = {g.pk: g for g in MemberGroup.objects.all()}
+    out, current = [], groups.get(group.pk)
+    while current is not None and current not in out:
+        out.append(current)
+        current = groups.get(current.parent_id)
+    return out
+
+
+def _source(limit, primary):
+    if limit.user_id:
+        return "You (personal limit)"
+    if primary is not None and limit.group_id != primary.pk:
+        return f"{limit.group.name} (which {primary.name} is part of)"
+    return limit.group.name
+
+
+# --- checking a booking -------------------------------------------------------------------
+
+
+def check(user, *, server=None, room=None, gpus=0, start, end, now, exclude=None):
+    """Raise LimitExceeded if `user` booking `gpus` GPUs of `server` (or the server whole, or `room`) for [start, end) breaks a limit.
+
+    `exclude` is the booking being changed: its own hold does not count against its new times.
+    """
+    rules = rules_for(user, server=server, room=room)
+    if not rules:
+        return
+    access = rules.get(Limit.Kind.ACCESS)
+    if access is not None and not access.limit.allowed:
+        what = f"server {server.name}" if server is not None else f"room {room.name}"
+        raise AccessDenied(f"{access.source} may not book {what}; ask staff if you need it.", rule=access, field="server" if server else "room")
+    _check_length(rules.get(Limit.Kind.MAX_LENGTH), start, end)
+    _check_ahead(rules.get(Limit.Kind.MAX_AHEAD), start, now)
+    if gpus:
+        _check_at_once(rules.get(Limit.Kind.MAX_GPUS), user, gpus, start, end, exclude)
+        _check_weekly(rules.get(Limit.Kind.GPU_HOURS_WEEK), user, gpus, start, end, exclude)
+
+
+def gpu_count(target):
+    """How many GPUs a services.Target holds (a whole server: all of its GPUs)."""
+    if target.server is None:
+        return 0
+    if target.devices:
+        return len(target.devices)
+    return sum(1 for unit in target.units if unit.kind == Unit.Kind.GPU)
+
+
+def _check_length(rule, start, end):
+    if rule is None:
+        return
+    longest = parse_duration(rule.limit.duration)
+    if end - start > longest:
+        raise LimitExceeded(
+            f"{rule.source} may book at most {format_duration(longest)} at a time; this booking would last {format_duration(end - start)}.",
+            rule=rule, field="end",
+        )
+
+
+def _check_ahead(rule, start, now):
+    if rule is None:
+        return
+    ahead = parse_duration(rule.limit.duration)
+    if start > now + ahead:
+        raise LimitExceeded(
+            f"{rule.source} may book at most {format_duration(ahead)} ahead; this booking starts in {format_duration(start - now)}.",
+            rule=rule, field="start",
+        )
+
+
+def _held(user, rule, since, until, exclude):
+    """The member's GPU holds overlapping [since, until): (start, end) per GPU, on the rule's server if it has one."""
+    holds = Allocation.objects.filter(
+        booking__user=user, booking__status__in=Booking.HOLDING, active=True, unit__kind=Unit.Kind.GPU,
+        start__lt=until, end__gt=since,
+    )
+    if rule.limit.server_id:
+        holds = holds.filter(unit__server_id=rule.limit.server_id)
+    if exclude is not None:
+        holds = holds.exclude(booking=exclude)
+    return list(holds.values_list("start", "end"))
+
+
+def _check_at_once(rule, user, asked, start, end, exclude):
+    if rule is None:
+        return
+    most = rule.limit.number
+    held = _held(user, rule, start, end, exclude)
+    peak, peak_from, peak_to = _peak(held, start, end)
+    if peak + asked > most:
+        holding = f"you hold {peak} {format_span(peak_from, peak_to)} and asked for {asked}" if peak else f"you asked for {asked}"
+        raise LimitExceeded(
+            f"{rule.source} may hold at most {most} GPU{'s' if most != 1 else ''} at once{_where(rule)}; {holding}.",
+            rule=rule, field="devices",
+        )
+
+
+def _peak(intervals, start, end):
+    """The most intervals overlapping at one instant within [start, end), and the stretch it lasts: (count, from, to)."""
+    events = []
+    for a, b in intervals:
+        a, b = max(a, start), min(b, end)
+        if a < b:
+            events += [(a, 1), (b, -1)]
+    events.sort(key=lambda event: (event[0], event[1]))  # an end before a start at the same instant: half-open
+    count = peak = 0
+    peak_from = peak_to = start
+    for index, (moment, step) in enumerate(events):
+        count += step
+        if count > peak:
+            peak, peak_from = count, moment
+            peak_to = next((m for m, s in events[index + 1:]), end)
+    return peak, peak_from, peak_to
+
+
+def _check_weekly(rule, user, asked, start, end, exclude):
+    """GPU-hours in any 7-day window that overlaps the booking, with the booking, stay within the limit."""
+    if rule is None:
+        return
+    allowed_hours = rule.limit.number
+    held = _held(user, rule, start - WEEK, end + WEEK, exclude)
+    intervals = held + [(start, end)] * asked
+    worst, worst_at = 0.0, start
+    for window_start in _window_starts(intervals, start - WEEK, end):
+        window_end = window_start + WEEK
+        hours = sum(max(0.0, (min(b, window_end) - max(a, window_start)).total_seconds()) for a, b in intervals) / 3600
+        if hours > worst:
+            worst, worst_at = hours, window_start
+    if worst > allowed_hours + 1e-9:
+        booked = (end - start).total_seconds() / 3600 * asked
+        raise LimitExceeded(
+            f"{rule.source} may use at most {allowed_hours} GPU-hours in any 7 days{_where(rule)}; with this booking "
+            f"({booked:g} GPU-hours) you would have {worst:g} in the 7 days from {worst_at:%a %d %b %H:%M}.",
+            rule=rule, field="devices",
+        )
+
+
+def _window_starts(intervals, earliest, latest):
+    """Where the GPU-hours in [t, t + 7d) can peak: t at an interval's start or end, or 7 days before one."""
+    starts = {earliest, latest}
+    for a, b in intervals:
+        starts.update((a, b, a - WEEK, b - WEEK))
+    return sorted(t for t in starts if earliest <= t <= latest)
+
+
+def _where(rule):
+    return f" on {rule.limit.place}" if rule.limit.place else ""
+
+
+def effective_limits(user):
+    """What the booking form shows: the general rules, and those for particular servers and rooms."""
+    general = rules_for(user)
+    specific = []
+    places = Limit.objects.filter(Q(server__isnull=False) | Q(room__isnull=False)).values_list("server", "room").distinct()
+    seen = set()
+    for server_id, room_id in places:
+        server = None if server_id is None else Limit._meta.get_field("server").related_model.objects.get(pk=server_id)
+        room = None if room_id is None else Limit._meta.get_field("room").related_model.objects.get(pk=room_id)
+        for kind, rule in rules_for(user, server=server, room=room).items():
+            if (rule.limit.server_id or rule.limit.room_id) and rule.limit.pk not in seen:
+                seen.add(rule.limit.pk)
+                specific.append(rule)
+    return list(general.values()) + specific
