@@ -21,6 +21,14 @@ class Server(models.Model):
     monitored = models.BooleanField(
         default=True, help_text="A host agent samples this server's GPUs (off for machines without one, e.g. CPU-only)."
     )
+    cpu_cores = models.PositiveIntegerField(
+        null=True, blank=True, verbose_name="pooled CPU cores",
+        help_text="CPU cores bookings share (with or without GPUs); empty: not booked by the core.",
+    )
+    memory_gib = models.PositiveIntegerField(
+        null=True, blank=True, verbose_name="pooled memory (GiB)",
+        help_text="Memory bookings share, in GiB; empty: not booked by the GiB.",
+    )
     release_idle_bookings = models.BooleanField(
         default=False,
         help_text="Release a running booking of this server's GPUs once it is found idle (its owner is told either way).",
@@ -159,6 +167,9 @@ class Booking(models.Model):
     server = models.ForeignKey(Server, null=True, blank=True, on_delete=models.PROTECT, related_name="bookings")
     whole_server = models.BooleanField(default=False)
     room = models.ForeignKey(Room, null=True, blank=True, on_delete=models.PROTECT, related_name="bookings")
+    # Shares of the server's pooled capacities (a whole-server booking takes all of them).
+    cpu_cores = models.PositiveIntegerField(default=0, verbose_name="CPU cores")
+    memory_gib = models.PositiveIntegerField(default=0, verbose_name="memory (GiB)")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     # RFC 5545's SEQUENCE: grows with each change a calendar client must take over (times, status,
@@ -196,7 +207,19 @@ class Booking(models.Model):
         if self.whole_server:
             return f"{self.server.name} (whole server)"
         indices = [a.unit.device.index for a in self.allocations.all() if a.unit.device_id]
-        return f"{self.server.name}:{format_device_set(indices)}"
+        if not indices:
+            return f"{self.server.name}: {self.shares}"
+        return f"{self.server.name}:{format_device_set(indices)}" + (f" + {self.shares}" if self.shares else "")
+
+    @property
+    def shares(self):
+        """'16 CPU cores, 64 GiB' of the server's pooled capacities, or ''."""
+        parts = []
+        if self.cpu_cores:
+            parts.append(f"{self.cpu_cores} CPU core{'s' if self.cpu_cores != 1 else ''}")
+        if self.memory_gib:
+            parts.append(f"{self.memory_gib} GiB")
+        return ", ".join(parts)
 
     @property
     def holds_units(self):

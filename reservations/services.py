@@ -11,7 +11,7 @@ from django.conf import settings
 from django.db import IntegrityError, OperationalError, transaction
 from django.utils import timezone
 
-from . import fairuse
+from . import capacity, fairuse
 from .errors import BookingConflict, BookingError, Busy, Conflict, NotAllowed
 from .models import Allocation, Booking, Device, Room, Server, Unit
 from .parsing import ParseError, format_device_set, format_duration, parse_device_set, parse_duration
@@ -84,15 +84,24 @@ def _units_of(server, indices):
 
 
 def create_booking(
-    user, *, start, end, purpose="", server=None, devices=None, room=None, source=Booking.Source.WEB, now=None, allow_past_start=False
+    user, *, start, end, purpose="", server=None, devices=None, room=None, cpu_cores=0, memory_gib=0,
+    source=Booking.Source.WEB, now=None, allow_past_start=False,
 ):
     """Book a server's GPUs, a whole server or a room for [start, end); raises BookingError.
 
+    cpu_cores and memory_gib ask for shares of the server's pooled capacities, with its GPUs or
+    alone: a server booking that names no GPUs but asks for an amount holds only that amount.
     allow_past_start admits a booking that is already running (a calendar import of an event
     that began before it was fetched); every surface a member types into leaves it off.
     """
     now = now or timezone.now()
+    cpu_cores, memory_gib = _amount(cpu_cores, "cpu_cores"), _amount(memory_gib, "memory_gib")
     target = resolve_target(server=server, devices=devices, room=room)
+    if target.room is not None and (cpu_cores or memory_gib):
+        raise BookingError("CPU cores and memory are shares of a server; a room is booked as a whole.", field="cpu_cores")
+    share_only = target.whole_server and bool(cpu_cores or memory_gib)
+    if share_only:
+        target = Target(server=target.server, devices=(), room=None, units=())
     _check_times(start, end, now=now, allow_past_start=allow_past_start)
     try:
         # The database refuses an overlap (see the module docstring); there is no need to look
@@ -102,7 +111,11 @@ def create_booking(
             fairuse.check(
                 user, server=target.server, room=target.room, gpus=fairuse.gpu_count(target), start=start, end=end, now=now,
             )
-            _lock_units(unit.pk for unit in target.units)
+            whole = target.whole_server and not share_only
+            pooled = target.server is not None and (whole or cpu_cores or memory_gib)
+            _lock_units([unit.pk for unit in target.units] + ([_server_unit_id(target.server)] if pooled else []))
+            if pooled:
+                capacity.check(target.server, cpu_cores=cpu_cores, memory_gib=memory_gib, whole=whole, start=start, end=end)
             booking = Booking.objects.create(
                 user=user,
                 purpose=(purpose or "").strip(),
@@ -110,8 +123,10 @@ def create_booking(
                 end=end,
                 source=source,
                 server=target.server,
-                whole_server=target.whole_server,
+                whole_server=whole,
                 room=target.room,
+                cpu_cores=cpu_cores,
+                memory_gib=memory_gib,
             )
             Allocation.objects.bulk_create(
                 Allocation(booking=booking, unit=unit, start=start, end=end) for unit in target.units
@@ -194,7 +209,13 @@ def change_booking(booking, *, by, start=None, end=None, purpose=None, now=None)
                     booking.user, server=booking.server, room=booking.room, gpus=gpus, start=new_start, end=new_end,
                     now=now, exclude=booking,
                 )
-            _lock_units(units)
+            pooled = booking.server_id is not None and (booking.whole_server or booking.cpu_cores or booking.memory_gib)
+            _lock_units(units + ([_server_unit_id(booking.server)] if pooled else []))
+            if pooled and (new_start < booking.start or new_end > booking.end):
+                capacity.check(
+                    booking.server, cpu_cores=booking.cpu_cores, memory_gib=booking.memory_gib, whole=booking.whole_server,
+                    start=new_start, end=new_end, exclude=booking,
+                )
             before = (booking.start, booking.end)
             booking.start, booking.end = new_start, new_end
             if purpose is not None:
@@ -293,6 +314,21 @@ def _lock_for_change(booking, by, now):
     if booking.end <= now:
         raise BookingError(f"Booking #{booking.pk} has already ended.")
     return booking
+
+
+def _amount(value, field):
+    try:
+        amount = int(value or 0)
+    except (TypeError, ValueError):
+        amount = -1
+    if amount < 0:
+        raise BookingError(f"{'CPU cores' if field == 'cpu_cores' else 'Memory (GiB)'} must be a whole number, 0 or more.", field=field)
+    return amount
+
+
+def _server_unit_id(server):
+    """The server's own unit: locking it serializes everything that shares the server's capacities."""
+    return Unit.objects.values_list("pk", flat=True).get(kind=Unit.Kind.SERVER, server=server)
 
 
 def _lock_member(user_id):
