@@ -171,6 +171,8 @@ class BookingSerializer(serializers.Serializer):
     device_ids = serializers.ListField(child=serializers.IntegerField(), help_text="The ids of the GPUs booked one by one; [] for a whole server or a room.")
     whole_server = serializers.BooleanField()
     room = serializers.CharField(allow_null=True, help_text="The room's name, or null.")
+    cpu_cores = serializers.IntegerField(help_text="CPU cores of the server's pool (0: none).")
+    memory_gib = serializers.IntegerField(help_text="GiB of the server's memory pool (0: none).")
     what = serializers.CharField(help_text="What is booked, as people write it: 'thalys:0-1', 'thalys (whole server)', 'room Lab 2'.")
     created_at = UTCTimeField()
     updated_at = UTCTimeField()
@@ -192,6 +194,8 @@ class BookingSerializer(serializers.Serializer):
             "device_ids": [device.pk for device in devices],
             "whole_server": booking.whole_server,
             "room": booking.room.name if booking.room_id else None,
+            "cpu_cores": booking.cpu_cores,
+            "memory_gib": booking.memory_gib,
             "what": booking.what,
             "created_at": utc_iso(booking.created_at),
             "updated_at": utc_iso(booking.updated_at),
@@ -230,6 +234,11 @@ class BookingCreateSerializer(TimesMixin, serializers.Serializer):
     end = TimeField(required=False, help_text="ISO 8601; give this or a duration.")
     duration = DurationField(required=False)
     purpose = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+    cpu_cores = serializers.IntegerField(
+        min_value=0, max_value=1_000_000, required=False, default=0,
+        help_text="CPU cores of the server's pool, with the GPUs or alone (a server without devices then books only the share).",
+    )
+    memory_gib = serializers.IntegerField(min_value=0, max_value=1_000_000_000, required=False, default=0, help_text="GiB of the server's memory pool.")
     source = serializers.ChoiceField(choices=CLIENT_SOURCES, default=Booking.Source.API.value)
 
     def validate(self, data):

@@ -201,6 +201,8 @@ class BookingViewSet(MemberZoneMixin, mixins.ListModelMixin, mixins.RetrieveMode
             server=data.get("server"),
             devices=data["devices"],
             room=data.get("room"),
+            cpu_cores=data["cpu_cores"],
+            memory_gib=data["memory_gib"],
             source=data["source"],
         )
         return _created(booking)

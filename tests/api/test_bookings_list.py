@@ -35,6 +35,8 @@ def test_a_booking_is_shown_with_every_field(as_bob, alice, upcoming):
         "device_ids": list(upcoming.server.devices.filter(index__in=[1, 2]).order_by("index").values_list("pk", flat=True)),
         "whole_server": False,
         "room": None,
+        "cpu_cores": 0,
+        "memory_gib": 0,
         "what": "thalys:1-2",
         "created_at": body["created_at"],
         "updated_at": body["updated_at"],

@@ -151,3 +151,22 @@ def test_shares_racing_for_the_last_cores_at_most_fill_the_server(db_vendor, lat
 
     assert sum(1 for r in results if hasattr(r, "cpu_cores")) == 3  # 3 x 30 = 90; a fourth would be 120
     assert all(isinstance(r, CapacityExceeded) for r in results if not hasattr(r, "cpu_cores")), results
+
+
+def test_the_api_books_shares_and_says_what_is_free(alice, bob, big, later):
+    from rest_framework.test import APIClient
+
+    api = APIClient()
+    api.force_authenticate(alice)
+    body = {"server": "big", "cpu_cores": 100, "memory_gib": 512, "start": later.isoformat(), "duration": "2h"}
+    created = api.post("/api/v1/bookings/", body, format="json")
+    assert created.status_code == 201, created.json()
+    assert created.json()["cpu_cores"] == 100 and created.json()["what"] == "big: 100 CPU cores, 512 GiB"
+
+    api.force_authenticate(bob)
+    refused = api.post("/api/v1/bookings/", {**body, "cpu_cores": 30}, format="json")
+    assert refused.status_code == 400
+    assert refused.json()["error"]["fields"] == {"cpu_cores": [refused.json()["error"]["message"]]}
+    assert "28 are free then and you asked for 30" in refused.json()["error"]["message"]
+    negative = api.post("/api/v1/bookings/", {**body, "cpu_cores": -1}, format="json")
+    assert negative.status_code == 400 and "cpu_cores" in negative.json()["error"]["fields"]
