@@ -13,6 +13,7 @@ from datetime import timedelta
 
 from django.db.models import Q
 
+from .capacity import peak_load
 from .errors import BookingError, format_span
 from .models import Allocation, Booking, Limit, MemberGroup, Profile, Unit
 from .parsing import format_duration, parse_duration
@@ -178,31 +179,13 @@ def _check_at_once(rule, user, asked, start, end, exclude):
         return
     most = rule.limit.number
     held = _held(user, rule, start, end, exclude)
-    peak, peak_from, peak_to = _peak(held, start, end)
+    peak, peak_from, peak_to = peak_load([(a, b, 1) for a, b in held], start, end)
     if peak + asked > most:
         holding = f"you hold {peak} {format_span(peak_from, peak_to)} and asked for {asked}" if peak else f"you asked for {asked}"
         raise LimitExceeded(
             f"{rule.source} may hold at most {most} GPU{'s' if most != 1 else ''} at once{_where(rule)}; {holding}.",
             rule=rule, field="devices",
         )
-
-
-def _peak(intervals, start, end):
-    """The most intervals overlapping at one instant within [start, end), and the stretch it lasts: (count, from, to)."""
-    events = []
-    for a, b in intervals:
-        a, b = max(a, start), min(b, end)
-        if a < b:
-            events += [(a, 1), (b, -1)]
-    events.sort(key=lambda event: (event[0], event[1]))  # an end before a start at the same instant: half-open
-    count = peak = 0
-    peak_from = peak_to = start
-    for index, (moment, step) in enumerate(events):
-        count += step
-        if count > peak:
-            peak, peak_from = count, moment
-            peak_to = next((m for m, s in events[index + 1:]), end)
-    return peak, peak_from, peak_to
 
 
 def _check_weekly(rule, user, asked, start, end, exclude):

@@ -566,14 +566,6 @@ class MemberGroup(models.Model):
     def __str__(self):
         return self.name
 
-    def lineage(self):
-        """This group, its parent, its parent's parent..., stopping at a cycle staff may have made."""
-        seen, group = [], self
-        while group is not None and group.pk not in {g.pk for g in seen}:
-            seen.append(group)
-            group = group.parent
-        return seen
-
     def clean(self):
         from django.core.exceptions import ValidationError
 
