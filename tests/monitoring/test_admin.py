@@ -278,7 +278,9 @@ def user_change_data(user, **profile):
         "date_joined_0": user.date_joined.strftime("%Y-%m-%d"), "date_joined_1": user.date_joined.strftime("%H:%M:%S"),
         "profile-TOTAL_FORMS": 1, "profile-INITIAL_FORMS": 1, "profile-MIN_NUM_FORMS": 0, "profile-MAX_NUM_FORMS": 1,
         "profile-0-id": user.profile.pk, "profile-0-user": user.pk,
-        "profile-0-display_name": "", "profile-0-time_zone": "", "profile-0-unix_username": "",
+        "profile-0-display_name": "", "profile-0-time_zone": "", "profile-0-unix_username": "", "profile-0-group": "",
+        # The member's personal limits (fair use), none here.
+        "limits-TOTAL_FORMS": 0, "limits-INITIAL_FORMS": 0, "limits-MIN_NUM_FORMS": 0, "limits-MAX_NUM_FORMS": 1000,
     }
     data.update({f"profile-0-{name}": value for name, value in profile.items()})
     return data
