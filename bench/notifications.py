@@ -9,14 +9,16 @@ names: it creates labres_bench_notifications on the same server (or a SQLite fil
 x 8 GPUs, 5 members with an e-mail address, one Slack webhook destination per server, all pointing at
 a local fake Slack (tests/notifications/fake_slack.py) over real HTTP; e-mail goes to Django's locmem
 backend. What it measures:
-  throughput  --messages rows queued by notify() (render and write, one transaction per booking: the
-              owner's e-mail and the server's webhook), then sent by sweep(): webhook rows to the fake
-              Slack, e-mail rows to locmem; then the webhook rows again with --sweepers sweeps at once,
+  throughput  one outbox event per booking written as the receiver writes it (one transaction per
+              booking), then expanded by expand_due() into --messages rows (render and write, one
+              transaction per event: the owner's e-mail and the server's webhook; bookings two hours
+              apart, so no "followed" messages), then sent by sweep(): webhook rows to the fake Slack,
+              e-mail rows to locmem; then the webhook rows again with --sweepers sweeps at once,
               counting what the fake Slack received twice (must be 0)
-  overhead    create_booking with the notifications receiver disconnected, connected (rows written,
-              not handed to a broker), and connected with the after-commit hand-over to a broker
-              (Redis when REDIS_URL is set, else a folder broker in a temporary folder; a queue of its
-              own, emptied at the end): median and p95
+  overhead    create_booking with the notifications receiver disconnected, connected (the event row
+              written, not handed to a broker), and connected with the after-commit hand-over to a
+              broker (Redis when REDIS_URL is set, else a folder broker in a temporary folder; a queue
+              of its own, emptied at the end): median and p95
 Progress goes to stderr. See bench/README.md.
 """
 import argparse
@@ -51,7 +53,7 @@ from bench.booking import (  # noqa: E402
 
 RECEIVER_UID = "labres-notify-bookings"
 BENCH_QUEUE = "labres-bench-notifications"  # the hand-over's messages, never consumed; emptied at the end
-VARIANTS = ["receiver_disconnected", "rows_only", "rows_and_hand_over"]
+VARIANTS = ["receiver_disconnected", "event_row", "event_row_and_hand_over"]
 
 
 def parse_args():
@@ -157,13 +159,13 @@ def load_booking(pk):
 
 
 def book_quietly(servers, users, count, first_start, rng):
-    """`count` bookings, each in its own future hour, with the receiver disconnected (no rows yet)."""
+    """`count` bookings, two hours apart, with the receiver disconnected (no events yet)."""
     from reservations import services
     from reservations.parsing import format_device_set
 
     bookings = []
     for i in range(count):
-        start = first_start + timedelta(hours=i)
+        start = first_start + timedelta(hours=2 * i)
         devices = format_device_set(sorted(rng.sample(range(GPUS_PER_SERVER), rng.choice(SUBSET_SIZES))))
         bookings.append(
             services.create_booking(rng.choice(users), start=start, end=start + timedelta(minutes=50), server=rng.choice(servers).name, devices=devices)
@@ -195,20 +197,38 @@ def measure_render(bookings):
     return rates
 
 
-def measure_notify(bookings):
-    """notify() for each booking in its own transaction, as the receiver runs it: render, write, commit."""
+def measure_record(bookings):
+    """The receiver's event row for each booking in its own transaction (write and commit; hand-over stubbed)."""
     from django.db import transaction
 
-    from notifications.messages import Occasion
-    from notifications.outbox import notify
+    from notifications.receivers import on_booking_changed
 
-    rows = 0
     began = time.perf_counter()
     for booking in bookings:
         with transaction.atomic():
-            rows += len(notify(Occasion("created", booking=booking, by=booking.user)))
+            on_booking_changed(None, booking=booking, event="created", by=booking.user)
     seconds = time.perf_counter() - began
-    return {"rows": rows, "seconds": round(seconds, 3), "rows_per_s": round(rows / seconds, 1), "ms_per_booking": round(seconds * 1000 / len(bookings), 3)}
+    return {"events": len(bookings), "seconds": round(seconds, 3), "events_per_s": round(len(bookings) / seconds, 1)}
+
+
+def measure_expand():
+    """expand_due() until no event is due: claim, load, render, write the rows, mark expanded; one transaction per event."""
+    from notifications import outbox
+    from notifications.models import OutboxEvent
+
+    events = OutboxEvent.objects.filter(state="pending").count()
+    rows = 0
+    began = time.perf_counter()
+    while True:
+        batch = outbox.expand_due()
+        if not batch:
+            break
+        rows += len(batch)
+    seconds = time.perf_counter() - began
+    return {
+        "events": events, "rows": rows, "seconds": round(seconds, 3), "events_per_s": round(events / seconds, 1),
+        "rows_per_s": round(rows / seconds, 1), "ms_per_event": round(seconds * 1000 / max(events, 1), 3),
+    }
 
 
 def sweep_until_done(sweep):
@@ -291,7 +311,7 @@ def measure_overhead(servers, users, samples, first_start, rng, hand_over):
 
     def setup(variant):
         receiver(variant != "receiver_disconnected")
-        hand_over.on() if variant == "rows_and_hand_over" else hand_over.off()
+        hand_over.on() if variant == "event_row_and_hand_over" else hand_over.off()
 
     timings = {variant: [] for variant in VARIANTS}
     warmup = 20
@@ -325,9 +345,12 @@ def measure_overhead(servers, users, samples, first_start, rng, hand_over):
 def outbox_counts():
     from django.db.models import Count
 
-    from notifications.models import Notification
+    from notifications.models import Notification, OutboxEvent
 
-    return dict(Notification.objects.values_list("state").annotate(n=Count("pk")).order_by("state"))
+    return {
+        "events": dict(OutboxEvent.objects.values_list("state").annotate(n=Count("pk")).order_by("state")),
+        "rows": dict(Notification.objects.values_list("state").annotate(n=Count("pk")).order_by("state")),
+    }
 
 
 # --- main ---------------------------------------------------------------------------------------------
@@ -361,13 +384,15 @@ def main():
         future = timezone.now().replace(minute=0, second=0, microsecond=0) + timedelta(days=1)
 
         count = args.messages // 2
-        log(f"throughput: {count} bookings, each queuing an e-mail and a webhook row")
+        log(f"throughput: {count} bookings, each an event expanded into an e-mail and a webhook row")
         receiver(False)
         bookings = [load_booking(b.pk) for b in book_quietly(servers, users, count, future, rng)]
         receiver(True)
         render = measure_render(bookings)
-        notify = measure_notify(bookings)
-        log(f"  notify: {notify['rows_per_s']} rows/s")
+        record = measure_record(bookings)
+        log(f"  record: {record['events_per_s']} events/s")
+        expand = measure_expand()
+        log(f"  expand: {expand['events_per_s']} events/s, {expand['rows_per_s']} rows/s")
         webhook = measure_sweep("slack_webhook")
         log(f"  sweep to the fake Slack: {webhook['rows_per_s']} rows/s")
         email = measure_sweep("email")
@@ -377,7 +402,7 @@ def main():
 
         hand_over.to_bench_queue()
         log(f"overhead: {args.samples} create_booking calls per variant ({', '.join(VARIANTS)}), broker: {hand_over.broker}")
-        overhead = measure_overhead(servers, users, args.samples, future + timedelta(days=count // 24 + 2), rng, hand_over)
+        overhead = measure_overhead(servers, users, args.samples, future + timedelta(days=count // 12 + 2), rng, hand_over)
 
         result = {
             "benchmark": "labres notification outbox",
@@ -387,15 +412,16 @@ def main():
                 "slack": "local fake Slack over HTTP (tests/notifications/fake_slack.py)", "email_backend": "locmem",
             },
             "throughput": {
-                "note": "created-booking messages: render is render() alone; notify renders, writes and commits (one transaction per booking); sweep claims and sends",
+                "note": "created-booking messages: render is render() alone; record writes the receiver's event row and commits (one transaction per booking); expand claims each event, renders, writes its rows and commits; sweep claims and sends",
                 "render": render,
-                "notify": notify,
+                "record": record,
+                "expand": expand,
                 "sweep_webhook": webhook,
                 "sweep_email": email,
                 "sweep_webhook_concurrent": concurrent,
             },
             "overhead": {
-                "note": "one create_booking (owner's e-mail + the server's webhook), warm-up excluded; *_adds is the variant minus receiver_disconnected",
+                "note": "one create_booking (its event row; expanded later into the owner's e-mail + the server's webhook), warm-up excluded; *_adds is the variant minus receiver_disconnected",
                 "broker": hand_over.broker,
                 "messages_handed_over": hand_over.waiting(),
                 **overhead,
@@ -413,7 +439,7 @@ def main():
             log(f"dropping the database {args.db_name}")
             drop_bench_database(vendor, args)
     print(json.dumps(result, indent=2))
-    return 0 if concurrent["duplicates"] == 0 and not concurrent["errors"] and webhook["rows"] == count else 1
+    return 0 if concurrent["duplicates"] == 0 and not concurrent["errors"] and webhook["rows"] == count and expand["rows"] == args.messages else 1
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
-"""The admin for staff: the outbox (what was sent, what failed, retry), Slack destinations,
-message templates and members' choices."""
+"""The admin for staff: the outbox (what happened, what was sent, what failed, retry), Slack
+destinations, message templates and members' choices."""
 import json
 
 from django.contrib import admin, messages
@@ -9,10 +9,12 @@ from django.utils.text import Truncator
 
 from . import outbox
 from .forms import DestinationForm, MessageTemplateForm, PreferenceAdminForm, variables_help
-from .models import Destination, MessageTemplate, Notification, Preference
+from .models import Destination, MessageTemplate, Notification, OutboxEvent, Preference
 
 # Sent one by one inside the admin's request, each with its own HTTP or SMTP timeout.
 SEND_NOW_LIMIT = 50
+# Expanded (and their messages sent) one by one inside the admin's request.
+EXPAND_NOW_LIMIT = 50
 TEST_MESSAGE_LIMIT = 10
 # Retried rows up to this many are handed to a worker at once, as new ones are; the sweep sends more.
 HAND_OVER_LIMIT = 500
@@ -86,6 +88,49 @@ class NotificationAdmin(admin.ModelAdmin):
         if sent < len(ids):
             text += " The others were not due, already sent, failed (use “Retry now” first), or failed again: see their last error."
         self.message_user(request, text, level=messages.SUCCESS if sent == len(ids) else messages.WARNING)
+
+
+@admin.register(OutboxEvent)
+class OutboxEventAdmin(admin.ModelAdmin):
+    """What happened, before it became messages: read-only, changed only by its actions."""
+
+    list_display = ("created_at", "key", "event", "state", "attempts", "next_attempt_at", "expanded_at", "short_error")
+    list_filter = ("state", "event")
+    search_fields = ("key",)
+    date_hierarchy = "created_at"
+    actions = ["expand_now"]
+    fields = ("key", "event", "booking", "alert", "by", "context", "state", "attempts", "next_attempt_at", "created_at", "expanded_at", "last_error")
+    readonly_fields = fields
+
+    def has_add_permission(self, request):
+        return False  # events come from changes (bookings, alerts), never typed in
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_retry_permission(self, request):
+        return request.user.has_perm("notifications.change_notification")
+
+    @admin.display(description="last error")
+    def short_error(self, event):
+        return Truncator(event.last_error).chars(80)
+
+    @admin.action(description="Expand now and send (reset attempts)", permissions=["retry"])
+    def expand_now(self, request, queryset):
+        ids = list(queryset.exclude(state=OutboxEvent.State.EXPANDED).values_list("pk", flat=True)[: EXPAND_NOW_LIMIT + 1])
+        if len(ids) > EXPAND_NOW_LIMIT:
+            self.message_user(request, f"Select at most {EXPAND_NOW_LIMIT} events to expand at once; the sweep expands the rest.", level=messages.ERROR)
+            return
+        outbox.retry_events(OutboxEvent.objects.filter(pk__in=ids))
+        keys = []
+        for event_id in ids:
+            keys += outbox.expand(event_id)
+        sent = outbox.deliver(keys)
+        expanded = OutboxEvent.objects.filter(pk__in=ids, state=OutboxEvent.State.EXPANDED).count()
+        text = f"Expanded {expanded} of {_plural(len(ids), 'event')} into {_plural(len(keys), 'notification')}; sent {sent}."
+        if expanded < len(ids):
+            text += " The others failed again: see their last error."
+        self.message_user(request, text, level=messages.SUCCESS if expanded == len(ids) else messages.WARNING)
 
 
 @admin.register(Destination)

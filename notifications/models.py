@@ -152,3 +152,43 @@ class Notification(models.Model):
     @property
     def addressee(self):
         return self.destination.name if self.destination_id else self.recipient.get_username()
+
+
+class OutboxEvent(models.Model):
+    """What happened (a booking created, moved, cancelled; an alert opened): the outbox's first step.
+
+    Written in the transaction of the change, one row per occasion and nothing else, so the
+    change stays cheap. After commit a worker expands it (renders the messages and writes one
+    Notification per recipient and channel, in one transaction) and sends them; the sweep expands
+    what no worker did. `key` is the occasion's key, the prefix of its messages' keys.
+    """
+
+    class State(models.TextChoices):
+        PENDING = "pending", "pending"
+        # Claimed: the claim commits only with the rows, so others see pending (crashed: retried) or expanded.
+        EXPANDING = "expanding", "expanding"
+        EXPANDED = "expanded", "expanded"
+
+    key = models.CharField(max_length=200, unique=True)
+    event = models.CharField(max_length=30, choices=Event.choices)
+    booking = models.ForeignKey("reservations.Booking", null=True, blank=True, on_delete=models.CASCADE, related_name="outbox_events")
+    alert = models.ForeignKey("monitoring.Alert", null=True, blank=True, on_delete=models.CASCADE, related_name="outbox_events")
+    by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    context = models.JSONField(default=dict, blank=True, help_text="What rendering needs that the booking may no longer say, e.g. the times before and after a change.")
+    state = models.CharField(max_length=10, choices=State.choices, default=State.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(help_text="When it is (next) due for expansion; a claimed event's lease ends here.")
+    last_error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expanded_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = "outbox event"
+        indexes = [
+            # The sweep: events due for expansion, oldest first; expanded ones are never looked at.
+            models.Index(fields=["next_attempt_at"], condition=Q(state__in=["pending", "expanding"]), name="outbox_event_due"),
+        ]
+
+    def __str__(self):
+        return f"{self.key} ({self.state})"

@@ -1,31 +1,41 @@
 """The outbox: queue messages with the change that causes them, and send each exactly once.
 
-notify() writes rendered rows inside the caller's transaction; after commit, a task is asked
-to send them. If the broker is down, nothing is lost: sweep() (beat, every 30 s) sends what
-is due. A row is sent by whoever claims it first (a conditional UPDATE), so two workers, or a
-task and the sweep, never send the same row twice. Failures back off exponentially, Slack's
-Retry-After is honoured, and after NOTIFY_MAX_ATTEMPTS a row is left failed for staff.
+Two steps. A change writes what happened, record(): one OutboxEvent row in the change's
+transaction, nothing rendered, nothing else read, so the change stays cheap. After commit, a
+task is asked to expand it, expand(): in one transaction, claim the event, render its messages,
+write one Notification row per recipient and channel, and mark it expanded; then send those
+rows. Reminders, found outside any change, write their rows directly with notify().
+
+If the broker is down, nothing is lost: sweep() (beat, every 30 s) expands the events and sends
+the rows that are due. An event is expanded, and a row sent, by whoever claims it first (a
+conditional UPDATE), so two workers, or a task and the sweep, never queue or send a message
+twice; a row's key is unique besides. Failures back off exponentially, Slack's Retry-After is
+honoured, and after NOTIFY_MAX_ATTEMPTS a row is left failed for staff.
 """
 import logging
 import threading
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import F, Prefetch, Q
 from django.utils import timezone
 
 from .channels import CHANNELS, MEMBER_CHANNELS, DeliveryError
 from .events import EVENTS
-from .messages import overrides_for, render
-from .models import Destination, Notification, Preference
+from .messages import Occasion, overrides_for, render
+from .models import Destination, Notification, OutboxEvent, Preference
 
 logger = logging.getLogger(__name__)
 
 # How long a claimed row belongs to its sender; a worker that died mid-send frees it after this.
 SEND_LEASE = timedelta(minutes=2)
+# How long a claimed event belongs to its expander (the claim commits only with the expansion).
+EXPAND_LEASE = timedelta(minutes=2)
+# "Someone booked right after you": a booking starting at most this long after yours ends.
+FOLLOW_GAP = timedelta(minutes=15)
 MAX_RETRY_DELAY = timedelta(hours=1)
 
 
@@ -42,17 +52,164 @@ def muted():
         _quiet.muted = False
 
 
+def is_muted():
+    return getattr(_quiet, "muted", False)
+
+
+# --- what happened: events, written with the change, expanded after it ---------------------------
+
+
+def record(event, *, key, booking_id=None, alert_id=None, by_id=None, context=None):
+    """Write what happened, in the caller's transaction: one INSERT (a key written already is skipped).
+
+    After commit a worker is asked to expand it; the sweep does if none can be reached.
+    """
+    if is_muted():
+        return None
+    row = OutboxEvent(
+        key=key, event=event, booking_id=booking_id, alert_id=alert_id, by_id=by_id, context=context or {},
+        next_attempt_at=timezone.now(),
+    )
+    OutboxEvent.objects.bulk_create([row], ignore_conflicts=True)
+    transaction.on_commit(lambda: hand_to_worker([key]))
+    return key
+
+
+def expand(event_id, *, now=None):
+    """Claim one event and queue its messages, in one transaction; returns the keys of the rows written.
+
+    [] when it is not due, taken by another expander, or failed (it is retried later). A crash
+    rolls the claim back with the rows, and rows' keys are unique: a re-run queues nothing twice.
+    """
+    now = now or timezone.now()
+    lease_end = max(now, timezone.now()) + EXPAND_LEASE
+    due = Q(pk=event_id, state__in=[OutboxEvent.State.PENDING, OutboxEvent.State.EXPANDING], next_attempt_at__lte=now)
+    try:
+        with transaction.atomic():
+            # On PostgreSQL a second expander waits here for the first to commit, then finds it expanded.
+            claimed = OutboxEvent.objects.filter(due).update(
+                state=OutboxEvent.State.EXPANDING, attempts=F("attempts") + 1, next_attempt_at=lease_end,
+            )
+            if not claimed:
+                return []
+            event = OutboxEvent.objects.select_related("by", "alert__server", "alert__user__profile").get(pk=event_id)
+            rows = []
+            for occasion, key in occasions_of(event):
+                rows += queue(occasion, key=key, now=now)
+            OutboxEvent.objects.filter(pk=event_id).update(state=OutboxEvent.State.EXPANDED, expanded_at=timezone.now(), last_error="")
+    except Exception as error:  # a bug in one message must not stop the others; keep it for staff
+        logger.exception("outbox event %s: could not expand it", event_id)
+        _expansion_failed(event_id, error, now)
+        return []
+    return [row.key for row in rows]
+
+
+def _expansion_failed(event_id, error, now):
+    attempts = (OutboxEvent.objects.filter(pk=event_id).values_list("attempts", flat=True).first() or 0) + 1
+    OutboxEvent.objects.filter(pk=event_id, state__in=[OutboxEvent.State.PENDING, OutboxEvent.State.EXPANDING]).update(
+        state=OutboxEvent.State.PENDING, attempts=attempts, next_attempt_at=now + retry_delay(attempts),
+        last_error=f"{type(error).__name__}: {error}"[:2000],
+    )
+
+
+def expand_due(now=None, limit=500):
+    """Expand the events that are due (never handed to a worker, failed earlier); returns the keys of the rows written."""
+    now = now or timezone.now()
+    due = list(
+        OutboxEvent.objects.filter(state__in=[OutboxEvent.State.PENDING, OutboxEvent.State.EXPANDING], next_attempt_at__lte=now)
+        .order_by("next_attempt_at")
+        .values_list("pk", flat=True)[:limit]
+    )
+    keys = []
+    for event_id in due:
+        keys += expand(event_id, now=now)
+    return keys
+
+
+def retry_events(queryset, now=None):
+    """Staff's retry: events not expanded yet become due now with a fresh count of attempts."""
+    now = now or timezone.now()
+    return queryset.exclude(state=OutboxEvent.State.EXPANDED).update(
+        state=OutboxEvent.State.PENDING, attempts=0, next_attempt_at=now, last_error="",
+    )
+
+
+def _loaded_bookings(ids):
+    """Bookings with what every message shows (owner, units), in two queries."""
+    from reservations.models import Allocation, Booking
+
+    allocations = Prefetch("allocations", queryset=Allocation.objects.select_related("unit__device"))
+    return list(Booking.objects.select_related("user__profile", "server", "room").prefetch_related(allocations).filter(pk__in=ids))
+
+
+def occasions_of(event):
+    """What an event tells, as (occasion, key) pairs: itself, and for a new booking, whom it follows.
+
+    Empty when its booking is gone (deleted meanwhile): nothing to send.
+    """
+    booking = None
+    if event.booking_id is not None:
+        found = _loaded_bookings([event.booking_id])
+        if not found:
+            return []
+        booking = found[0]
+    if event.alert_id is not None:
+        return [(Occasion(event.event, alert=event.alert, booking=booking), event.key)]
+    if booking is None:
+        return []
+    before = None
+    if event.event == "changed" and event.context.get("before"):
+        # The times of this change, not the booking's latest: a later change has its own event.
+        before = tuple(datetime.fromisoformat(value) for value in event.context["before"])
+        if event.context.get("after"):
+            booking.start, booking.end = (datetime.fromisoformat(value) for value in event.context["after"])
+    pairs = [(Occasion(event.event, booking=booking, by=event.by, before=before), event.key)]
+    if event.event == "created":
+        pairs += [
+            (Occasion("followed", booking=previous, next_booking=booking), f"followed:b{previous.pk}:by{booking.pk}")
+            for previous in _followed_by(booking)
+        ]
+    return pairs
+
+
+def _followed_by(booking):
+    """Others' bookings on the same units that end right before this one starts."""
+    from reservations.models import Allocation
+
+    unit_ids = [allocation.unit_id for allocation in booking.allocations.all()]
+    before_ids = (
+        Allocation.objects.filter(unit_id__in=unit_ids, active=True, end__lte=booking.start, end__gte=booking.start - FOLLOW_GAP)
+        .exclude(booking__user_id=booking.user_id)
+        .values_list("booking_id", flat=True)
+        .distinct()
+    )
+    return sorted(_loaded_bookings(list(before_ids)), key=lambda previous: previous.pk)
+
+
+# --- the messages: rows, rendered, one per recipient and channel ------------------------------------
+
+
 def notify(occasion, *, key=None):
-    """Queue the messages for one occasion (inside the caller's transaction); returns the rows queued.
+    """Queue the messages for one occasion (inside the caller's transaction) and hand them to a worker
+    after commit; returns the rows queued. For what is found outside a change (reminders).
 
     `key` names the occasion in the rows' unique keys (default: the event and the booking or
     alert); a key already queued is skipped, which is what makes re-runs harmless.
     """
-    if getattr(_quiet, "muted", False):
+    if is_muted():
         return []
+    rows = queue(occasion, key=key)
+    if rows:
+        keys = [row.key for row in rows]
+        transaction.on_commit(lambda: hand_to_worker(keys))
+    return rows
+
+
+def queue(occasion, *, key=None, now=None):
+    """Render and write the rows for one occasion, due at `now`; returns them (a key already queued is skipped)."""
     key = key or _occasion_key(occasion)
     overrides = overrides_for(occasion.event)
-    now = timezone.now()
+    now = now or timezone.now()
     rows = []
     for user, channel in _member_audience(occasion):
         family = CHANNELS[channel].family
@@ -67,11 +224,8 @@ def notify(occasion, *, key=None):
             destination=destination, booking=occasion.booking, alert=occasion.alert, next_attempt_at=now,
             payload=render(occasion, "slack", destination=destination, overrides=overrides),
         ))
-    if not rows:
-        return []
-    Notification.objects.bulk_create(rows, ignore_conflicts=True)
-    keys = [row.key for row in rows]
-    transaction.on_commit(lambda: hand_to_worker(keys))
+    if rows:
+        Notification.objects.bulk_create(rows, ignore_conflicts=True)
     return rows
 
 
@@ -151,7 +305,7 @@ def send_task_once(task, args):
 
 
 def hand_to_worker(keys):
-    """Ask a worker to send these rows now; if the broker is down, the sweep sends them later."""
+    """Ask a worker to expand these events and send these rows now; if the broker is down, the sweep does later."""
     from .tasks import deliver
 
     try:
@@ -161,8 +315,12 @@ def hand_to_worker(keys):
 
 
 def deliver(keys=None, *, ids=None, now=None):
-    """Send the given rows that are due; returns how many were sent."""
-    rows = Notification.objects.filter(Q(key__in=keys or []) | Q(pk__in=ids or []))
+    """Expand the events among `keys`, then send the given rows and theirs that are due; returns how many were sent."""
+    keys = list(keys or [])
+    events = OutboxEvent.objects.filter(key__in=keys, state__in=[OutboxEvent.State.PENDING, OutboxEvent.State.EXPANDING])
+    for event_id in list(events.values_list("pk", flat=True)):
+        keys += expand(event_id, now=now)
+    rows = Notification.objects.filter(Q(key__in=keys) | Q(pk__in=ids or []))
     sent = 0
     for row_id in rows.values_list("pk", flat=True):
         sent += send_one(row_id, now=now)
@@ -170,8 +328,10 @@ def deliver(keys=None, *, ids=None, now=None):
 
 
 def sweep(now=None, limit=500):
-    """Send what is due: never handed to a worker, waiting for a retry, or claimed by a worker that died."""
+    """Expand the events that are due, then send the rows that are due: never handed to a worker,
+    waiting for a retry, or claimed by a worker that died; returns how many rows were sent."""
     now = now or timezone.now()
+    expand_due(now=now, limit=limit)
     due = list(
         Notification.objects.filter(state__in=[Notification.State.PENDING, Notification.State.SENDING], next_attempt_at__lte=now)
         .order_by("next_attempt_at")

@@ -6,13 +6,13 @@ from . import outbox, reminders, slack_identity
 
 @shared_task(name="notifications.tasks.deliver", ignore_result=True)
 def deliver(keys):
-    """Send the outbox rows a committed change queued; returns how many this run sent."""
+    """Expand the outbox events a committed change wrote and send their rows (or send the rows named); returns how many this run sent."""
     return outbox.deliver(keys)
 
 
 @shared_task(name="notifications.tasks.sweep_outbox", ignore_result=True)
 def sweep_outbox():
-    """Send what is due: never handed to a worker, waiting for a retry, or left by a dead worker."""
+    """Expand and send what is due: never handed to a worker, waiting for a retry, or left by a dead worker."""
     return outbox.sweep()
 
 

@@ -8,7 +8,9 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from notifications.models import Destination, MessageTemplate, Notification, Preference
+from notifications import outbox
+from notifications.models import Destination, MessageTemplate, Notification, OutboxEvent, Preference
+from reservations import services
 
 pytestmark = pytest.mark.django_db
 
@@ -20,6 +22,28 @@ TEMPLATES = "/admin/notifications/messagetemplate/"
 @pytest.fixture
 def webhook(thalys):
     return Destination.objects.create(name="#thalys", kind="slack_webhook", webhook_url="https://hooks.example.org/services/T/B/x", server=thalys)
+
+
+@pytest.fixture
+def services_book(db):
+    """Books through the service layer, leaving the booking's event pending (no worker in tests)."""
+
+    def book(user, start, hours=1, purpose="work", **target):
+        return services.create_booking(user, start=start, end=start + timedelta(hours=hours), purpose=purpose, **target)
+
+    return book
+
+
+@pytest.fixture
+def book(services_book):
+    """Books, then expands the booking's events as a worker does after commit (tests run in one transaction)."""
+
+    def book_and_expand(*args, **kwargs):
+        booking = services_book(*args, **kwargs)
+        outbox.expand_due()
+        return booking
+
+    return book_and_expand
 
 
 def said(response):
@@ -153,6 +177,47 @@ def test_send_due_now_does_not_send_a_failed_row(staff_client, alice, thalys, bo
 
     assert mail.outbox == []
     assert any(text.startswith("Sent 0 of 1.") for text in said(response))
+
+
+# --- outbox events ------------------------------------------------------------------------
+
+EVENTS = "/admin/notifications/outboxevent/"
+
+
+@pytest.mark.parametrize("query", ["", "?state__exact=pending", "?state__exact=expanded", "?event__exact=created", "?q=created"])
+def test_events_changelist_loads_with_each_filter(staff_client, alice, thalys, book, later, query):
+    book(alice, later, server=thalys, devices="0")
+
+    response = staff_client.get(EVENTS + query)
+
+    assert response.status_code == 200
+
+
+def test_events_filter_by_state(staff_client, alice, thalys, services_book, later):
+    waiting = services_book(alice, later, server=thalys, devices="0")
+    services_book(alice, later + timedelta(hours=2), server=thalys, devices="0")
+    OutboxEvent.objects.exclude(booking=waiting).update(state="expanded")
+
+    response = staff_client.get(EVENTS + "?state__exact=pending")
+
+    assert [event.booking for event in response.context["cl"].result_list] == [waiting]
+
+
+def test_expand_now_expands_a_failed_event_and_sends_its_messages(staff_client, alice, thalys, services_book, later):
+    services_book(alice, later, server=thalys, devices="0")
+    OutboxEvent.objects.update(attempts=3, last_error="ValueError: template bug", next_attempt_at=later)
+    event = OutboxEvent.objects.get()
+
+    response = act(staff_client, EVENTS, "expand_now", [event])
+
+    event.refresh_from_db()
+    assert (event.state, event.attempts, event.last_error) == ("expanded", 1, "")
+    assert Notification.objects.get().state == "sent" and len(mail.outbox) == 1
+    assert "Expanded 1 of 1 event into 1 notification; sent 1." in said(response)
+
+
+def test_events_cannot_be_added_by_hand(staff_client):
+    assert staff_client.get(EVENTS + "add/").status_code == 403
 
 
 # --- destinations --------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from datetime import timedelta
 import pytest
 from django.contrib.messages import get_messages
 
+from notifications import outbox
 from notifications.events import MEMBER_EVENTS
 from notifications.models import Notification, Preference
 from notifications.reminders import send_reminders
@@ -37,6 +38,12 @@ def shown_choices(client):
 
 def said(response):
     return [str(message) for message in get_messages(response.wsgi_request)]
+
+
+def queued(**filters):
+    """The rows queued, once the events are expanded as a worker does after commit."""
+    outbox.expand_due()
+    return Notification.objects.filter(**filters)
 
 
 def link_slack(user, slack_id):
@@ -143,7 +150,7 @@ def test_unticking_an_event_stops_its_messages(client, alice, thalys, book, late
     assert response.status_code == 302
     assert "Notification choices saved." in said(response)
     book(alice, later, server=thalys, devices="0")
-    assert not Notification.objects.filter(recipient=alice, event="created").exists()
+    assert not queued(recipient=alice, event="created").exists()
 
 
 def test_ticking_an_event_that_is_off_by_default_turns_it_on(client, alice, thalys, book, later):
@@ -153,7 +160,7 @@ def test_ticking_an_event_that_is_off_by_default_turns_it_on(client, alice, thal
 
     send_reminders(now=booking.end + timedelta(minutes=1))
 
-    assert list(Notification.objects.filter(recipient=alice, event="ended").values_list("channel", flat=True)) == ["email"]
+    assert list(queued(recipient=alice, event="ended").values_list("channel", flat=True)) == ["email"]
 
 
 def test_ticking_both_channels_sends_both(client, alice, thalys, book, later, settings):
@@ -164,7 +171,7 @@ def test_ticking_both_channels_sends_both(client, alice, thalys, book, later, se
 
     book(alice, later, server=thalys, devices="0")
 
-    assert sorted(Notification.objects.filter(recipient=alice, event="created").values_list("channel", flat=True)) == ["email", "slack_dm"]
+    assert sorted(queued(recipient=alice, event="created").values_list("channel", flat=True)) == ["email", "slack_dm"]
 
 
 def test_saving_writes_only_the_rows_the_member_changed(client, alice):
@@ -183,7 +190,7 @@ def test_untouched_events_follow_the_default_once_slack_is_linked(client, alice,
 
     book(alice, later, server=thalys, devices="0")
 
-    assert list(Notification.objects.filter(recipient=alice, event="created").values_list("channel", flat=True)) == ["slack_dm"]
+    assert list(queued(recipient=alice, event="created").values_list("channel", flat=True)) == ["slack_dm"]
 
 
 def test_a_slack_choice_survives_saving_while_unlinked(client, alice, settings):

@@ -76,6 +76,9 @@ def button_parts(button):
 
 
 def rows(**filters):
+    """The rows queued, once the events are expanded as a worker does after commit (tests run in
+    one transaction, so on_commit never fires)."""
+    outbox.expand_due()
     return list(Notification.objects.filter(**filters).order_by("pk"))
 
 
