@@ -241,8 +241,32 @@ def random_devices(rng):
     return sorted(rng.sample(range(GPUS_PER_SERVER), rng.choice(SUBSET_SIZES)))
 
 
-def measure_creates(servers, users, samples, first_start, rng):
-    """Time create_booking on random GPU subsets, each sample in its own future hour (no conflicts)."""
+def enable_fair_use(servers, users):
+    """Issue 9's rules in force: the members in a group with every kind of limit, the servers with pooled CPU and memory.
+
+    The limits are generous, so every create passes them: the figure is what checking costs.
+    """
+    from reservations.models import Limit, MemberGroup, Profile, Server
+
+    everyone = MemberGroup.objects.create(name="Everyone")
+    students = MemberGroup.objects.create(name="Students", parent=everyone)
+    for user in users:
+        Profile.objects.update_or_create(user=user, defaults={"group": students})
+    Limit.objects.create(group=students, kind=Limit.Kind.MAX_GPUS, number=64)
+    Limit.objects.create(group=students, kind=Limit.Kind.GPU_HOURS_WEEK, number=100_000)
+    Limit.objects.create(group=everyone, kind=Limit.Kind.MAX_LENGTH, duration="2d")
+    Limit.objects.create(group=everyone, kind=Limit.Kind.MAX_AHEAD, duration="365d")
+    Limit.objects.create(group=students, kind=Limit.Kind.MAX_GPUS, number=8, server=servers[0])
+    Server.objects.filter(pk__in=[server.pk for server in servers]).update(cpu_cores=128, memory_gib=1024)
+    for server in servers:
+        server.refresh_from_db()
+
+
+def measure_creates(servers, users, samples, first_start, rng, **amounts):
+    """Time create_booking on random GPU subsets, each sample in its own future hour (no conflicts).
+
+    `amounts` (cpu_cores, memory_gib) are asked with the GPUs, for the pooled capacities.
+    """
     from reservations import services
     from reservations.parsing import format_device_set
 
@@ -253,7 +277,8 @@ def measure_creates(servers, users, samples, first_start, rng):
         server, devices = rng.choice(servers), format_device_set(random_devices(rng))
         began = time.perf_counter()
         services.create_booking(
-            rng.choice(users), start=start, end=start + timedelta(minutes=50), purpose="bench", server=server.name, devices=devices
+            rng.choice(users), start=start, end=start + timedelta(minutes=50), purpose="bench", server=server.name, devices=devices,
+            **amounts,
         )
         elapsed = time.perf_counter() - began
         if i >= warmup:
@@ -448,6 +473,11 @@ def main():
         log(f"measuring {args.samples} creates at history={len(plan)}")
         at_full, booked, future = measure_creates(servers, users, args.samples, future + timedelta(days=1), rng)
 
+        log("fair use on: groups with limits, pooled CPU and memory")
+        enable_fair_use(servers, users)
+        log(f"measuring {args.samples} creates with limits and capacities checked")
+        fair, _, future = measure_creates(servers, users, args.samples, future + timedelta(days=1), rng, cpu_cores=4, memory_gib=32)
+
         log("measuring refused creates")
         conflict = measure_conflicts(users, booked, min(args.samples, 200), rng)
 
@@ -471,6 +501,10 @@ def main():
                 "note": "one create_booking on a random GPU subset in a free future hour; warm-up excluded",
                 f"history_{FIRST_HISTORY}": at_first,
                 f"history_{len(plan)}": at_full,
+                f"history_{len(plan)}_fair_use": {
+                    "note": "members in a group with every kind of limit (all passed), 4 CPU cores and 32 GiB of each server's pools asked too; target: median <= 10 ms",
+                    **fair,
+                },
             },
             "conflict": {"note": "create_booking refused with BookingConflict", **conflict},
             "concurrent": concurrent,

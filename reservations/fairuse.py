@@ -55,8 +55,8 @@ class Rule:
 
 def rules_for(user, *, server=None, room=None):
     """{kind: Rule} of the limits that hold for `user` booking `server` or `room` (None: general rules only)."""
-    group = _primary_group(user)
-    lineage = _lineage(group)
+    group_id = Profile.objects.filter(user=user).values_list("group_id", flat=True).first()
+    lineage = _lineage(group_id)
     places = Q(server__isnull=True, room__isnull=True)
     if server is not None:
         places |= Q(server=server)
@@ -65,35 +65,32 @@ def rules_for(user, *, server=None, room=None):
     owners = Q(user=user)
     if lineage:
         owners |= Q(group_id__in=[g.pk for g in lineage])
-    candidates = Limit.objects.filter(owners, places).select_related("group", "server", "room")
+    candidates = Limit.objects.filter(owners, places).select_related("server", "room")
     if user.is_staff:
         candidates = candidates.filter(applies_to_staff=True)
     rank_of_group = {g.pk: depth for depth, g in enumerate(lineage, start=1)}
+    groups = {g.pk: g for g in lineage}
     best = {}
     for limit in candidates:
         owner_rank = 0 if limit.user_id else rank_of_group[limit.group_id]
         rank = (owner_rank, 0 if (limit.server_id or limit.room_id) else 1, limit.pk)
         if limit.kind not in best or rank < best[limit.kind][0]:
             best[limit.kind] = (rank, limit)
-    return {kind: Rule(limit, _source(limit, group)) for kind, (_, limit) in best.items()}
+    primary = lineage[0] if lineage else None
+    out = {}
+    for kind, (_, limit) in best.items():
+        if limit.group_id:
+            limit.group = groups[limit.group_id]  # loaded already, with the lineage
+        out[kind] = Rule(limit, _source(limit, primary))
+    return out
 
 
-def _primary_group(user):
-    try:
-        group_id = Profile.objects.values_list("group_id", flat=True).get(user=user)
-    except Profile.DoesNotExist:
-        return None
+def _lineage(group_id):
+    """The group and its ancestors, from one query over all groups (there are few)."""
     if group_id is None:
-        return None
-    return MemberGroup.objects.filter(pk=group_id).first()
-
-
-def _lineage(group):
-    """The group and its ancestors, loaded in one query (groups are few)."""
-    if group is None:
         return []
     groups = {g.pk: g for g in MemberGroup.objects.all()}
-    out, current = [], groups.get(group.pk)
+    out, current = [], groups.get(group_id)
     while current is not None and current not in out:
         out.append(current)
         current = groups.get(current.parent_id)
@@ -125,9 +122,12 @@ def check(user, *, server=None, room=None, gpus=0, start, end, now, exclude=None
         raise AccessDenied(f"{access.source} may not book {what}; ask staff if you need it.", rule=access, field="server" if server else "room")
     _check_length(rules.get(Limit.Kind.MAX_LENGTH), start, end)
     _check_ahead(rules.get(Limit.Kind.MAX_AHEAD), start, now)
-    if gpus:
-        _check_at_once(rules.get(Limit.Kind.MAX_GPUS), user, gpus, start, end, exclude)
-        _check_weekly(rules.get(Limit.Kind.GPU_HOURS_WEEK), user, gpus, start, end, exclude)
+    at_once, weekly = rules.get(Limit.Kind.MAX_GPUS), rules.get(Limit.Kind.GPU_HOURS_WEEK)
+    if gpus and (at_once or weekly):
+        # One query for both: the member's GPU holds within a week either side, with their server.
+        holds = _holds(user, start - WEEK if weekly else start, end + WEEK if weekly else end, exclude)
+        _check_at_once(at_once, holds, gpus, start, end)
+        _check_weekly(weekly, holds, gpus, start, end)
 
 
 def gpu_count(target):
@@ -161,25 +161,28 @@ def _check_ahead(rule, start, now):
         )
 
 
-def _held(user, rule, since, until, exclude):
-    """The member's GPU holds overlapping [since, until): (start, end) per GPU, on the rule's server if it has one."""
+def _holds(user, since, until, exclude):
+    """The member's GPU holds overlapping [since, until): (server id, start, end) per GPU."""
     holds = Allocation.objects.filter(
         booking__user=user, booking__status__in=Booking.HOLDING, active=True, unit__kind=Unit.Kind.GPU,
         start__lt=until, end__gt=since,
     )
-    if rule.limit.server_id:
-        holds = holds.filter(unit__server_id=rule.limit.server_id)
     if exclude is not None:
         holds = holds.exclude(booking=exclude)
-    return list(holds.values_list("start", "end"))
+    return list(holds.values_list("unit__server_id", "start", "end"))
 
 
-def _check_at_once(rule, user, asked, start, end, exclude):
+def _on(rule, holds):
+    """The holds a rule counts: on its server, or everywhere."""
+    server_id = rule.limit.server_id
+    return [(a, b) for held_on, a, b in holds if server_id is None or held_on == server_id]
+
+
+def _check_at_once(rule, holds, asked, start, end):
     if rule is None:
         return
     most = rule.limit.number
-    held = _held(user, rule, start, end, exclude)
-    peak, peak_from, peak_to = peak_load([(a, b, 1) for a, b in held], start, end)
+    peak, peak_from, peak_to = peak_load([(a, b, 1) for a, b in _on(rule, holds)], start, end)
     if peak + asked > most:
         holding = f"you hold {peak} {format_span(peak_from, peak_to)} and asked for {asked}" if peak else f"you asked for {asked}"
         raise LimitExceeded(
@@ -188,13 +191,12 @@ def _check_at_once(rule, user, asked, start, end, exclude):
         )
 
 
-def _check_weekly(rule, user, asked, start, end, exclude):
+def _check_weekly(rule, holds, asked, start, end):
     """GPU-hours in any 7-day window that overlaps the booking, with the booking, stay within the limit."""
     if rule is None:
         return
     allowed_hours = rule.limit.number
-    held = _held(user, rule, start - WEEK, end + WEEK, exclude)
-    intervals = held + [(start, end)] * asked
+    intervals = _on(rule, holds) + [(start, end)] * asked
     worst, worst_at = 0.0, start
     for window_start in _window_starts(intervals, start - WEEK, end):
         window_end = window_start + WEEK
