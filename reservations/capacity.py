@@ -43,7 +43,7 @@ def check(server, *, cpu_cores=0, memory_gib=0, whole=False, start, end, exclude
     pooled = [field for field, _ in RESOURCES if getattr(server, field) is not None and (whole or asked[field])]
     if not pooled:
         return
-    others = list(_others(server, start, end + LOOK_AHEAD, exclude))
+    others = list(_others(server, start, end, exclude))
     for field, write in RESOURCES:
         if field not in pooled:
             continue
@@ -53,7 +53,9 @@ def check(server, *, cpu_cores=0, memory_gib=0, whole=False, start, end, exclude
         peak, peak_from, peak_to = peak_load(intervals, start, end)
         if peak + wanted > capacity:
             free = capacity - peak
-            later = _enough_from(intervals, capacity, wanted, start, end - start)
+            # Only a refusal looks further ahead, for when enough frees up.
+            ahead = [(b.start, b.end, capacity if b.whole_server else getattr(b, field)) for b in _others(server, start, end + LOOK_AHEAD, exclude)]
+            later = _enough_from(ahead, capacity, wanted, start, end - start)
             when = f" Enough is free {format_span(later, later + (end - start))}." if later else ""
             raise CapacityExceeded(
                 f"Server {server.name} has {write(capacity)}; {peak} {'is' if peak == 1 else 'are'} booked "
@@ -70,7 +72,7 @@ def _others(server, since, until, exclude):
     )
     if exclude is not None:
         bookings = bookings.exclude(pk=exclude.pk)
-    return bookings.only("start", "end", "whole_server", "cpu_cores", "memory_gib")
+    return bookings.values_list("start", "end", "whole_server", "cpu_cores", "memory_gib", named=True)
 
 
 def peak_load(intervals, start, end):

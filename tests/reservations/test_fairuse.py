@@ -3,6 +3,7 @@ from datetime import timedelta
 
 import pytest
 from django.core.exceptions import ValidationError
+from hypothesis import given, strategies as st
 from django.urls import reverse
 
 from reservations import fairuse, services
@@ -274,3 +275,28 @@ def test_staff_set_group_limits_and_personal_overrides_in_the_admin(staff_client
     assert listing.status_code == 200 and "Students" in listing.content.decode()
     user_page = staff_client.get(reverse("admin:auth_user_change", args=[alice.pk]))
     assert user_page.status_code == 200 and "limits-TOTAL_FORMS" in user_page.content.decode()
+
+
+def _brute_busiest(intervals, width, earliest, latest):
+    """Every window start where the covered hours can peak, summed directly: O(n^2), for checking."""
+    starts = {earliest, latest}
+    for a, b in intervals:
+        starts.update((a, b, a - width, b - width))
+    best = 0.0
+    for t in (t for t in starts if earliest <= t <= latest):
+        best = max(best, sum(max(0.0, (min(b, t + width) - max(a, t)).total_seconds()) for a, b in intervals) / 3600)
+    return best
+
+
+@given(st.lists(st.tuples(st.integers(0, 400), st.integers(1, 60)), max_size=25), st.integers(0, 300), st.integers(1, 200))
+def test_busiest_window_matches_summing_every_window(spans, first, span):
+    from datetime import datetime, timezone as tz
+
+    from reservations.fairuse import busiest_window
+
+    base = datetime(2027, 1, 1, tzinfo=tz.utc)
+    intervals = [(base + a * H, base + (a + n) * H) for a, n in spans]
+    width = 7 * 24 * H / 7 * 3  # three days: windows smaller than the spread, to exercise the edges
+    earliest, latest = base + first * H, base + (first + span) * H
+    hours, _ = busiest_window(intervals, width, earliest, latest)
+    assert abs(hours - _brute_busiest(intervals, width, earliest, latest)) < 1e-6
