@@ -13,7 +13,6 @@ from bisect import bisect_right
 from dataclasses import dataclass
 from datetime import timedelta
 
-from django.db.models import Q
 from django.db.models.signals import post_delete, post_save
 
 from .capacity import peak_load
@@ -90,11 +89,16 @@ def rules_for(user, *, server=None, room=None):
     groups, limits = _table()
     if not limits:
         return {}
-    group_id = Profile.objects.filter(user=user).values_list("group_id", flat=True).first()
-    lineage = _lineage(groups, group_id)
+    return _rules(user, _lineage(groups, _group_id_of(user)), limits, server.pk if server else None, room.pk if room else None)
+
+
+def _group_id_of(user):
+    return Profile.objects.filter(user=user).values_list("group_id", flat=True).first()
+
+
+def _rules(user, lineage, limits, server_id, room_id):
+    """rules_for, once the member's groups are known: pure, no queries."""
     rank_of_group = {g.pk: depth for depth, g in enumerate(lineage, start=1)}
-    server_id = server.pk if server is not None else None
-    room_id = room.pk if room is not None else None
     best = {}
     for limit in limits:
         if limit.user_id is not None and limit.user_id != user.pk:
@@ -277,15 +281,15 @@ def _where(rule):
 
 
 def effective_limits(user):
-    """What the booking form shows: the general rules, and those for particular servers and rooms."""
-    general = rules_for(user)
-    specific = []
-    places = Limit.objects.filter(Q(server__isnull=False) | Q(room__isnull=False)).values_list("server", "room").distinct()
-    seen = set()
-    for server_id, room_id in places:
-        server = None if server_id is None else Limit._meta.get_field("server").related_model.objects.get(pk=server_id)
-        room = None if room_id is None else Limit._meta.get_field("room").related_model.objects.get(pk=room_id)
-        for kind, rule in rules_for(user, server=server, room=room).items():
+    """What the booking form shows: the general rules, and those for particular servers and rooms (one query)."""
+    groups, limits = _table()
+    if not limits:
+        return []
+    lineage = _lineage(groups, _group_id_of(user))
+    general = _rules(user, lineage, limits, None, None)
+    specific, seen = [], set()
+    for server_id, room_id in sorted({(l.server_id, l.room_id) for l in limits if l.server_id or l.room_id}, key=str):
+        for rule in _rules(user, lineage, limits, server_id, room_id).values():
             if (rule.limit.server_id or rule.limit.room_id) and rule.limit.pk not in seen:
                 seen.add(rule.limit.pk)
                 specific.append(rule)

@@ -214,6 +214,7 @@ def touch(feed, now):
 def own_feed(user):
     """The member's personal feed, made on first use."""
     feed, _ = CalendarFeed.objects.get_or_create(user=user, scope=CalendarFeed.Scope.MINE)
+    feed.user = user  # its title reads the member's name: no second load of the signed-in user
     return feed
 
 
