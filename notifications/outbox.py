@@ -12,10 +12,14 @@ conditional UPDATE), so two workers, or a task and the sweep, never queue or sen
 twice; a row's key is unique besides. Failures back off exponentially, Slack's Retry-After is
 honoured, and after NOTIFY_MAX_ATTEMPTS a row is left failed for staff.
 """
+import atexit
 import logging
+import os
 import threading
+import time
 from contextlib import contextmanager
 from datetime import datetime, timedelta
+from queue import Empty, Queue
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -71,7 +75,7 @@ def record(event, *, key, booking_id=None, alert_id=None, by_id=None, context=No
         next_attempt_at=timezone.now(),
     )
     OutboxEvent.objects.bulk_create([row], ignore_conflicts=True)
-    transaction.on_commit(lambda: hand_to_worker([key]))
+    transaction.on_commit(lambda: hand_over_soon([key]))
     return key
 
 
@@ -201,7 +205,7 @@ def notify(occasion, *, key=None):
     rows = queue(occasion, key=key)
     if rows:
         keys = [row.key for row in rows]
-        transaction.on_commit(lambda: hand_to_worker(keys))
+        transaction.on_commit(lambda: hand_over_soon(keys))
     return rows
 
 
@@ -312,6 +316,76 @@ def hand_to_worker(keys):
         send_task_once(deliver, [keys])
     except Exception as error:  # the broker is unreachable: delay, lose nothing
         logger.warning("could not hand %d notification(s) to a worker (%s); the outbox sweep will send them", len(keys), error)
+
+
+class _HandOver:
+    """Hands keys to a worker from one background thread per process, so that the request that made
+    a change answers once it has committed, without waiting for the broker (a slow or unreachable
+    broker costs it nothing). Keys waiting together go in one task. What a process exits before
+    handing over, or what the broker refuses, the sweep sends (beat, every 30 s): the rows are in
+    the database already.
+    """
+
+    def __init__(self):
+        self.waiting = Queue()
+        self.thread = None
+        self.pid = None
+        self.started = threading.Lock()
+
+    def put(self, keys):
+        with self.started:
+            if self.thread is None or not self.thread.is_alive() or self.pid != os.getpid():  # none yet, or forked
+                self.waiting, self.pid = Queue(), os.getpid()
+                self.thread = threading.Thread(target=self._run, args=(self.waiting,), name="outbox-hand-over", daemon=True)
+                self.thread.start()
+        self.waiting.put(list(keys))
+
+    def _run(self, waiting):
+        while True:
+            batches = [waiting.get()]
+            while len(batches) < 100:
+                try:
+                    batches.append(waiting.get_nowait())
+                except Empty:
+                    break
+            try:
+                hand_to_worker([key for batch in batches for key in batch])
+            finally:
+                for _ in batches:
+                    waiting.task_done()
+
+    def wait(self, timeout):
+        """Wait up to `timeout` seconds for what was put so far to be handed over; True if it was."""
+        deadline = time.monotonic() + timeout
+        while self.waiting.unfinished_tasks:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.01)
+        return True
+
+
+_hand_over = _HandOver()
+
+
+def hand_over_soon(keys):
+    """After commit: ask a worker to expand/send these keys, from the background thread (see _HandOver).
+
+    In Celery's eager mode, at once in this thread.
+    """
+    from labres.celery import app
+
+    if app.conf.task_always_eager:
+        hand_to_worker(keys)
+    else:
+        _hand_over.put(keys)
+
+
+def wait_for_hand_overs(timeout=HAND_OVER_TIMEOUT + 1):
+    """Wait (a little) until this process's background hand-overs are done: at exit, and in tests."""
+    return _hand_over.wait(timeout)
+
+
+atexit.register(wait_for_hand_overs)
 
 
 def deliver(keys=None, *, ids=None, now=None):

@@ -6,7 +6,7 @@ the member's own over their group's over its parents', and at each of those a ru
 booked server or room over a general one. Staff are exempt unless a rule says otherwise.
 
 The services call check() inside the booking's transaction after locking the member (see
-services._lock_member), so two requests that each fit alone but not together cannot both pass.
+services._lock), so two requests that each fit alone but not together cannot both pass.
 """
 import time
 from bisect import bisect_right
@@ -21,6 +21,7 @@ from .models import Allocation, Booking, Limit, MemberGroup, Profile, Unit
 from .parsing import format_duration, parse_duration
 
 WEEK = timedelta(days=7)
+UNKNOWN = object()  # a member's group not read yet (services._lock reads it with the locks on PostgreSQL)
 
 
 class LimitExceeded(BookingError):
@@ -84,12 +85,17 @@ for _model in (Limit, MemberGroup):
     post_delete.connect(forget, sender=_model, dispatch_uid=f"fairuse-forget-delete-{_model.__name__}")
 
 
-def rules_for(user, *, server=None, room=None):
-    """{kind: Rule} of the limits that hold for `user` booking `server` or `room` (None: general rules only)."""
+def rules_for(user, *, server=None, room=None, group_id=UNKNOWN):
+    """{kind: Rule} of the limits that hold for `user` booking `server` or `room` (None: general rules only).
+
+    `group_id` is the member's primary group where the caller has read it already.
+    """
     groups, limits = _table()
     if not limits:
         return {}
-    return _rules(user, _lineage(groups, _group_id_of(user)), limits, server.pk if server else None, room.pk if room else None)
+    if group_id is UNKNOWN:
+        group_id = _group_id_of(user)
+    return _rules(user, _lineage(groups, group_id), limits, server.pk if server else None, room.pk if room else None)
 
 
 def _group_id_of(user):
@@ -137,12 +143,12 @@ def _source(limit, primary):
 # --- checking a booking -------------------------------------------------------------------
 
 
-def check(user, *, server=None, room=None, gpus=0, start, end, now, exclude=None):
+def check(user, *, server=None, room=None, gpus=0, start, end, now, exclude=None, group_id=UNKNOWN):
     """Raise LimitExceeded if `user` booking `gpus` GPUs of `server` (or the server whole, or `room`) for [start, end) breaks a limit.
 
     `exclude` is the booking being changed: its own hold does not count against its new times.
     """
-    rules = rules_for(user, server=server, room=room)
+    rules = rules_for(user, server=server, room=room, group_id=group_id)
     if not rules:
         return
     access = rules.get(Limit.Kind.ACCESS)

@@ -13,14 +13,14 @@ from django.utils import timezone
 
 from . import capacity, fairuse
 from .errors import BookingConflict, BookingError, Busy, Conflict, NotAllowed
-from .models import Allocation, Booking, Device, Room, Server, Unit
+from .models import Allocation, Booking, Device, Profile, Room, Server, Unit
 from .parsing import ParseError, format_device_set, format_duration, parse_device_set, parse_duration
 from .signals import booking_changed
 
 OVERLAP_SQLSTATE = "23P01"  # PostgreSQL exclusion_violation
 SQLITE_OVERLAP_MARKER = "allocation_overlap"  # the message of the SQLite triggers
 UNIT_LOCK_NAMESPACE = 0x6C616272  # 'labr': keeps our advisory lock keys apart from other users'
-MEMBER_LOCK_NAMESPACE = 0x6C61626D  # 'labm': a member's bookings, for their fair-use limits
+MEMBER_LOCK_NAMESPACE = 0x6C61626D  # 'labm': a member's bookings, for their fair-use limits (sorts below 'labr': see _lock)
 UNIT_LOCK_TIMEOUT = "5s"  # a busy system answers "try again"; it does not hang
 
 
@@ -107,13 +107,15 @@ def create_booking(
         # The database refuses an overlap (see the module docstring); there is no need to look
         # before writing. Only a refusal pays for finding out who holds the units.
         with transaction.atomic():
-            _lock_member(user.pk)
-            fairuse.check(
-                user, server=target.server, room=target.room, gpus=fairuse.gpu_count(target), start=start, end=end, now=now,
-            )
             whole = target.whole_server and not share_only
             pooled = target.server is not None and (whole or cpu_cores or memory_gib)
-            _lock_units([unit.pk for unit in target.units] + ([_server_unit_id(target.server)] if pooled else []))
+            group_id = _lock(
+                units=[unit.pk for unit in target.units], member=user.pk, pooled_server=target.server if pooled else None,
+            )
+            fairuse.check(
+                user, server=target.server, room=target.room, gpus=fairuse.gpu_count(target), start=start, end=end, now=now,
+                group_id=group_id,
+            )
             if pooled:
                 capacity.check(target.server, cpu_cores=cpu_cores, memory_gib=memory_gib, whole=whole, start=start, end=end)
             booking = Booking.objects.create(
@@ -159,7 +161,7 @@ def release_booking(booking, *, by, now=None):
         booking = _lock_for_change(booking, by, now)
         if now <= booking.start:
             raise BookingError(f"Booking #{booking.pk} has not started yet; cancel it instead.")
-        _lock_units(booking.allocations.values_list("unit_id", flat=True))
+        _lock(units=booking.allocations.values_list("unit_id", flat=True))
         booking.status = Booking.Status.RELEASED
         booking.end = now
         booking.sequence += 1
@@ -200,17 +202,17 @@ def change_booking(booking, *, by, start=None, end=None, purpose=None, now=None)
                 _check_times(new_start, new_end, now=now, allow_past_start=True)
             else:
                 _check_times(new_start, new_end, now=now)
-            units = list(booking.allocations.values_list("unit_id", flat=True))
-            if (new_start, new_end) != (booking.start, booking.end):
-                # The owner's limits, whoever moves it: staff moving a member's booking keep it fair too.
-                _lock_member(booking.user_id)
-                gpus = booking.allocations.filter(unit__kind=Unit.Kind.GPU).count()
-                fairuse.check(
-                    booking.user, server=booking.server, room=booking.room, gpus=gpus, start=new_start, end=new_end,
-                    now=now, exclude=booking,
-                )
+            held = list(booking.allocations.values_list("unit_id", "unit__kind"))
+            units = [unit_id for unit_id, _ in held]
+            moved = (new_start, new_end) != (booking.start, booking.end)
             pooled = booking.server_id is not None and (booking.whole_server or booking.cpu_cores or booking.memory_gib)
-            _lock_units(units + ([_server_unit_id(booking.server)] if pooled else []))
+            # The owner's limits, whoever moves it: staff moving a member's booking keep it fair too.
+            group_id = _lock(units=units, member=booking.user_id if moved else None, pooled_server=booking.server if pooled else None)
+            if moved:
+                fairuse.check(
+                    booking.user, server=booking.server, room=booking.room, gpus=sum(kind == Unit.Kind.GPU for _, kind in held),
+                    start=new_start, end=new_end, now=now, exclude=booking, group_id=group_id,
+                )
             if pooled and (new_start < booking.start or new_end > booking.end):
                 capacity.check(
                     booking.server, cpu_cores=booking.cpu_cores, memory_gib=booking.memory_gib, whole=booking.whole_server,
@@ -326,60 +328,46 @@ def _amount(value, field):
     return amount
 
 
-def _server_unit_id(server):
-    """The server's own unit: locking it serializes everything that shares the server's capacities."""
-    return Unit.objects.values_list("pk", flat=True).get(kind=Unit.Kind.SERVER, server=server)
+def _lock(*, units=(), member=None, pooled_server=None):
+    """Take this transaction's locks in one round trip; returns the member's group id (see fairuse.check).
 
-
-def _lock_member(user_id):
-    """Serialize one member's bookings for this transaction, so their limits are checked against
-    what they hold, not what they held before another request of theirs committed.
-
-    PostgreSQL: an advisory lock per member, taken before any unit lock (always in that order).
-    SQLite needs nothing: BEGIN IMMEDIATE has serialized the writers already.
-    """
-    connection = transaction.get_connection()
-    if connection.vendor != "postgresql":
-        return
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "WITH timeout AS (SELECT set_config('lock_timeout', %s, true)) SELECT pg_advisory_xact_lock(%s) FROM timeout",
-                [UNIT_LOCK_TIMEOUT, (MEMBER_LOCK_NAMESPACE << 32) | user_id],
-            )
-    except OperationalError as error:
-        if getattr(error.__cause__, "sqlstate", None) == "55P03":  # lock_not_available
-            raise Busy("Your other bookings are being changed right now; please try again in a moment.") from None
-        raise
-
-
-def _lock_units(unit_ids):
-    """Before writing allocations, lock each unit for this transaction, in id order.
-
-    Without it, two PostgreSQL transactions inserting overlapping rows can each wait for the
-    other inside the exclusion constraint: a deadlock that PostgreSQL breaks only after a
-    second. With it, the later writer waits for the earlier one to commit, then meets its row
-    at once. SQLite needs nothing: BEGIN IMMEDIATE has serialized the writers already.
+    PostgreSQL: advisory locks, always taken in ascending key order, so two transactions never
+    wait for each other in a circle: a member's key (their bookings, for their fair-use limits:
+    the limits are checked against what they hold, not what they held before another request of
+    theirs committed) sorts below every unit's key; then the units about to be written, then, for
+    a booking that shares the server's pooled capacities, the server's own unit, which serializes
+    everything that shares them. Without the unit locks, two transactions inserting overlapping
+    rows can each wait for the other inside the exclusion constraint, a deadlock PostgreSQL breaks
+    only after a second; with them, the later writer waits for the earlier one's commit, then meets
+    its row at once. The member's group is read in the same statement.
+    SQLite needs no locks: BEGIN IMMEDIATE has serialized the writers already.
     """
     connection = transaction.get_connection()
     if not connection.in_atomic_block:
-        raise RuntimeError("unit locks are taken inside a transaction only")
+        raise RuntimeError("booking locks are taken inside a transaction only")
     if connection.vendor != "postgresql":
-        return
-    keys = [(UNIT_LOCK_NAMESPACE << 32) | unit_id for unit_id in sorted(set(unit_ids))]
+        return fairuse.UNKNOWN
+    keys = sorted({(UNIT_LOCK_NAMESPACE << 32) | unit_id for unit_id in units})
+    if member is not None:
+        keys.insert(0, (MEMBER_LOCK_NAMESPACE << 32) | member)
     try:
         with connection.cursor() as cursor:
-            # One round trip: the timeout is set (for this transaction) before the first lock is
-            # asked for, and unnest() yields the keys in the array's sorted order.
+            # The timeout is set (for this transaction) before the first lock is asked for, and
+            # unnest() yields the keys in the sorted array's order.
             cursor.execute(
-                "WITH timeout AS (SELECT set_config('lock_timeout', %s, true))"
-                " SELECT pg_advisory_xact_lock(key) FROM timeout, unnest(%s::bigint[]) AS key",
-                [UNIT_LOCK_TIMEOUT, keys],
+                f"WITH timeout AS (SELECT set_config('lock_timeout', %s, true)),"
+                f" wanted AS (SELECT unnest(%s::bigint[]) AS key UNION SELECT (%s::bigint << 32) | id FROM {Unit._meta.db_table}"
+                f"  WHERE kind = 'server' AND server_id = %s)"
+                f" SELECT pg_advisory_xact_lock(key), (SELECT group_id FROM {Profile._meta.db_table} WHERE user_id = %s)"
+                f" FROM timeout, unnest(ARRAY(SELECT key FROM wanted ORDER BY key)) AS key",
+                [UNIT_LOCK_TIMEOUT, keys, UNIT_LOCK_NAMESPACE, getattr(pooled_server, "pk", None), member],
             )
+            rows = cursor.fetchall()
     except OperationalError as error:
         if getattr(error.__cause__, "sqlstate", None) == "55P03":  # lock_not_available
-            raise Busy("Others are booking the same units right now; please try again in a moment.") from None
+            raise Busy("Others are booking the same GPUs, server or room, or changing your other bookings, right now; please try again in a moment.") from None
         raise
+    return rows[0][1] if rows and member is not None else fairuse.UNKNOWN
 
 
 # --- conflicts ---------------------------------------------------------------------------

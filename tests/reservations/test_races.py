@@ -145,7 +145,7 @@ def test_a_writer_kept_waiting_too_long_is_told_to_try_again(racers, start, db_v
     def hold_the_unit():
         try:
             with transaction.atomic():
-                services._lock_units([gpu.pk])
+                services._lock(units=[gpu.pk])
                 locked.set()
                 release.wait(timeout=30)
         finally:
