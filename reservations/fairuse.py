@@ -201,6 +201,9 @@ def _holds(user, since, until, exclude):
     holds = Allocation.objects.filter(
         booking__user=user, booking__status__in=Booking.HOLDING, active=True, unit__kind=Unit.Kind.GPU,
         start__lt=until, end__gt=since,
+        # The same window on the booking (whose times its allocations share) lets the database start
+        # from the member's bookings (index user, end), not from everyone's allocations in the window.
+        booking__start__lt=until, booking__end__gt=since,
     )
     if exclude is not None:
         holds = holds.exclude(booking=exclude)
