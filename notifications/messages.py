@@ -52,7 +52,7 @@ VARIABLES = {
     "length": "For waitlist events: how long the booking would last, e.g. 2h.",
     "expires": "For 'waitlist: your turn': when the offer runs out.",
     "why": "For 'waitlist: entry lapsed': why it ended.",
-    "links": "Absolute links (links.claim for a waitlist offer): links.booking, links.extend, links.release, links.mine, links.book, links.profile, links.gpus.",
+    "links": "Absolute links: links.booking, links.extend, links.release, links.mine, links.book, links.profile, links.gpus (and links.claim for a waitlist offer).",
 }
 
 # Text templates (Slack mrkdwn, e-mail text and subject) are not HTML: no autoescaping.

@@ -1,5 +1,7 @@
 """The waitlist: who is offered what and when, offers running out, claims, and the web pages."""
+import re
 from datetime import timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from django.utils import timezone
@@ -441,3 +443,32 @@ def test_the_admin_lists_entries_with_state_and_place(staff_client, alice, bob, 
     assert response.status_code == 200
     page = response.content.decode()
     assert "1 GPU on tiny" in page and "alice" in page
+
+
+def test_a_staff_template_can_use_the_waitlist_variables(offer, alice):
+    from notifications.models import MessageTemplate
+
+    alice.profile.time_zone = "Asia/Tokyo"
+    alice.profile.save()
+    MessageTemplate.objects.create(
+        event="waitlist_offer", family="email", subject="{{ event }}",
+        body="entry=[{{ entry.what }}]\nunits=[{{ units }}]\nlength=[{{ length }}]\nexpires=[{{ expires|when }}]\nclaim=[{{ links.claim }}]",
+    )
+    outbox.expand_due()
+    [row] = Notification.objects.filter(event="waitlist_offer")
+    local = timezone.localtime(offer.offer_expires_at, timezone=ZoneInfo("Asia/Tokyo"))
+    assert row.payload["subject"] == "waitlist: your turn"
+    assert "entry=[1 GPU on tiny]\nunits=[tiny:0]\nlength=[2h]\n" in row.payload["text"]
+    [expires] = re.findall(r"^expires=\[(.*)\]$", row.payload["text"], re.MULTILINE)
+    assert f"{local:%H:%M}" in expires  # in the member's zone
+    assert "claim=[http" in row.payload["text"] and f"/waitlist/{offer.pk}/claim/{offer.token}/]" in row.payload["text"]
+
+
+def test_a_lapse_message_says_why(alice, bob, tiny):
+    now = timezone.now()
+    hold(bob, tiny, "0-1", hours=5, now=now)
+    entry = waiting_for(alice, tiny, not_after=now + H, now=now)
+    waitlist.match(server_id=tiny.pk, now=now + 2 * H)
+    outbox.expand_due()
+    [row] = Notification.objects.filter(event="waitlist_lapsed", recipient=alice)
+    assert entry.what in row.payload["text"] and "nothing freed up before its latest start" in row.payload["text"]
