@@ -243,7 +243,8 @@ def slack_blocks(occasion, text, context):
             _button("Release now", "booking_release", str(booking.pk), links["release"], style="danger"),
         ]
     elif occasion.event == "waitlist_offer" and "entry" in occasion.extra:
-        buttons = [_button("Claim", "waitlist_claim", str(occasion.extra["entry"].pk), links["claim"], style="primary")]
+        entry = occasion.extra["entry"]
+        buttons = [_button("Claim", "waitlist_claim", f"{entry.pk}:{entry.token}", links["claim"], style="primary")]
     elif booking is not None:
         buttons = [_button("Open booking", "booking_open", str(booking.pk), links["booking"])]
     elif occasion.alert is not None:

@@ -125,7 +125,25 @@ def handle_action(action_id, value, *, slack_user_id, now=None):
     if action_id == EXTEND_ACTION:
         booking_id, _, duration = (value or "").partition(":")
         return _guarded(_extend, user, [booking_id, duration or EXTEND_BY], now=now)
+    if action_id == WAITLIST_CLAIM_ACTION:
+        return _guarded(_claim_offer, user, value, now=now)
     return Reply("This button is not known here (any more); try `" + command_name() + " help`.")
+
+
+WAITLIST_CLAIM_ACTION = "waitlist_claim"
+
+
+def _claim_offer(user, value, *, now):
+    """The Claim button of a waitlist offer ("<entry id>:<token>"): only the entry's own member books."""
+    from reservations import waitlist
+    from reservations.models import WaitlistEntry
+
+    entry_id, _, token = (value or "").partition(":")
+    entry = WaitlistEntry.objects.filter(pk=int(entry_id)).first() if entry_id.isdigit() else None
+    if entry is None:
+        raise CommandError("That waitlist offer does not exist (any more).")
+    booking = waitlist.claim(entry, by=user, token=token or None, source=Booking.Source.SLACK, now=now)
+    return _booked_reply(user, booking, verb="claimed")
 
 
 def _guarded(handler, *args, **kwargs):

@@ -86,7 +86,9 @@ def claim(request, pk, token):
 def _claim_page(request, entry, token, *, error=None, status=200):
     now = timezone.now()
     claimable = entry.state == WaitlistEntry.State.OFFERED and entry.token == token and entry.offer_expires_at > now
-    if not claimable and error is None:
+    if entry.state == WaitlistEntry.State.CLAIMED and error is None:
+        pass  # the page says it was claimed and links the booking (e.g. the Slack button booked it already)
+    elif not claimable and error is None:
         try:
             waitlist._check_claimable(entry, token, now)
         except BookingError as problem:

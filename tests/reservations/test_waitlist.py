@@ -360,6 +360,7 @@ def test_the_slack_offer_has_a_claim_button(offer, alice):
     [button] = actions["elements"]
     assert button["text"]["text"] == "Claim"
     assert button["url"].endswith(f"/waitlist/{offer.pk}/claim/{offer.token}/")
+    assert button["value"] == f"{offer.pk}:{offer.token}"
     assert "*tiny:0* is free now for 2h" in payload["text"]
 
 
@@ -472,3 +473,28 @@ def test_a_lapse_message_says_why(alice, bob, tiny):
     outbox.expand_due()
     [row] = Notification.objects.filter(event="waitlist_lapsed", recipient=alice)
     assert entry.what in row.payload["text"] and "nothing freed up before its latest start" in row.payload["text"]
+
+
+def test_the_slack_claim_button_books_for_the_linked_member_only(offer, alice, carol):
+    from notifications.slackbot.commands import handle_action
+
+    alice.profile.slack_user_id = "UALICE"
+    alice.profile.save()
+    carol.profile.slack_user_id = "UCAROL"
+    carol.profile.save()
+    value = f"{offer.pk}:{offer.token}"
+
+    refused = handle_action("waitlist_claim", value, slack_user_id="UCAROL")
+    assert "only they can claim it" in refused.text and not Booking.objects.filter(user__in=[alice, carol]).exists()
+    reply = handle_action("waitlist_claim", value, slack_user_id="UALICE")
+    booking = Booking.objects.get(user=alice)
+    assert booking.source == "slack" and "tiny:0" in reply.text
+    again = handle_action("waitlist_claim", value, slack_user_id="UALICE")
+    assert "claimed already" in again.text and Booking.objects.filter(user=alice).count() == 1
+
+
+def test_the_claim_page_after_a_slack_claim_says_so(client, offer, alice):
+    booking = waitlist.claim(offer, by=alice, token=offer.token, source=Booking.Source.SLACK)
+    client.force_login(alice)
+    page = client.get(f"/waitlist/{offer.pk}/claim/{offer.token}/").content.decode()
+    assert f"You claimed it: booking #{booking.pk}" in page and "Claim: book it now" not in page
