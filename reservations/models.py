@@ -721,6 +721,13 @@ class WaitlistEntry(models.Model):
                 condition=Q(server__isnull=False, room__isnull=True) | Q(server__isnull=True, room__isnull=False, gpus__isnull=True),
                 violation_error_message="Wait for GPUs of a server, a whole server, or a room.",
             ),
+            # One open entry per member and server or room: a second would only jump their own line.
+            models.UniqueConstraint(
+                fields=["user", "server"], condition=Q(state__in=["waiting", "offered"], server__isnull=False), name="waitlist_one_open_per_server",
+            ),
+            models.UniqueConstraint(
+                fields=["user", "room"], condition=Q(state__in=["waiting", "offered"], room__isnull=False), name="waitlist_one_open_per_room",
+            ),
         ]
         indexes = [
             models.Index(fields=["server", "queued_at"], condition=Q(state__in=["waiting", "offered"]), name="waitlist_open_server"),

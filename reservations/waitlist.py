@@ -26,7 +26,7 @@ import secrets
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import OperationalError, transaction
+from django.db import IntegrityError, OperationalError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -76,10 +76,14 @@ def join(user, *, server=None, gpus=None, room=None, length, not_after=None, pur
                 f"You are already waiting for {taken.what} (entry #{taken.pk}); withdraw it first to ask for something else there.",
                 field="server" if server else "room",
             )
-        entry = WaitlistEntry.objects.create(
-            user=user, server=server, room=room, gpus=gpus, length=length, not_after=not_after,
-            purpose=(purpose or "").strip()[:200], queued_at=now,
-        )
+        try:
+            with transaction.atomic():
+                entry = WaitlistEntry.objects.create(
+                    user=user, server=server, room=room, gpus=gpus, length=length, not_after=not_after,
+                    purpose=(purpose or "").strip()[:200], queued_at=now,
+                )
+        except IntegrityError:  # the same member joined the same line at the same moment (one open entry each)
+            raise BookingError("You are already waiting there; withdraw that entry first.", field="server" if server else "room") from None
         _match_after_commit(entry)
     return entry
 
@@ -303,7 +307,8 @@ def _lock_resource(server_id, room_id):
         return True
     key = (WAITLIST_LOCK_NAMESPACE << 32) | (server_id * 2 if server_id is not None else room_id * 2 + 1)
     try:
-        with connection.cursor() as cursor:
+        # In a savepoint: a lock that times out rolls back to it, and the transaction stays usable.
+        with transaction.atomic(), connection.cursor() as cursor:
             cursor.execute(
                 "WITH timeout AS (SELECT set_config('lock_timeout', %s, true)) SELECT pg_advisory_xact_lock(%s) FROM timeout",
                 [LOCK_TIMEOUT, key],
