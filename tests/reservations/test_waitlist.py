@@ -498,3 +498,35 @@ def test_the_claim_page_after_a_slack_claim_says_so(client, offer, alice):
     client.force_login(alice)
     page = client.get(f"/waitlist/{offer.pk}/claim/{offer.token}/").content.decode()
     assert f"You claimed it: booking #{booking.pk}" in page and "Claim: book it now" not in page
+
+
+# --- Slack: /gpu wait ----------------------------------------------------------------------------
+
+
+def test_gpu_wait_joins_the_line_and_lists_it(alice, bob, tiny):
+    from notifications.slackbot.commands import handle_command
+
+    hold(bob, tiny, "0-1")
+    alice.profile.slack_user_id = "UALICE"
+    alice.profile.save()
+    reply = handle_command("wait tiny 2 3h training bert", slack_user_id="UALICE")
+    entry = WaitlistEntry.objects.get(user=alice)
+    assert (entry.gpus, entry.length, entry.purpose) == (2, 3 * H, "training bert")
+    assert "2 GPUs on tiny (3h), place 1" in reply.text
+    listed = handle_command("wait", slack_user_id="UALICE")
+    assert f"#{entry.pk} 2 GPUs on tiny for 3h: place 1 in line" in listed.text
+
+
+@pytest.mark.parametrize("text, says", [
+    ("wait tiny", "Usage: `/gpu wait"),
+    ("wait tiny 2", "Give a duration"),
+    ("wait tiny 9 1h", "Ask for 1 to 2 GPUs on tiny"),
+    ("wait tiny 2 soon", "soon"),
+])
+def test_gpu_wait_with_bad_input_says_what_is_wrong(alice, tiny, text, says):
+    from notifications.slackbot.commands import handle_command
+
+    alice.profile.slack_user_id = "UALICE"
+    alice.profile.save()
+    assert says in handle_command(text, slack_user_id="UALICE").text
+    assert not WaitlistEntry.objects.exists()
