@@ -19,6 +19,7 @@ from ..factories import ServerFactory, UserFactory
 
 H = timedelta(hours=1)
 M = timedelta(minutes=1)
+REAL_HAND_TO_WORKER = waitlist.hand_to_worker
 
 
 @pytest.fixture(autouse=True)
@@ -530,3 +531,39 @@ def test_gpu_wait_with_bad_input_says_what_is_wrong(alice, tiny, text, says):
     alice.profile.save()
     assert says in handle_command(text, slack_user_id="UALICE").text
     assert not WaitlistEntry.objects.exists()
+
+
+# --- the hand-over and the beat ------------------------------------------------------------------
+
+
+def test_the_hand_over_sends_the_match_task_only_when_someone_waits(monkeypatch, alice, bob, tiny):
+    sent = []
+    monkeypatch.setattr("notifications.outbox.send_task_once", lambda task, args: sent.append((task.name, args)))
+    hand_to_worker = REAL_HAND_TO_WORKER  # the autouse fixture replaced the module's
+
+    hand_to_worker(server_id=tiny.pk)
+    assert sent == []  # nobody waits: no message to the broker
+    hold(bob, tiny, "0-1")
+    waiting_for(alice, tiny)
+    hand_to_worker(server_id=tiny.pk)
+    assert sent == [("reservations.tasks.match_waitlist", [tiny.pk, None])]
+
+
+def test_the_beat_runs_the_sweep_every_minute(settings):
+    from labres.celery import app
+
+    entry = settings.CELERY_BEAT_SCHEDULE["match-waitlists"]
+    assert entry["schedule"] == timedelta(minutes=1)
+    assert entry["task"] in app.tasks
+
+
+def test_a_broker_that_is_down_delays_matching_and_loses_nothing(monkeypatch, alice, bob, tiny, caplog):
+    def down(task, args):
+        raise ConnectionError("broker down")
+
+    monkeypatch.setattr("notifications.outbox.send_task_once", down)
+    hold(bob, tiny, "0-1")
+    entry = waiting_for(alice, tiny)
+    REAL_HAND_TO_WORKER(server_id=tiny.pk)  # does not raise into the request that freed something
+    assert "the sweep will do it" in caplog.text
+    assert fresh(entry).state == "waiting"
