@@ -445,6 +445,17 @@ def test_the_admin_lists_entries_with_state_and_place(staff_client, alice, bob, 
     assert response.status_code == 200
     page = response.content.decode()
     assert "1 GPU on tiny" in page and "alice" in page
+    assert '<td class="field-place">1</td>' in page
+
+
+def test_staff_withdraw_entries_from_the_admin(staff_client, alice, bob, tiny):
+    hold(bob, tiny, "0-1")
+    entry = waiting_for(alice, tiny)
+    response = staff_client.post(
+        "/admin/reservations/waitlistentry/", {"action": "withdraw_entries", "_selected_action": [entry.pk]}, follow=True,
+    )
+    assert "Withdrew 1 waitlist entry." in response.content.decode()
+    assert fresh(entry).state == "withdrawn"
 
 
 def test_a_staff_template_can_use_the_waitlist_variables(offer, alice):
