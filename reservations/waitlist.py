@@ -26,6 +26,7 @@ import secrets
 from datetime import timedelta
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.db import IntegrityError, OperationalError, transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -172,7 +173,13 @@ def match(*, server_id=None, room_id=None, now=None):
         )
         if not entries:
             return []
+        retired = set(
+            get_user_model().objects.filter(pk__in={e.user_id for e in entries}, is_active=False).values_list("pk", flat=True)
+        )
         for entry in entries:
+            if entry.user_id in retired:
+                _close(entry, WaitlistEntry.State.WITHDRAWN, now)  # a retired account must not hold up the line
+                continue
             _end_what_is_due(entry, now)
         entries = sorted((e for e in entries if e.is_open), key=lambda e: (e.queued_at, e.pk))
         waiting = [e for e in entries if e.state == WaitlistEntry.State.WAITING]

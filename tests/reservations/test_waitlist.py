@@ -578,3 +578,14 @@ def test_a_broker_that_is_down_delays_matching_and_loses_nothing(monkeypatch, al
     REAL_HAND_TO_WORKER(server_id=tiny.pk)  # does not raise into the request that freed something
     assert "the sweep will do it" in caplog.text
     assert fresh(entry).state == "waiting"
+
+
+def test_a_retired_members_entry_leaves_the_line(alice, bob, carol, tiny, django_capture_on_commit_callbacks):
+    held = hold(bob, tiny, "0")
+    hold(bob, tiny, "1")
+    first, second = waiting_for(alice, tiny), waiting_for(carol, tiny)
+    alice.is_active = False
+    alice.save()
+    with django_capture_on_commit_callbacks(execute=True):
+        services.release_booking(held, by=bob)
+    assert (fresh(first).state, fresh(second).state) == ("withdrawn", "offered")
