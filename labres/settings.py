@@ -262,6 +262,13 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": timedelta(minutes=1),
         "options": {"expires": 60},
     },
+    # Waitlist: offers that ran out pass to the next in line, entries past their latest start lapse,
+    # and anything that frees up without a booking change (the backstop of the after-commit task).
+    "match-waitlists": {
+        "task": "reservations.tasks.match_waitlists",
+        "schedule": timedelta(minutes=1),
+        "options": {"expires": 60},
+    },
     "prune-telemetry": {
         "task": "monitoring.tasks.prune_telemetry",
         "schedule": timedelta(hours=1),
@@ -281,6 +288,11 @@ USE_I18N = False
 BOOKING_MAX_LENGTH = env.str("BOOKING_MAX_LENGTH", default="14d")
 # How far in the past a booking may start, so that "now" typed a moment ago still works.
 BOOKING_PAST_GRACE = env.str("BOOKING_PAST_GRACE", default="5m")
+# Waitlist ("tell me when"): how long an entry waits at most, how long an offer holds, and how
+# many offers a member may let run out before their entry lapses.
+WAITLIST_MAX_WAIT = env.str("WAITLIST_MAX_WAIT", default="7d")
+WAITLIST_OFFER_MINUTES = env.int("WAITLIST_OFFER_MINUTES", default=10)
+WAITLIST_MAX_IGNORED_OFFERS = env.int("WAITLIST_MAX_IGNORED_OFFERS", default=2)
 
 # --- Auth -------------------------------------------------------------------------------
 # Failed sign-ins allowed per user name and per address within the window, then refused.

@@ -16,6 +16,8 @@ class Event(models.TextChoices):
     IDLE_BOOKING = "idle_booking", "idle booking"
     UNBOOKED_USE = "unbooked_use", "unbooked use"
     HOST_STALE = "host_stale", "host stale"
+    WAITLIST_OFFER = "waitlist_offer", "waitlist: your turn"
+    WAITLIST_LAPSED = "waitlist_lapsed", "waitlist: entry lapsed"
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,8 @@ EVENTS = {
         EventSpec(Event.IDLE_BOOKING, Event.IDLE_BOOKING.label, "Your booked GPUs have stayed idle.", True),
         EventSpec(Event.UNBOOKED_USE, Event.UNBOOKED_USE.label, "Your processes run on a GPU you have not booked.", True, to_lab=True, to_staff=True),
         EventSpec(Event.HOST_STALE, Event.HOST_STALE.label, "A GPU host stopped reporting (staff).", True, to_lab=True, to_staff=True),
+        EventSpec(Event.WAITLIST_OFFER, Event.WAITLIST_OFFER.label, "What you wait for is free: claim it with one click before the offer runs out.", True),
+        EventSpec(Event.WAITLIST_LAPSED, Event.WAITLIST_LAPSED.label, "Your waitlist entry ended without a booking.", True),
     ]
 }
 

@@ -48,7 +48,11 @@ VARIABLES = {
     "server": "The server concerned, if any.",
     "server_name": "That server's name.",
     "time_zone": "The name of the time zone times are shown in.",
-    "links": "Absolute links: links.booking, links.extend, links.release, links.mine, links.book, links.profile, links.gpus.",
+    "entry": "For waitlist events: the entry (what, length_text, offer_expires_at, position).",
+    "length": "For waitlist events: how long the booking would last, e.g. 2h.",
+    "expires": "For 'waitlist: your turn': when the offer runs out.",
+    "why": "For 'waitlist: entry lapsed': why it ended.",
+    "links": "Absolute links: links.booking, links.extend, links.release, links.mine, links.book, links.profile, links.gpus (and links.claim for a waitlist offer).",
 }
 
 # Text templates (Slack mrkdwn, e-mail text and subject) are not HTML: no autoescaping.
@@ -141,6 +145,14 @@ def context_for(occasion, *, user=None, family="slack", destination=None):
         )
         if occasion.before:
             context["before_start"], context["before_end"] = occasion.before
+    entry = occasion.extra.get("entry")
+    if entry is not None:
+        context.update(
+            entry=entry, units=escape(entry.offered_what if entry.state == "offered" else entry.what),
+            length=entry.length_text, expires=entry.offer_expires_at, purpose=escape(entry.purpose),
+            server=entry.server, server_name=escape(entry.server.name) if entry.server_id else "",
+        )
+        context["links"]["claim"] = link("waitlist-claim", entry.pk, entry.token) if entry.token else link("my-bookings")
     if occasion.next_booking is not None:
         context["next_booking"] = occasion.next_booking
         context["next_owner"] = escape(member_name(occasion.next_booking.user))
@@ -230,6 +242,9 @@ def slack_blocks(occasion, text, context):
             _button("Extend 1h", "booking_extend", f"{booking.pk}:1h", links["extend"], style="primary"),
             _button("Release now", "booking_release", str(booking.pk), links["release"], style="danger"),
         ]
+    elif occasion.event == "waitlist_offer" and "entry" in occasion.extra:
+        entry = occasion.extra["entry"]
+        buttons = [_button("Claim", "waitlist_claim", f"{entry.pk}:{entry.token}", links["claim"], style="primary")]
     elif booking is not None:
         buttons = [_button("Open booking", "booking_open", str(booking.pk), links["booking"])]
     elif occasion.alert is not None:

@@ -159,6 +159,8 @@ def occasions_of(event):
         booking = found[0]
     if event.alert_id is not None:
         return [(Occasion(event.event, alert=event.alert, booking=booking), event.key)]
+    if "waitlist_entry" in event.context:
+        return _waitlist_occasions(event)
     if booking is None:
         return []
     before = None
@@ -174,6 +176,16 @@ def occasions_of(event):
             for previous in _followed_by(booking)
         ]
     return pairs
+
+
+def _waitlist_occasions(event):
+    """A waitlist offer or lapse: about the entry (its member), not a booking. Nothing if the entry is gone."""
+    from reservations.models import WaitlistEntry
+
+    entry = WaitlistEntry.objects.select_related("user__profile", "server", "room").filter(pk=event.context["waitlist_entry"]).first()
+    if entry is None:
+        return []
+    return [(Occasion(event.event, extra={"entry": entry, "why": event.context.get("why", "")}), event.key)]
 
 
 def _followed_by(booking):
@@ -244,6 +256,8 @@ def _member_audience(occasion):
     spec = EVENTS[occasion.event]
     users = {}
     concerned = occasion.booking.user if occasion.booking is not None else getattr(occasion.alert, "user", None)
+    if "entry" in occasion.extra:  # a waitlist event goes to the entry's member
+        concerned = occasion.extra["entry"].user
     if concerned is not None and concerned.is_active:
         users[concerned.pk] = concerned
     if spec.to_staff:
@@ -272,6 +286,8 @@ def default_channels(user, event):
 def _destinations(occasion):
     """The Slack destinations that hear this event: the resource's own, and the lab-wide ones."""
     booking, alert = occasion.booking, occasion.alert
+    if "entry" in occasion.extra:
+        return []  # a waitlist offer is the member's own business
     server_id = booking.server_id if booking is not None else getattr(alert, "server_id", None)
     room_id = booking.room_id if booking is not None else None
     where = Q(server__isnull=True, room__isnull=True)

@@ -26,3 +26,11 @@ def on_booking_changed(sender, booking, event, by, before=None, **kwargs):
 def on_alert_saved(sender, instance, created, raw=False, **kwargs):
     if created and not raw and instance.kind in ALERT_EVENTS:
         outbox.record(instance.kind, key=f"{instance.kind}:a{instance.pk}", alert_id=instance.pk, booking_id=instance.booking_id)
+
+
+def on_waitlist_changed(sender, entry, event, why="", **kwargs):
+    # One message per offer (its number is in the key) and one when the entry lapses.
+    name = {"offered": "waitlist_offer", "lapsed": "waitlist_lapsed"}.get(event)
+    if name is not None:
+        key = f"{name}:w{entry.pk}" + (f":{entry.offers}" if event == "offered" else "")
+        outbox.record(name, key=key, context={"waitlist_entry": entry.pk, "why": why})

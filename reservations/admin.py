@@ -16,6 +16,8 @@ from django.utils.html import format_html
 from . import feeds, icsimport, services
 from .errors import BookingError
 from .models import Allocation, Booking, CalendarFeed, Device, ExternalCalendar, ImportedEvent, Limit, MemberGroup, Profile, Room, Server
+from .models import WaitlistEntry
+from . import waitlist
 
 # --- servers, GPUs and rooms ---------------------------------------------------------------
 
@@ -387,3 +389,47 @@ class ImportedEventAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+
+# --- waitlist ---------------------------------------------------------------------------------
+
+
+@admin.register(WaitlistEntry)
+class WaitlistEntryAdmin(admin.ModelAdmin):
+    """Who waits for what, in which order; entries change through the waitlist's own rules, staff only withdraw."""
+
+    list_display = ("id", "user", "what", "length_text", "state", "place", "queued_at", "offer_expires_at", "not_after", "booking")
+    list_filter = ("state", "server", "room")
+    search_fields = ("user__username", "purpose")
+    list_select_related = ("user", "server", "room")
+    ordering = ("server__name", "room__name", "queued_at", "pk")
+    actions = ["withdraw_entries"]
+
+    def changelist_view(self, request, extra_context=None):
+        response = super().changelist_view(request, extra_context)
+        rows = getattr(getattr(response, "context_data", {}).get("cl"), "result_list", None)
+        if rows is not None:
+            waitlist.with_positions(rows)  # one query for every line shown
+        return response
+
+    @admin.display(description="length")
+    def length_text(self, entry):
+        return entry.length_text
+
+    @admin.display(description="place in line")
+    def place(self, entry):
+        return getattr(entry, "position", None) or "—"
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    @admin.action(description="Withdraw the selected entries", permissions=["delete"])
+    def withdraw_entries(self, request, queryset):
+        done = 0
+        for entry in queryset.filter(state__in=WaitlistEntry.OPEN).order_by("pk"):
+            waitlist.withdraw(entry, by=request.user)
+            done += 1
+        self.message_user(request, f"Withdrew {done} waitlist entr{'y' if done == 1 else 'ies'}.", level=messages.SUCCESS)

@@ -668,3 +668,97 @@ class Limit(models.Model):
                 raise ValidationError({"duration": f"{error} Write it like 12h, 2d or 28d."}) from None
         if self.kind == self.Kind.MAX_GPUS and self.room_id:
             raise ValidationError({"room": "Rooms have no GPUs; limit GPUs everywhere or on a server."})
+
+
+# --- waitlist ---------------------------------------------------------------------------------
+
+
+class WaitlistEntry(models.Model):
+    """A member's "tell me when": N GPUs of a server (or the whole server, or a room) free from now for a length.
+
+    Entries of one server or room wait in line by `queued_at` (when they joined; an offer that
+    ran out unclaimed sends its entry to the back). When something frees up, the first entry
+    whose request fits from now is offered the slot (see reservations/waitlist.py); the offer
+    holds for WAITLIST_OFFER_MINUTES and is claimed with one click (a single-use token).
+    """
+
+    class State(models.TextChoices):
+        WAITING = "waiting", "waiting"
+        OFFERED = "offered", "offered"
+        CLAIMED = "claimed", "claimed"
+        WITHDRAWN = "withdrawn", "withdrawn"
+        LAPSED = "lapsed", "lapsed"
+
+    OPEN = (State.WAITING, State.OFFERED)
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="waitlist_entries", verbose_name="member")
+    server = models.ForeignKey(Server, null=True, blank=True, on_delete=models.CASCADE, related_name="waitlist_entries")
+    gpus = models.PositiveSmallIntegerField(null=True, blank=True, verbose_name="GPUs", help_text="How many GPUs; empty: the whole server.")
+    room = models.ForeignKey(Room, null=True, blank=True, on_delete=models.CASCADE, related_name="waitlist_entries")
+    length = models.DurationField(help_text="How long the booking would last.")
+    not_after = models.DateTimeField(help_text="The latest useful start; the entry lapses after it.")
+    purpose = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    queued_at = models.DateTimeField(db_index=True, help_text="Its place in line: earlier is first.")
+    state = models.CharField(max_length=10, choices=State.choices, default=State.WAITING)
+    # The open offer: which GPUs (a device set; empty for a whole server or a room), until when.
+    offered_devices = models.CharField(max_length=200, blank=True)
+    offered_at = models.DateTimeField(null=True, blank=True)
+    offer_expires_at = models.DateTimeField(null=True, blank=True)
+    offers = models.PositiveSmallIntegerField(default=0, help_text="How many offers it has had (each one's messages have their own key).")
+    ignored_offers = models.PositiveSmallIntegerField(default=0)
+    token = models.CharField(max_length=64, blank=True, editable=False, help_text="The open offer's single-use secret.")
+    booking = models.ForeignKey(Booking, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", help_text="What the claim booked.")
+    closed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["queued_at", "pk"]
+        verbose_name = "waitlist entry"
+        verbose_name_plural = "waitlist entries"
+        constraints = [
+            models.CheckConstraint(
+                name="waitlist_server_xor_room",
+                condition=Q(server__isnull=False, room__isnull=True) | Q(server__isnull=True, room__isnull=False, gpus__isnull=True),
+                violation_error_message="Wait for GPUs of a server, a whole server, or a room.",
+            ),
+            # One open entry per member and server or room: a second would only jump their own line.
+            models.UniqueConstraint(
+                fields=["user", "server"], condition=Q(state__in=["waiting", "offered"], server__isnull=False), name="waitlist_one_open_per_server",
+            ),
+            models.UniqueConstraint(
+                fields=["user", "room"], condition=Q(state__in=["waiting", "offered"], room__isnull=False), name="waitlist_one_open_per_room",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["server", "queued_at"], condition=Q(state__in=["waiting", "offered"]), name="waitlist_open_server"),
+            models.Index(fields=["room", "queued_at"], condition=Q(state__in=["waiting", "offered"]), name="waitlist_open_room"),
+        ]
+
+    def __str__(self):
+        return f"#{self.pk} {self.user.get_username()}: {self.what} for {self.length_text} ({self.state})"
+
+    @property
+    def what(self):
+        """'2 GPUs on thalys', 'thalys (whole server)', 'room Lab 2'."""
+        if self.room_id:
+            return f"room {self.room.name}"
+        if self.gpus is None:
+            return f"{self.server.name} (whole server)"
+        return f"{self.gpus} GPU{'s' if self.gpus != 1 else ''} on {self.server.name}"
+
+    @property
+    def offered_what(self):
+        """What the open offer books, as people type it: thalys:2-3, thalys (whole server), room Lab 2."""
+        if self.server_id and self.gpus is not None and self.offered_devices:
+            return f"{self.server.name}:{self.offered_devices}"
+        return self.what
+
+    @property
+    def length_text(self):
+        from .parsing import format_duration
+
+        return format_duration(self.length)
+
+    @property
+    def is_open(self):
+        return self.state in self.OPEN

@@ -38,3 +38,19 @@ def sync_calendars():
         else:
             logger.info("Calendar %s (%s): %s", calendar.pk, calendar.name, summary.status)
     return synced
+
+
+@shared_task(name="reservations.tasks.match_waitlist", ignore_result=True)
+def match_waitlist(server_id=None, room_id=None):
+    """After a booking change or a waitlist change: offer what is free on one server or room to the first in line."""
+    from . import waitlist
+
+    return len(waitlist.match(server_id=server_id, room_id=room_id))
+
+
+@shared_task(name="reservations.tasks.match_waitlists", ignore_result=True)
+def match_waitlists():
+    """Beat, every minute: expire offers, lapse old entries, and match every server and room anyone waits for."""
+    from . import waitlist
+
+    return waitlist.match_all()

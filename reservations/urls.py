@@ -1,6 +1,6 @@
 from django.urls import path, re_path
 
-from .views import account, booking_form, calendars, mine, now, rooms, timeline
+from .views import account, booking_form, calendars, mine, now, rooms, timeline, waitlist
 
 urlpatterns = [
     path("", now.now, name="now"),
@@ -27,5 +27,8 @@ urlpatterns = [
     re_path(r"^calendar/(?P<token>[A-Za-z0-9_-]{1,128})\.ics$", calendars.feed, name="calendar-feed"),
     path("profile/tokens/", account.create_token, name="token-create"),
     path("profile/tokens/<int:pk>/revoke/", account.revoke_token, name="token-revoke"),
+    path("waitlist/join/", waitlist.join, name="waitlist-join"),
+    path("waitlist/<int:pk>/withdraw/", waitlist.withdraw, name="waitlist-withdraw"),
+    re_path(r"^waitlist/(?P<pk>[0-9]+)/claim/(?P<token>[A-Za-z0-9_-]{1,64})/$", waitlist.claim, name="waitlist-claim"),
     path("accounts/login/", account.SignInView.as_view(), name="login"),
 ]

@@ -60,6 +60,7 @@ USAGE = {
     "extend": ("extend ID DURATION", "make a booking longer", "extend 42 1h"),
     "mine": ("mine", "your running and upcoming bookings", "mine"),
     "link": ("link EMAIL", "link your Slack account to your labres account", "link you@lab.org"),
+    "wait": ("wait [SERVER [GPUS] DURATION PURPOSE…]", "be offered GPUs (no number: the whole server) as soon as they are free; alone: your waitlist", "wait thalys 2 4h training"),
     "help": ("help", "this list", "help"),
 }
 
@@ -125,7 +126,25 @@ def handle_action(action_id, value, *, slack_user_id, now=None):
     if action_id == EXTEND_ACTION:
         booking_id, _, duration = (value or "").partition(":")
         return _guarded(_extend, user, [booking_id, duration or EXTEND_BY], now=now)
+    if action_id == WAITLIST_CLAIM_ACTION:
+        return _guarded(_claim_offer, user, value, now=now)
     return Reply("This button is not known here (any more); try `" + command_name() + " help`.")
+
+
+WAITLIST_CLAIM_ACTION = "waitlist_claim"
+
+
+def _claim_offer(user, value, *, now):
+    """The Claim button of a waitlist offer ("<entry id>:<token>"): only the entry's own member books."""
+    from reservations import waitlist
+    from reservations.models import WaitlistEntry
+
+    entry_id, _, token = (value or "").partition(":")
+    entry = WaitlistEntry.objects.filter(pk=int(entry_id)).first() if entry_id.isdigit() else None
+    if entry is None:
+        raise CommandError("That waitlist offer does not exist (any more).")
+    booking = waitlist.claim(entry, by=user, token=token or None, source=Booking.Source.SLACK, now=now)
+    return _booked_reply(user, booking, verb="claimed")
 
 
 def _guarded(handler, *args, **kwargs):
@@ -227,6 +246,35 @@ COMMANDS = {
     "status": status, "realtime": realtime, "claim": claim, "book": book, "release": release,
     "extend": extend, "mine": mine, "link": None,  # link works for unlinked callers; see handle_command
 }
+
+
+def wait(user, args, *, now):
+    """wait SERVER [GPUS] DURATION PURPOSE…: join the server's waitlist; alone: the member's entries."""
+    from reservations import waitlist
+    from reservations.parsing import format_moment
+
+    if not args:
+        entries = waitlist.member_entries(user)
+        if not entries:
+            return Reply(f"You are not waiting for anything. E.g. `{command_name()} {USAGE['wait'][2]}`.")
+        lines = [f"• #{e.pk} {slack_escape(e.offered_what)} for {e.length_text}: " + (
+            f"*your turn* until {format_moment(e.offer_expires_at.astimezone(time_zone_of(user)))}"
+            if e.state == "offered" else f"place {e.position} in line") for e in entries]
+        return Reply("*Your waitlist*\n" + "\n".join(lines))
+    if len(args) < 2:
+        raise usage_error("wait")
+    gpus = args[1] if args[1].isdigit() else None
+    rest = args[2:] if gpus else args[1:]
+    if not rest:
+        raise usage_error("wait", "Give a duration, e.g. 2h.")
+    entry = waitlist.join(user, server=args[0], gpus=gpus, length=_duration(rest[0]), purpose=" ".join(rest[1:]), now=now)
+    return Reply(
+        f"You are on the waitlist for {slack_escape(entry.what)} ({entry.length_text}), place {waitlist.position(entry)}. "
+        "I will message you with a Claim button as soon as it is free."
+    )
+
+
+COMMANDS["wait"] = wait
 
 
 def link(args, *, slack_user_id, now):

@@ -50,6 +50,8 @@ def _domain_error(exc):
         limit = {"kind": rule.kind, "source": rule.source, "says": rule.limit.describe()}
         code = status.HTTP_403_FORBIDDEN if isinstance(exc, AccessDenied) else status.HTTP_409_CONFLICT
         return error_response(code, exc.code, exc.message, limit=limit)
+    if getattr(exc, "code", None) == "conflict" and isinstance(exc, BookingError):  # e.g. a waitlist offer that is gone
+        return error_response(status.HTTP_409_CONFLICT, "conflict", exc.message)
     if isinstance(exc, NotAllowed):
         return error_response(status.HTTP_403_FORBIDDEN, "forbidden", exc.message)
     if isinstance(exc, BookingError):

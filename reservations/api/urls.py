@@ -2,12 +2,14 @@ from django.urls import path
 from rest_framework.routers import SimpleRouter
 
 from . import views
+from .waitlist import WaitlistViewSet
 
 router = SimpleRouter()
 router.register("servers", views.ServerViewSet, basename="api-server")
 router.register("devices", views.DeviceViewSet, basename="api-device")
 router.register("rooms", views.RoomViewSet, basename="api-room")
 router.register("bookings", views.BookingViewSet, basename="api-booking")
+router.register("waitlist", WaitlistViewSet, basename="api-waitlist")
 
 urlpatterns = [
     path("me/", views.MeView.as_view(), name="api-me"),

@@ -15,7 +15,7 @@ from ..calendar import booking_calendar
 from ..errors import BookingConflict, BookingError
 from ..forms import LOCAL_MINUTE, BookingForm
 from ..models import Booking
-from ..parsing import format_device_set
+from ..parsing import format_device_set, format_duration
 from ..selectors import nearest_free_start
 from ..templatetags.labres import span
 
@@ -91,6 +91,11 @@ def _taken(form, conflicts, data, *, target=None):
     report = {"free": False, "what": _describe(target), "start": start, "end": start + length, "conflicts": conflicts}
     if conflicts == []:
         report["errors"] = [BookingConflict([]).message]
+    # "Tell me when it's free": the same request, from whenever it frees up (see reservations/waitlist.py).
+    report["wait"] = {
+        "server": target.server.name if target.server else "", "room": target.room.name if target.room else "",
+        "gpus": len(target.devices) or "", "length": format_duration(length), "purpose": form.cleaned_data.get("purpose", ""),
+    }
     if nearest is not None:
         new_start = timezone.localtime(nearest).strftime(LOCAL_MINUTE)
         new_end = timezone.localtime(nearest + length).strftime(LOCAL_MINUTE)

@@ -16,6 +16,7 @@ from .. import services
 from ..errors import BookingConflict, BookingError, NotAllowed
 from ..models import Booking
 from ..selectors import member_bookings
+from ..waitlist import member_entries
 from .now import now_context
 
 PAST_PER_PAGE = 20
@@ -26,6 +27,7 @@ def my_bookings(request, *, errors=None, status=200):
     running, upcoming, past = member_bookings(request.user)
     page = Paginator(past, PAST_PER_PAGE).get_page(request.GET.get("page"))
     context = {"running": running, "upcoming": upcoming, "past": page, "errors": errors or {}}
+    context["waitlist"] = member_entries(request.user)
     return render(request, "reservations/mine.html", context, status=status)
 
 

@@ -54,6 +54,10 @@ def test_every_operation_of_the_contract_is_documented(schema):
         ("/api/v1/availability/", "get"),
         ("/api/v1/telemetry/latest/", "get"),
         ("/api/v1/telemetry/history/", "get"),
+        ("/api/v1/waitlist/", "get"),
+        ("/api/v1/waitlist/", "post"),
+        ("/api/v1/waitlist/{id}/", "delete"),
+        ("/api/v1/waitlist/{id}/claim/", "post"),
     }
 
 
