@@ -3,7 +3,8 @@
 Everything the pages draw is worked out here as plain dataclasses, with positions already in
 percent of the window, so the templates only loop. Whatever the size of the lab, the timeline
 costs two queries: one for the rows (every GPU, server and room, as units) and one for the
-bookings overlapping the window, each with the ids of the units it holds.
+bookings overlapping the window, each with the ids of the units it holds; a third, where servers
+declare pooled CPU cores or memory, reads the shares booked on all of them for their usage bands.
 
 Windows are local days in the member's time zone: a day runs from local midnight to local
 midnight, so a week holding a daylight-saving change lasts 167 or 169 hours, and positions
