@@ -390,7 +390,12 @@ class Band:
     def html(self):
         """A row with one lane per declared capacity, each step filled to the share booked; the steps'
         texts are its title and, for screen readers, a list (the lanes themselves are hidden from them)."""
-        name, capacity = escape(self.server), escape(self.capacity)
+        name = escape(self.server)
+        labels = "".join(
+            f"<span>{text} <small>{total}{unit}</small></span>"
+            for text, total, unit in (("CPU cores", self.cpu_cores, ""), ("memory", self.memory_gib, " GiB"))
+            if total is not None
+        )
         lanes = "".join(
             f'<div class="tl-lane {css}" aria-hidden="true">{self._lane(field_, total)}</div>'
             for field_, total, css in (("cpu_cores", self.cpu_cores, "cores"), ("memory_gib", self.memory_gib, "memory"))
@@ -398,8 +403,7 @@ class Band:
         )
         items = "".join(f"<li>{escape(step.text)}</li>" for step in self.steps) or "<li>Nothing booked in this window.</li>"
         return mark_safe(
-            f'<div class="tl-row tl-band"><span class="tl-label" title="Booked share of {name}’s pooled CPU cores (upper lane) and memory (lower lane): {capacity} in all">'
-            f'cores / memory <small>{capacity}</small></span>'
+            f'<div class="tl-row tl-band"><span class="tl-label" title="How much of {name}’s pooled CPU cores and memory is booked">{labels}</span>'
             f'<div class="tl-track">{lanes}<ul class="vh" aria-label="CPU cores and memory booked on {name}">{items}</ul></div></div>'
         )
 
@@ -413,7 +417,7 @@ class Band:
             full = " full" if amount >= total else ""
             spans.append(
                 f'<span class="use{full}" style="left:{_pct(step.left)}%;width:{_pct(step.width)}%;--fill:{_pct(fill)}%" '
-                f'title="{escape(step.text)}"></span>'
+                f'title="{escape(step.text)}">{amount}</span>'
             )
         return "".join(spans)
 

@@ -30,7 +30,7 @@ def book(request):
     check = None
     if notes:
         check = {"errors": notes}
-    elif {"what", "gpus", "devices", "room"} & set(request.GET):  # the link says what; a server alone is not a choice yet
+    elif {"what", "gpus", "devices", "room", "cpu_cores", "memory_gib"} & set(request.GET):  # the link says what; a server alone is not a choice yet
         check = _check(BookingForm(data, catalog=form.catalog), data)
     return _page(request, form, check)
 

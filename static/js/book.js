@@ -31,6 +31,8 @@
       const pooled = shares.dataset.pooled.split(" ").indexOf(server.value) >= 0;
       if (what === "gpus" && !pooled) show(shares, false);
       shares.querySelectorAll(".pool[data-server]").forEach(function (note) { note.hidden = note.dataset.server !== server.value; });
+      const none = shares.querySelector(".pool-none");
+      if (none) none.hidden = pooled;
     }
   }
 

@@ -115,6 +115,7 @@ def test_a_link_with_amounts_and_no_gpus_prefills_a_share_only_booking(client, a
     assert re.search(r'name="what" value="shares"[^>]*checked', page)
     assert not re.search(r'name="what" value="gpus"[^>]*checked', page)
     assert 'name="cpu_cores" id="id_cpu_cores" inputmode="numeric" maxlength="20" size="6" value="16"' in page
+    assert "Free: big: 16 CPU cores, 64 GiB," in page  # the link says what: the availability box checks it at once
 
 
 def test_the_live_check_reports_capacity_left_for_shares(client, alice, bob, big, later):

@@ -40,8 +40,9 @@ def test_overlapping_shares_add_up_into_steps_with_their_amounts_and_times(clien
     # Placed by time in the day: 14:00 is 58.3333 % of it, one hour is 4.1667 %.
     assert [round(s.left, 4) for s in band.steps] == [58.3333, 62.5, 66.6667]
     assert "48 of 128 cores, 256 of 1024 GiB booked" in html
-    assert 'style="left:62.5%;width:4.1667%;--fill:37.5%"' in html  # 48 of 128 cores
-    assert 'style="left:62.5%;width:4.1667%;--fill:25%"' in html  # 256 of 1024 GiB
+    # 48 of 128 cores and 256 of 1024 GiB: filled that far, and the amount written in the step.
+    assert f'style="left:62.5%;width:4.1667%;--fill:37.5%" title="{band.steps[1].text}">48</span>' in html
+    assert f'style="left:62.5%;width:4.1667%;--fill:25%" title="{band.steps[1].text}">256</span>' in html
 
 
 def test_the_band_has_a_text_alternative_listing_every_step(client, alice, pool, book, monday):
