@@ -2,6 +2,8 @@
 from datetime import timedelta
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from notifications.slackbot.commands import handle_command
 from reservations import services
@@ -99,3 +101,31 @@ def test_a_signed_slash_command_books_shares(live_server, settings, alice, big):
     booking = Booking.objects.get(user=alice)
     assert (booking.cpu_cores, booking.memory_gib, booking.source) == (16, 64, Booking.Source.SLACK)
     assert "big: 16 CPU cores, 64 GiB" in response.json()["text"]
+
+
+def test_status_says_how_much_of_a_pool_is_booked_now(alice_slack, bob, big, later):
+    services.create_booking(bob, start=later, end=later + 2 * H, server="big", cpu_cores=48, memory_gib=256)
+    services.create_booking(bob, start=later + 3 * H, end=later + 4 * H, server="big", cpu_cores=16)  # not now
+
+    reply = run("status big", alice_slack, later + H)
+
+    text = str(reply.blocks)
+    assert "CPU cores: 48 of 128 booked · memory: 256 of 1024 GiB booked" in text
+
+
+def test_status_of_a_server_without_pools_has_no_pool_line(alice_slack, thalys, later):
+    reply = run("status thalys", alice_slack, later)
+
+    assert "CPU cores:" not in str(reply.blocks)
+
+
+def test_status_pool_lines_cost_one_query_whatever_the_number_of_pooled_servers(alice_slack, bob, big, later, django_assert_max_num_queries):
+    services.create_booking(bob, start=later, end=later + H, server="big", cpu_cores=8)
+    with CaptureQueriesContext(connection) as few:
+        run("status", alice_slack, later)
+    for n in range(6):
+        server = ServerFactory(gpus=1, cpu_cores=16, memory_gib=64)
+        services.create_booking(bob, start=later, end=later + H, server=server.name, memory_gib=8)
+    with django_assert_max_num_queries(len(few.captured_queries)):
+        reply = run("status", alice_slack, later)
+    assert str(reply.blocks).count("memory: 8 of 64 GiB booked") == 6
