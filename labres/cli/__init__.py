@@ -135,7 +135,8 @@ def build_parser():
     p.add_argument("-d", "--duration", metavar="MAX", help="hold at most this long, e.g. 8h (default: as long as the command runs)")
     p.add_argument("-r", "--reason", help="what for; others see it (default: the command's name)")
     p.add_argument("--wait", action="store_true", help="if the units are taken, wait until they are free")
-    p.usage = "labres run [-h] [SERVER[:GPUS]] [-d MAX] [-r REASON] [--wait] -- COMMAND [ARG ...]"
+    add_shares(p)
+    p.usage = "labres run [-h] [SERVER[:GPUS]] [-d MAX] [-r REASON] [--wait] [--cpus N] [--mem SIZE] -- COMMAND [ARG ...]"
 
     p = add("release", "End a booking now (one not started yet is cancelled), or your running bookings on SERVER[:GPUS].")
     p.add_argument("what", nargs="?", metavar="ID | SERVER[:GPUS]", help="a booking number, or a target (default: this host)")

@@ -1,5 +1,6 @@
 """`labres claim/book --cpus N --mem 64G`: shares of a server's pooled CPU cores and memory, from the command line."""
 import json
+import sys
 from datetime import timedelta
 
 import pytest
@@ -102,3 +103,24 @@ def test_mine_lists_the_shares(cli, alice, big, holding):
 
     assert result.returncode == 0, result.stderr
     assert "big:0 + 32 GiB until" in result.stdout
+
+
+def test_run_holds_the_shares_while_the_command_runs_and_releases_them(cli, big):
+    script = "import os; print(os.environ['LABRES_BOOKING'])"
+
+    result = cli("run", "big", "--cpus", "8", "--mem", "32G", "--", sys.executable, "-c", script)
+
+    assert result.returncode == 0, result.stderr
+    booking = only_cli_booking()
+    assert result.stdout.split() == [str(booking.pk)]
+    assert (booking.cpu_cores, booking.memory_gib, booking.status) == (8, 32, Booking.Status.RELEASED)
+    assert "holding #" in result.stderr and "big: 8 CPU cores, 32 GiB" in result.stderr
+
+
+def test_run_with_a_bad_amount_runs_nothing(cli, big, tmp_path):
+    marker = tmp_path / "ran"
+
+    result = cli("run", "big", "--mem", "0.5G", "--", sys.executable, "-c", f"open({str(marker)!r}, 'w')")
+
+    assert result.returncode == 2 and "whole GiB" in result.stderr
+    assert not marker.exists() and not Booking.objects.exists()
