@@ -138,3 +138,13 @@ def test_booking_page_and_my_bookings_show_the_shares(client, alice, big, later)
 
     assert "big: 16 CPU cores, 64 GiB" in detail
     assert "big: 16 CPU cores, 64 GiB" in mine
+
+
+def test_a_whole_server_refused_for_the_shares_booked_says_so_under_the_server(client, alice, bob, big, later):
+    create_booking(bob, start=later, end=later + H, server="big", cpu_cores=1)
+    client.force_login(alice)
+
+    page = client.post("/book/", form(later, what="server", server="big", gpus=[])).content.decode()
+
+    assert "so 127 are free then and you asked for all of them (the whole server)" in field_error(page, "server")
+    assert Booking.objects.count() == 1
