@@ -81,9 +81,10 @@ def _check(form, data):
     conflicts = [] if share_only else services.find_conflicts(target.units, start, end)
     if conflicts:
         return _taken(form, conflicts, data, target=target)
-    if any(amounts.values()) and target.server is not None:
+    whole = target.whole_server and not share_only  # takes all of the server's pools
+    if target.server is not None and (whole or any(amounts.values())):
         try:  # a look without the lock: the booking itself checks again under it
-            capacity.check(target.server, **amounts, start=start, end=end)
+            capacity.check(target.server, **amounts, whole=whole, start=start, end=end)
         except BookingError as error:
             return {"errors": [error.message]}
     return {"free": True, "what": _describe(target, amounts, share_only), "start": start, "end": end}

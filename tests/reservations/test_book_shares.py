@@ -148,3 +148,14 @@ def test_a_whole_server_refused_for_the_shares_booked_says_so_under_the_server(c
 
     assert "so 127 are free then and you asked for all of them (the whole server)" in field_error(page, "server")
     assert Booking.objects.count() == 1
+
+
+def test_the_live_check_of_a_whole_server_counts_the_shares_booked_on_it(client, alice, bob, big, later):
+    create_booking(bob, start=later, end=later + H, server="big", memory_gib=8)
+    client.force_login(alice)
+
+    taken = client.post("/book/check/", form(later, what="server", server="big", gpus=[])).content.decode()
+    after = client.post("/book/check/", form(later + H, what="server", server="big", gpus=[])).content.decode()
+
+    assert "8 are booked" in taken and "Free:" not in taken
+    assert "Free: big (whole server)" in after
