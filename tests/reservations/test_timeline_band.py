@@ -1,10 +1,13 @@
 """The timeline's usage band: how much of a server's pooled CPU cores and memory is booked, over the window."""
-from datetime import timedelta
+from datetime import UTC, date, timedelta
 
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from reservations.timeline import ServerGroup, Window, _steps
 from tests.factories import ServerFactory, UserFactory
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("lab_in_utc")]
@@ -125,3 +128,44 @@ def test_band_queries_do_not_grow_with_servers_or_bookings(client, alice, pool, 
     bands = [group.band for group in response.context["timeline"].groups if group.band]
     assert len(bands) == 7 and all(len(band.steps) == (6 if band.server != "pool" else 1) for band in bands)
     assert len(many) == len(few), [q["sql"] for q in many.captured_queries]
+
+
+# --- the sweep, against summing every share at each instant ----------------------------------
+
+shares_strategy = st.lists(
+    st.tuples(st.integers(0, 24 * 4 - 1), st.integers(1, 24 * 4), st.integers(0, 64), st.integers(0, 512)),
+    max_size=12,
+)
+
+
+@given(shares_strategy)
+@settings(max_examples=200, deadline=None)
+def test_band_steps_equal_the_sum_of_the_shares_at_every_instant(raw):
+    window = Window.of("day", date(2026, 11, 23), UTC)
+    quarter = timedelta(minutes=15)
+    shares = []
+    for first, length, cores, memory in raw:
+        start = window.start + first * quarter
+        shares.append((start, min(start + length * quarter, window.end), cores, memory))
+    group = ServerGroup(name="pool", location="", cpu_cores=128, memory_gib=1024)
+
+    steps = _steps(window, group, shares)
+
+    def load(moment):
+        held = [(c, m) for a, b, c, m in shares if a <= moment < b]
+        return sum(c for c, _ in held), sum(m for _, m in held)
+
+    for index in range(24 * 4):
+        moment = window.start + index * quarter + quarter / 2  # inside one quarter hour
+        where = window.position(moment)
+        covering = [step for step in steps if step.left <= where < step.left + step.width]
+        expected = load(moment)
+        if expected == (0, 0):
+            assert covering == []
+        else:
+            assert [(step.cpu_cores, step.memory_gib) for step in covering] == [expected]
+    # Steps are in order, do not overlap, and two touching steps differ (else they would be one).
+    for before, after in zip(steps, steps[1:]):
+        assert before.left + before.width <= after.left + 1e-9
+        if abs(before.left + before.width - after.left) < 1e-9:
+            assert (before.cpu_cores, before.memory_gib) != (after.cpu_cores, after.memory_gib)
