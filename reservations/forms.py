@@ -17,13 +17,15 @@ from .parsing import (
     ParseError,
     format_device_set,
     format_duration,
+    parse_cpu_cores,
     parse_device_set,
     parse_duration,
+    parse_memory,
 )
 
 QUICK_LENGTHS = ["30m", "1h", "2h", "4h", "8h", "12h"]
 LOCAL_MINUTE = "%Y-%m-%dT%H:%M"  # what <input type=datetime-local> sends and shows
-SUMMARY_NAMES = {"gpus": "GPUs", "devices": "GPUs", "length": "Length", "duration": "Length", "end": "End"}
+SUMMARY_NAMES = {"gpus": "GPUs", "devices": "GPUs", "length": "Length", "duration": "Length", "end": "End", "memory_gib": "Memory"}
 REACH = timedelta(days=3650)  # how far from now a date may be; keeps sums of dates and lengths in range
 
 
@@ -60,7 +62,8 @@ class LocalDateTimeField(forms.DateTimeField):
 
 
 class BookingForm(forms.Form):
-    WHAT_CHOICES = (("gpus", "GPUs"), ("server", "Whole server"), ("room", "Room"))
+    # "shares": CPU cores and/or memory of a server's pools, without GPUs (see services.create_booking).
+    WHAT_CHOICES = (("gpus", "GPUs"), ("server", "Whole server"), ("shares", "CPU & memory"), ("room", "Room"))
 
     what = forms.ChoiceField(label="What", choices=WHAT_CHOICES, initial="gpus", widget=forms.RadioSelect)
     # Server and room are names, checked by the service, whose messages list what exists.
@@ -70,6 +73,9 @@ class BookingForm(forms.Form):
         label="Or type GPU indices", required=False, max_length=100, help_text="e.g. 0-2,5 — wins over the ticked boxes."
     )
     room = forms.CharField(required=False, widget=forms.Select)
+    # Shares of the server's pooled capacities, with the GPUs or alone; read by reservations.parsing.
+    cpu_cores = forms.CharField(label="CPU cores", required=False, max_length=20, widget=forms.TextInput(attrs={"inputmode": "numeric"}))
+    memory_gib = forms.CharField(label="Memory (GiB)", required=False, max_length=40, help_text="e.g. 64, 64G or 1T")
     start = LocalDateTimeField()
     length = forms.ChoiceField(label="Length", required=False, choices=[(v, v) for v in QUICK_LENGTHS], initial="1h", widget=forms.RadioSelect)
     duration = forms.CharField(label="Other length", required=False, max_length=20, help_text="e.g. 45m, 3h30m, 2d")
@@ -110,6 +116,8 @@ class BookingForm(forms.Form):
             "duration": "",
             "end": "",
             "purpose": query.get("purpose", "")[:200],
+            "cpu_cores": "",
+            "memory_gib": "",
         }
         if query.get("room"):
             room = catalog.room_named(query["room"])
@@ -131,6 +139,12 @@ class BookingForm(forms.Form):
             data["gpus"] = [value for value in query.getlist("gpus") if value in known_gpus]
             if data["gpus"] and not server:  # the ticked boxes say which server's group to show
                 data["server"] = data["gpus"][0].rpartition(":")[0]
+        for name in ("cpu_cores", "memory_gib"):
+            if query.get(name):
+                data[name] = query[name][:40]
+        ticked_in_link = hasattr(query, "getlist") and query.getlist("gpus")
+        if server and (data["cpu_cores"] or data["memory_gib"]) and not query.get("devices") and not ticked_in_link:
+            data["what"] = "shares"  # amounts without GPUs: a share-only booking
         if query.get("what") in dict(self.WHAT_CHOICES):
             data["what"] = query["what"]
         for name in ("start", "end"):
@@ -164,8 +178,41 @@ class BookingForm(forms.Form):
 
     # --- validation ------------------------------------------------------------------------
 
+    def clean_cpu_cores(self):
+        text = self.cleaned_data.get("cpu_cores", "").strip()
+        try:
+            return parse_cpu_cores(text) if text else 0
+        except ParseError as error:
+            raise ValidationError(str(error), code="cpu_cores") from None
+
+    def clean_memory_gib(self):
+        text = self.cleaned_data.get("memory_gib", "").strip()
+        try:
+            return parse_memory(text) if text else 0
+        except ParseError as error:
+            raise ValidationError(str(error), code="memory_gib") from None
+
+    def amounts(self):
+        """The shares asked for, as create_booking takes them: {"cpu_cores": 16, "memory_gib": 64}."""
+        data = getattr(self, "cleaned_data", {})
+        if data.get("what") not in ("gpus", "shares"):
+            return {"cpu_cores": 0, "memory_gib": 0}
+        return {"cpu_cores": data.get("cpu_cores") or 0, "memory_gib": data.get("memory_gib") or 0}
+
+    def _clean_amounts(self, cleaned):
+        """Amounts belong with GPUs or alone ("CPU & memory"); a whole server or a room comes without them."""
+        asked = cleaned.get("cpu_cores") or cleaned.get("memory_gib")
+        what = cleaned.get("what")
+        if what == "shares" and not asked and "cpu_cores" not in self.errors and "memory_gib" not in self.errors:
+            self.add_error("cpu_cores", "Ask for CPU cores or memory (or both), e.g. 16 cores and 64G; or choose “GPUs”.")
+        elif what == "server" and asked:
+            self.add_error("cpu_cores", "A whole server comes with all its cores and memory: clear the amounts, or choose “CPU & memory”.")
+        elif what == "room" and asked:
+            self.add_error("cpu_cores", "A room has no CPU cores or memory to share: clear the amounts.")
+
     def clean(self):
         cleaned = super().clean()
+        self._clean_amounts(cleaned)
         self.target = self._clean_target(cleaned)
         self._clean_times(cleaned)
         return cleaned
@@ -180,6 +227,12 @@ class BookingForm(forms.Form):
             if not room:
                 self.add_error("room", "Choose a room.")
             return {"room": room}
+        if what == "shares":
+            if typed or ticked:
+                self.add_error("devices", "You chose CPU & memory alone: clear the GPUs, or choose “GPUs” to book them with the amounts.")
+            if not server:
+                self.add_error("server", "Choose a server.")
+            return {"server": server, "devices": None}
         if what == "server":
             if typed or ticked:
                 self.add_error("devices", "You chose the whole server: clear the GPUs, or choose “GPUs” above.")
@@ -252,17 +305,30 @@ class BookingForm(forms.Form):
     def booking_kwargs(self):
         """The keyword arguments of services.create_booking, from a valid form."""
         data = self.cleaned_data
-        return {**self.target, "start": data["start"], "end": data["end_at"], "purpose": data.get("purpose", "")}
+        return {**self.target, **self.amounts(), "start": data["start"], "end": data["end_at"], "purpose": data.get("purpose", "")}
 
     def field_for(self, error):
         """The form field a service's BookingError belongs to; None for the form as a whole."""
         if error.field in ("end", "duration"):
             return self.length_field
+        if error.field in ("cpu_cores", "memory_gib"):
+            # A whole server takes all of the pools: its inputs are hidden then, the server's choice is at fault.
+            return error.field if self.cleaned_data.get("what") in ("gpus", "shares") else "server"
         if error.field in ("server", "devices", "room", "start"):
             if error.field == "server" and self.cleaned_data.get("what") == "room":
                 return "room"
             return error.field
         return None
+
+    def pools(self):
+        """The servers that declare pooled capacities, as (name, 'thalys shares 128 CPU cores and 1024 GiB of memory.')."""
+        found = []
+        for server in self.catalog.servers:
+            parts = [f"{server.cpu_cores} CPU cores" if server.cpu_cores is not None else "", f"{server.memory_gib} GiB of memory" if server.memory_gib is not None else ""]
+            parts = [part for part in parts if part]
+            if parts:
+                found.append((server.name, f"{server.name} shares {' and '.join(parts)} among its bookings."))
+        return found
 
     def gpu_groups(self):
         """Each active server with its GPUs as (value, device, short model name, ticked), for the grouped checkboxes."""

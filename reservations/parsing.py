@@ -158,3 +158,54 @@ def _parse_clock(word, hint):
     if not match or int(match.group(1)) > 23 or int(match.group(2)) > 59:
         raise ParseError(f"'{word}' is not a time of day; {hint}.")
     return time(int(match.group(1)), int(match.group(2)))
+
+
+# --- amounts of a server's pooled capacities ----------------------------------------------------
+
+# The API's own bound on an amount; past it a number is a typo, not a machine.
+MAX_CPU_CORES = 1_000_000
+MAX_MEMORY_GIB = 1_000_000_000
+# Memory is booked in whole GiB. A unit without a number of bytes means GiB; M only where it
+# makes whole GiB (2048M), so "512M" is refused rather than silently rounded up to a GiB.
+_MEMORY = re.compile(r"^(\d+(?:\.\d+)?)\s*(?:([kmgtp])(?:i?b)?)?$", re.ASCII | re.IGNORECASE)
+_MIB_PER = {"m": 1, "g": 1024, "t": 1024**2, "p": 1024**3}
+
+
+def parse_memory(text):
+    """Read an amount of memory like '64', '64G', '64GiB', '1T' or '1.5TiB' into whole GiB (a bare number is GiB)."""
+    raw = str(text if text is not None else "").strip()
+    match = _MEMORY.match(raw) if len(raw) <= 40 else None
+    if not match:
+        raise ParseError(f"'{raw}' is not an amount of memory; write GiB like 64, 64G, 64GiB or 1T.")
+    number, unit = match.group(1), (match.group(2) or "g").lower()
+    if unit == "k":
+        raise ParseError(f"'{raw}' is too small to book; memory is booked in whole GiB, e.g. 64G.")
+    whole, _, fraction = number.partition(".")
+    # Exact arithmetic in MiB: '1.5T' is 1572864 MiB, 1536 GiB; a fraction of a GiB is refused.
+    scale = 10 ** len(fraction)
+    mib_times_scale = (int(whole) * scale + int(fraction or 0)) * _MIB_PER[unit]
+    if mib_times_scale % (1024 * scale):
+        gib = mib_times_scale / scale / 1024
+        raise ParseError(f"'{raw}' is {gib:g} GiB; memory is booked in whole GiB, e.g. {max(1, round(gib))}G.")
+    amount = mib_times_scale // (1024 * scale)
+    if amount > MAX_MEMORY_GIB:
+        raise ParseError(f"'{raw}' is more memory than any server has; write GiB like 64G or 1T.")
+    return amount
+
+
+def format_memory(gib):
+    """Write whole GiB the way parse_memory reads it: 64 -> '64G', 2048 -> '2T'."""
+    if gib and gib % 1024 == 0:
+        return f"{gib // 1024}T"
+    return f"{gib}G"
+
+
+def parse_cpu_cores(text):
+    """Read a number of CPU cores ('16'); 0 means none."""
+    raw = str(text if text is not None else "").strip()
+    if not raw.isascii() or not raw.isdigit():
+        raise ParseError(f"'{raw}' is not a number of CPU cores; write a whole number like 16.")
+    amount = int(raw)
+    if amount > MAX_CPU_CORES:
+        raise ParseError(f"'{raw}' is more CPU cores than any server has; write a whole number like 16.")
+    return amount

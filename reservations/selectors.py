@@ -2,7 +2,7 @@
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from django.db.models import F, Prefetch, Window, prefetch_related_objects
+from django.db.models import F, Prefetch, Q, Window, prefetch_related_objects
 from django.db.models.functions import RowNumber
 from django.utils import timezone
 
@@ -31,6 +31,7 @@ class BoardGroup:
     title: str
     subtitle: str = ""
     units: list = field(default_factory=list)
+    server: object = None  # the Server, for a server's card (its pooled capacities, if any)
 
 
 def now_board(now=None):
@@ -46,7 +47,7 @@ def now_board(now=None):
     groups = []
     for server in servers:
         gpus = [status(("gpu", d.pk), f"GPU {d.index}") for d in server.devices.all()]
-        groups.append(BoardGroup(server.name, server.location, gpus or [status(("server", server.pk), server.name)]))
+        groups.append(BoardGroup(server.name, server.location, gpus or [status(("server", server.pk), server.name)], server=server))
     rooms = [status(("room", room.pk), room.name) for room in Room.objects.filter(active=True)]
     if rooms:
         groups.append(BoardGroup("Rooms", units=rooms))
@@ -124,3 +125,22 @@ def _first_gap(busy, start, length, horizon):
             if candidate > start + horizon:
                 return None
     return candidate
+
+
+def pool_use(servers, moment):
+    """{server id: (CPU cores, GiB)} booked at `moment` on those of `servers` that declare pooled capacities
+    (a whole-server booking takes all); one query for all of them, none when no server pools anything."""
+    pooled = {server.pk: server for server in servers if server.cpu_cores is not None or server.memory_gib is not None}
+    if not pooled:
+        return {}
+    use = {server_id: [0, 0] for server_id in pooled}
+    rows = (
+        Booking.objects.filter(status__in=Booking.HOLDING, start__lte=moment, end__gt=moment, server_id__in=list(pooled))
+        .filter(Q(cpu_cores__gt=0) | Q(memory_gib__gt=0) | Q(whole_server=True))
+        .values_list("server_id", "whole_server", "cpu_cores", "memory_gib")
+    )
+    for server_id, whole, cores, memory in rows:
+        server = pooled[server_id]
+        use[server_id][0] += (server.cpu_cores or 0) if whole else cores
+        use[server_id][1] += (server.memory_gib or 0) if whole else memory
+    return {server_id: tuple(amounts) for server_id, amounts in use.items()}

@@ -3,7 +3,8 @@
 Everything the pages draw is worked out here as plain dataclasses, with positions already in
 percent of the window, so the templates only loop. Whatever the size of the lab, the timeline
 costs two queries: one for the rows (every GPU, server and room, as units) and one for the
-bookings overlapping the window, each with the ids of the units it holds.
+bookings overlapping the window, each with the ids of the units it holds; a third, where servers
+declare pooled CPU cores or memory, reads the shares booked on all of them for their usage bands.
 
 Windows are local days in the member's time zone: a day runs from local midnight to local
 midnight, so a week holding a daylight-saving change lasts 167 or 169 hours, and positions
@@ -189,6 +190,10 @@ class ServerGroup:
     location: str
     gpus: list = field(default_factory=list)
     whole: Row | None = None
+    server_id: int = 0
+    cpu_cores: int | None = None  # pooled capacities the server declares
+    memory_gib: int | None = None
+    band: "Band | None" = None  # how much of them is booked over the window
 
     @property
     def rows(self):
@@ -219,6 +224,7 @@ def build_timeline(user, *, view="week", day=None, zone=None, now=None):
     bars = _bars_by_unit(window, user)
     for unit_id, row in _rows_by_unit(groups, rooms):
         row.bars = bars.get(unit_id, [])
+    _add_bands(window, groups)
     ticks, minor = _ticks(window, now)
     return Timeline(
         window=window,
@@ -238,7 +244,7 @@ def _rows(zone, fallback_start):
         | Q(kind=Unit.Kind.ROOM, room__active=True)
     ).values_list(
         "pk", "kind", "server_id", "server__name", "server__location", "device__index", "device__model",
-        "room_id", "room__name", "room__location", "room__capacity",
+        "room_id", "room__name", "room__location", "room__capacity", "server__cpu_cores", "server__memory_gib",
     )
     # Every row links to the form with the same times; only the unit differs.
     form = reverse("book")
@@ -249,14 +255,14 @@ def _rows(zone, fallback_start):
         query = urlencode(params)
         return Row(kind=kind, label=label, detail=detail, book_query=query, book_url=f"{form}?{query}&{times}", unit_id=unit_id, **extra)
 
-    for unit_id, kind, server_id, server, location, index, model, room_id, room, room_location, capacity in units:
+    for unit_id, kind, server_id, server, location, index, model, room_id, room, room_location, capacity, cores, memory in units:
         if kind == Unit.Kind.ROOM:
             detail = " · ".join(part for part in (f"{capacity} seats" if capacity else "", room_location) if part)
             rooms.append(row(unit_id, "room", room, detail, {"room": room}, link=reverse("room-week", args=[room_id])))
             continue
         group = groups.get(server_id)
         if group is None:
-            group = groups[server_id] = ServerGroup(name=server, location=location)
+            group = groups[server_id] = ServerGroup(name=server, location=location, server_id=server_id, cpu_cores=cores, memory_gib=memory)
         if kind == Unit.Kind.GPU:
             params = {"server": server, "devices": index}
             group.gpus.append(row(unit_id, "gpu", f"{server} · GPU {index}", model, params, order=index))
@@ -349,6 +355,125 @@ def _bar(window, booking_id, start, end, who, purpose, whole, mine):
         f"{escape(text)}</span>"
     )
     return Bar(booking_id=booking_id, left=left, width=right - left, who=who, purpose=purpose, title=title, mine=mine, html=html)
+
+
+# --- pooled capacities: a usage band per server ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Step:
+    """A stretch of the window over which the same amounts of a server's pool are booked."""
+
+    left: float
+    width: float
+    cpu_cores: int
+    memory_gib: int
+    text: str  # '48 of 128 cores, 256 of 1024 GiB booked, Mon 23 Nov 14:00–16:00 CET'
+
+
+@dataclass
+class Band:
+    """How much of a server's pooled CPU cores and memory is booked across the window, as steps."""
+
+    server: str
+    cpu_cores: int | None
+    memory_gib: int | None
+    steps: list = field(default_factory=list)
+
+    @property
+    def capacity(self):
+        """'128 cores · 1024 GiB': what the server declares."""
+        parts = [f"{self.cpu_cores} cores" if self.cpu_cores is not None else "", f"{self.memory_gib} GiB" if self.memory_gib is not None else ""]
+        return " · ".join(part for part in parts if part)
+
+    @property
+    def html(self):
+        """A row with one lane per declared capacity, each step filled to the share booked; the steps'
+        texts are its title and, for screen readers, a list (the lanes themselves are hidden from them)."""
+        name = escape(self.server)
+        labels = "".join(
+            f"<span>{text} <small>{total}{unit}</small></span>"
+            for text, total, unit in (("CPU cores", self.cpu_cores, ""), ("memory", self.memory_gib, " GiB"))
+            if total is not None
+        )
+        lanes = "".join(
+            f'<div class="tl-lane {css}" aria-hidden="true">{self._lane(field_, total)}</div>'
+            for field_, total, css in (("cpu_cores", self.cpu_cores, "cores"), ("memory_gib", self.memory_gib, "memory"))
+            if total is not None
+        )
+        items = "".join(f"<li>{escape(step.text)}</li>" for step in self.steps) or "<li>Nothing booked in this window.</li>"
+        return mark_safe(
+            f'<div class="tl-row tl-band"><span class="tl-label" title="How much of {name}’s pooled CPU cores and memory is booked">{labels}</span>'
+            f'<div class="tl-track">{lanes}<ul class="vh" aria-label="CPU cores and memory booked on {name}">{items}</ul></div></div>'
+        )
+
+    def _lane(self, field_, total):
+        spans = []
+        for step in self.steps:
+            amount = getattr(step, field_)
+            if not amount:
+                continue
+            fill = min(amount / total * 100, 100) if total else 100
+            full = " full" if amount >= total else ""
+            spans.append(
+                f'<span class="use{full}" style="left:{_pct(step.left)}%;width:{_pct(step.width)}%;--fill:{_pct(fill)}%" '
+                f'title="{escape(step.text)}">{amount}</span>'
+            )
+        return "".join(spans)
+
+
+def _add_bands(window, groups):
+    """A Band for each server that declares pooled capacities, from one query for all of them."""
+    pooled = {group.server_id: group for group in groups if group.cpu_cores is not None or group.memory_gib is not None}
+    if not pooled:
+        return
+    rows = (
+        Booking.objects.filter(status__in=Booking.HOLDING, start__lt=window.end, end__gt=window.start, server_id__in=list(pooled))
+        .filter(Q(cpu_cores__gt=0) | Q(memory_gib__gt=0) | Q(whole_server=True))
+        .values_list("server_id", "start", "end", "whole_server", "cpu_cores", "memory_gib")
+    )
+    shares = {}
+    for server_id, start, end, whole, cores, memory in rows:
+        group = pooled[server_id]
+        # A whole-server booking takes all of the pool.
+        if whole:
+            cores, memory = group.cpu_cores or 0, group.memory_gib or 0
+        shares.setdefault(server_id, []).append((max(start, window.start), min(end, window.end), cores, memory))
+    for server_id, group in pooled.items():
+        group.band = Band(server=group.name, cpu_cores=group.cpu_cores, memory_gib=group.memory_gib)
+        group.band.steps = _steps(window, group, shares.get(server_id, []))
+
+
+def _steps(window, group, shares):
+    """Sweep the shares (start, end, cores, GiB) into steps of constant load; stretches with none are left out."""
+    changes = {}
+    for start, end, cores, memory in shares:
+        for moment, sign in ((start, 1), (end, -1)):
+            cores_then, memory_then = changes.get(moment, (0, 0))
+            changes[moment] = (cores_then + sign * cores, memory_then + sign * memory)
+    steps, cores, memory = [], 0, 0
+    moments = sorted(changes)
+    for moment, following in zip(moments, moments[1:]):
+        step_cores, step_memory = changes[moment]
+        cores, memory = cores + step_cores, memory + step_memory
+        if not cores and not memory:
+            continue
+        if steps and steps[-1][1] == moment and steps[-1][2:] == (cores, memory):
+            steps[-1] = (steps[-1][0], following, cores, memory)  # same load on: one step
+        else:
+            steps.append((moment, following, cores, memory))
+    return [_step(window, group, start, end, cores, memory) for start, end, cores, memory in steps]
+
+
+def _step(window, group, start, end, cores, memory):
+    parts = []
+    if group.cpu_cores is not None:
+        parts.append(f"{cores} of {group.cpu_cores} cores")
+    if group.memory_gib is not None:
+        parts.append(f"{memory} of {group.memory_gib} GiB")
+    left, right = window.position(start), window.position(end)
+    text = f"{', '.join(parts)} booked, {format_span(start, end, window.zone)}"
+    return Step(left=left, width=right - left, cpu_cores=cores, memory_gib=memory, text=text)
 
 
 def _ticks(window, now):

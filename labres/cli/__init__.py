@@ -108,6 +108,10 @@ def build_parser():
 
     target_help = "SERVER or SERVER:GPUS, e.g. thalys or thalys:0-1 (default: this host, whole server)"
 
+    def add_shares(p):
+        p.add_argument("--cpus", metavar="N", help="CPU cores of the server's pool, with the GPUs or alone (SERVER without GPUs)")
+        p.add_argument("--mem", metavar="SIZE", help="memory of the server's pool: 64G, 64GiB, 1T (a bare number is GiB)")
+
     p = add("status", "Who holds what on a server now and next; exit 0 if the units are free or yours, 1 if not.")
     p.add_argument("target", nargs="?", metavar="SERVER[:GPUS]", help=target_help)
 
@@ -115,6 +119,7 @@ def build_parser():
     p.add_argument("target", nargs="?", metavar="SERVER[:GPUS]", help=target_help)
     p.add_argument("-d", "--duration", help="how long, e.g. 30m, 2h, 1h30m, 1d (default 1h)")
     p.add_argument("-r", "--reason", help="what for; others see it")
+    add_shares(p)
 
     p = add("book", "Book units for a time: --start plus --end or -d.")
     p.add_argument("target", metavar="SERVER[:GPUS]", help="SERVER or SERVER:GPUS, e.g. thalys:0-1")
@@ -123,13 +128,15 @@ def build_parser():
     until.add_argument("--end", help="like --start; 14:00 means the next 14:00 after the start")
     until.add_argument("-d", "--duration", help="how long, e.g. 2h")
     p.add_argument("-r", "--reason", help="what for; others see it")
+    add_shares(p)
 
     p = add("run", "Hold units while a command runs: claim, keep extended, release when it ends.", parents=[common], epilog=RUN_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("target", nargs="?", metavar="SERVER[:GPUS]", help=target_help)
     p.add_argument("-d", "--duration", metavar="MAX", help="hold at most this long, e.g. 8h (default: as long as the command runs)")
     p.add_argument("-r", "--reason", help="what for; others see it (default: the command's name)")
     p.add_argument("--wait", action="store_true", help="if the units are taken, wait until they are free")
-    p.usage = "labres run [-h] [SERVER[:GPUS]] [-d MAX] [-r REASON] [--wait] -- COMMAND [ARG ...]"
+    add_shares(p)
+    p.usage = "labres run [-h] [SERVER[:GPUS]] [-d MAX] [-r REASON] [--wait] [--cpus N] [--mem SIZE] -- COMMAND [ARG ...]"
 
     p = add("release", "End a booking now (one not started yet is cancelled), or your running bookings on SERVER[:GPUS].")
     p.add_argument("what", nargs="?", metavar="ID | SERVER[:GPUS]", help="a booking number, or a target (default: this host)")

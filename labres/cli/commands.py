@@ -9,7 +9,15 @@ import os
 import socket
 import sys
 
-from reservations.parsing import ParseError, format_device_set, parse_device_set, parse_duration, parse_target
+from reservations.parsing import (
+    ParseError,
+    format_device_set,
+    parse_cpu_cores,
+    parse_device_set,
+    parse_duration,
+    parse_memory,
+    parse_target,
+)
 
 from . import times
 from .client import Client
@@ -58,6 +66,19 @@ def target_body(server, indices):
     body = {"server": server}
     if indices:
         body["devices"] = format_device_set(indices)
+    return body
+
+
+def shares_body(args):
+    """--cpus and --mem as the API's cpu_cores and memory_gib, checked before any request; {} when not given."""
+    body = {}
+    try:
+        if getattr(args, "cpus", None) is not None:
+            body["cpu_cores"] = parse_cpu_cores(args.cpus)
+        if getattr(args, "mem", None) is not None:
+            body["memory_gib"] = parse_memory(args.mem)
+    except ParseError as error:
+        raise CliError(str(error)) from None
     return body
 
 
@@ -139,6 +160,7 @@ def status(args):
         emit_json(availability)
     else:
         _print_board(units, me, now)
+        _print_pool(availability["units"], server)
     taken = any(holder["user"] != me for unit in units for holder in [_holder(unit, now)] if holder)
     return 1 if taken else 0
 
@@ -188,6 +210,19 @@ def _print_board(units, me, now):
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[4])
 
 
+def _print_pool(units, server):
+    """'Pool: 80 of 128 CPU cores and 768 of 1024 GiB free throughout the next 24 h' for a server that shares them."""
+    pool = next((unit.get("pool") for unit in units if unit["kind"] == "server" and (unit.get("server") or "").lower() == server.lower()), None)
+    if not pool:
+        return
+    parts = []
+    if pool.get("cpu_cores"):
+        parts.append(f"{pool['cpu_cores']['free']} of {pool['cpu_cores']['capacity']} CPU cores")
+    if pool.get("memory_gib"):
+        parts.append(f"{pool['memory_gib']['free']} of {pool['memory_gib']['capacity']} GiB")
+    print(f"Pool: {' and '.join(parts)} free throughout the next 24 h (book with --cpus N --mem 64G).")
+
+
 def _shorten(text, length):
     return text if len(text) <= length else text[: length - 1] + "…"
 
@@ -199,8 +234,9 @@ def claim(args):
     """Book units from now for a duration (1h unless -d says)."""
     server, indices = target_of(args.target)
     duration, _ = duration_of(args.duration or CLAIM_DURATION)
+    shares = shares_body(args)
     client = connect(args)
-    body = {**target_body(server, indices), "duration": duration, "purpose": args.reason or "", "source": "cli"}
+    body = {**target_body(server, indices), **shares, "duration": duration, "purpose": args.reason or "", "source": "cli"}
     booking = client.post("claims/", body)
     return _report(args, "Booked", booking)
 
@@ -210,7 +246,7 @@ def book(args):
     server, indices = target_of(args.target)
     now = times.local_now()
     start_text, start = times.parse_time(args.start, now=now)
-    body = {**target_body(server, indices), "start": start_text, "purpose": args.reason or "", "source": "cli"}
+    body = {**target_body(server, indices), **shares_body(args), "start": start_text, "purpose": args.reason or "", "source": "cli"}
     if args.duration:
         body["duration"], _ = duration_of(args.duration)
     else:

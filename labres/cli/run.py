@@ -15,7 +15,7 @@ from datetime import timedelta
 from reservations.parsing import format_duration
 
 from . import times
-from .commands import connect, duration_of, target_body, target_of
+from .commands import connect, duration_of, shares_body, target_body, target_of
 from .errors import ApiError, CliError
 
 FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
@@ -27,11 +27,12 @@ STOP_GRACE_SECONDS = 10
 def run(args, command):
     server, indices = target_of(args.target)
     limit = duration_of(args.duration)[1] if args.duration else None
+    shares = shares_body(args)
     lease, renew_before = lease_settings(limit)
     heartbeat = _seconds("LABRES_RUN_HEARTBEAT", 30)
     client = connect(args)
     purpose = args.reason or f"labres run {os.path.basename(command[0])}"
-    body = {**target_body(server, indices), "duration": format_duration(lease), "purpose": purpose, "source": "cli"}
+    body = {**target_body(server, indices), **shares, "duration": format_duration(lease), "purpose": purpose, "source": "cli"}
     booking = _claim(client, body, wait=args.wait)
     if booking is None:
         return 1

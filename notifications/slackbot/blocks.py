@@ -7,7 +7,7 @@ from django.utils import timezone
 
 from monitoring.live import HostState, Load, live_hosts
 from reservations.models import Profile
-from reservations.selectors import now_board
+from reservations.selectors import now_board, pool_use
 
 from ..messages import slack_escape, time_zone_of
 
@@ -41,6 +41,7 @@ def status_reply(user, *, now=None, server=None):
     hosts = {host.name: host for host in live_hosts(now, server=groups[0].title if server else None)}
     mentions = _slack_ids({unit.current.user_id for group in groups for unit in group.units if unit.current})
 
+    pools = pool_use([group.server for group in groups if group.server is not None], now)
     header = f"*GPUs now* ({_clock(now, zone)} {now.astimezone(zone).tzname()})"
     sections = []
     for group in groups:
@@ -55,6 +56,8 @@ def status_reply(user, *, now=None, server=None):
         for unit in group.units:
             index = int(unit.label.split()[-1]) if unit.label.startswith("GPU ") else None
             lines.append(_unit_line(unit, loads.get(index, Load.NO_DATA), mentions, zone))
+        if group.server is not None and group.server.pk in pools:
+            lines.append(_pool_line(group.server, pools[group.server.pk]))
         sections.append("\n".join(lines))
     free = sum(unit.free for group in groups for unit in group.units)
     total = sum(len(group.units) for group in groups)
@@ -107,6 +110,17 @@ def _unit_line(unit, load, mentions, zone):
         return f"`{unit.label}` free{following}{mark}"
     purpose = f", {slack_escape(holding.purpose)}" if holding.purpose else ""
     return f"`{unit.label}` {_who(holding, mentions)} until {_clock(holding.end, zone)}{purpose}{mark}"
+
+
+def _pool_line(server, used):
+    """'CPU cores: 64 of 192 booked · memory: 256 of 1536 GiB booked' for a server sharing them."""
+    cores, memory = used
+    parts = []
+    if server.cpu_cores is not None:
+        parts.append(f"CPU cores: {cores} of {server.cpu_cores} booked")
+    if server.memory_gib is not None:
+        parts.append(f"memory: {memory} of {server.memory_gib} GiB booked")
+    return " · ".join(parts)
 
 
 def _gpu_line(gpu):

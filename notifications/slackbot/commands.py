@@ -14,7 +14,7 @@ from django.utils import timezone
 from reservations import services
 from reservations.errors import BookingError
 from reservations.models import Allocation, Booking, Profile
-from reservations.parsing import ParseError, format_span, parse_duration, parse_moment, parse_target
+from reservations.parsing import ParseError, format_span, parse_cpu_cores, parse_duration, parse_memory, parse_moment, parse_target
 from reservations.selectors import member_bookings
 
 from ..messages import slack_escape, time_zone_of
@@ -54,8 +54,8 @@ def command_name():
 USAGE = {
     "status": ("status [SERVER]", "who holds which GPU now, with live load", "status thalys"),
     "realtime": ("realtime [SERVER]", "utilization, memory, temperature and processes per GPU", "realtime thalys"),
-    "claim": ("claim SERVER[:GPUS] DURATION PURPOSE…", "book now", "claim thalys:0-1 2h training resnet"),
-    "book": ("book SERVER[:GPUS] START DURATION PURPOSE…", "book later (START: 14:00, tomorrow 9:00, 2026-11-24T14:00)", "book thalys:2 tomorrow 9:00 3h eval"),
+    "claim": ("claim SERVER[:GPUS] DURATION [cpus=N] [mem=SIZE] PURPOSE…", "book now", "claim thalys:0-1 2h training resnet"),
+    "book": ("book SERVER[:GPUS] START DURATION [cpus=N] [mem=SIZE] PURPOSE…", "book later (START: 14:00, tomorrow 9:00, 2026-11-24T14:00)", "book thalys:2 tomorrow 9:00 3h eval"),
     "release": ("release [ID | SERVER[:GPUS]]", "end your booking now (an upcoming one is cancelled)", "release 42"),
     "extend": ("extend ID DURATION", "make a booking longer", "extend 42 1h"),
     "mine": ("mine", "your running and upcoming bookings", "mine"),
@@ -71,6 +71,10 @@ def help_reply():
     for usage, what, example in USAGE.values():
         lines.append(f"• `{name} {usage}`: {what}, e.g. `{name} {example}`")
     lines.append("Durations: 30m, 2h, 1h30m, 1d. GPUs: 0, 0-3, 0-2,5; no GPUs means the whole server.")
+    lines.append(
+        f"CPU cores and memory of a server's pool: `cpus=16 mem=64G` (memory in GiB: 64, 64G, 1T), with GPUs or alone, "
+        f"e.g. `{name} claim thalys 4h cpus=16 mem=64G preprocessing`."
+    )
     return Reply("\n".join(lines))
 
 
@@ -161,18 +165,20 @@ def _guarded(handler, *args, **kwargs):
 
 
 def claim(user, args, *, now):
+    shares, args = _shares(args)
     if len(args) < 2:
         raise usage_error("claim")
     server, indices = _target(args[0], "claim")
     length = _duration(args[1])
     booking = services.create_booking(
         user, start=now, end=now + length, purpose=" ".join(args[2:]),
-        server=server, devices=indices, source=Booking.Source.SLACK, now=now,
+        server=server, devices=indices, source=Booking.Source.SLACK, now=now, **shares,
     )
     return _booked_reply(user, booking, verb="claimed")
 
 
 def book(user, args, *, now):
+    shares, args = _shares(args)
     if len(args) < 3:
         raise usage_error("book")
     server, indices = _target(args[0], "book")
@@ -182,7 +188,7 @@ def book(user, args, *, now):
     length = _duration(rest[0])
     booking = services.create_booking(
         user, start=start, end=start + length, purpose=" ".join(rest[1:]),
-        server=server, devices=indices, source=Booking.Source.SLACK, now=now,
+        server=server, devices=indices, source=Booking.Source.SLACK, now=now, **shares,
     )
     return _booked_reply(user, booking, verb="booked")
 
@@ -316,6 +322,28 @@ def _target(text, subcommand):
         return parse_target(text)
     except ParseError as error:
         raise usage_error(subcommand, str(error)) from None
+
+
+# cpus=16 / cores=16 and mem=64G / memory=64G, anywhere after the target; the other words keep their order.
+_SHARE_WORDS = {"cpus": "cpu_cores", "cpu": "cpu_cores", "cores": "cpu_cores", "mem": "memory_gib", "memory": "memory_gib"}
+
+
+def _shares(args):
+    """Take the share words out of `args`: ({"cpu_cores": 16, "memory_gib": 64}, the other words)."""
+    shares, rest = {}, []
+    for position, word in enumerate(args):
+        key, sep, value = word.partition("=")
+        field = _SHARE_WORDS.get(key.lower()) if sep and position > 0 else None
+        if field is None:
+            rest.append(word)
+            continue
+        if field in shares:
+            raise CommandError(f"'{slack_escape(word)}' says the {'CPU cores' if field == 'cpu_cores' else 'memory'} twice; give it once, e.g. cpus=16 mem=64G.")
+        try:
+            shares[field] = parse_cpu_cores(value) if field == "cpu_cores" else parse_memory(value)
+        except ParseError as error:
+            raise CommandError(f"{slack_escape(str(error).rstrip('.'))} (in `{slack_escape(word)}`).") from None
+    return shares, rest
 
 
 def _duration(text):

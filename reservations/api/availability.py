@@ -3,7 +3,7 @@
 A constant number of queries whatever the lab's size: one for the units, one for the active
 allocations overlapping the window (unit and booking ids only), one for the bookings holding
 units in the window with their holders, plus one to look up each server or room the request
-names. Rows are values, not model instances, and the answer is built from plain dicts: a busy
+names, plus one for the shares on servers that declare pooled CPU cores or memory. Rows are values, not model instances, and the answer is built from plain dicts: a busy
 week over 400 GPUs holds thousands of allocations.
 """
 from datetime import UTC, datetime
@@ -12,6 +12,7 @@ from django.db.models import CharField, Q
 from django.db.models.functions import Cast
 from rest_framework.exceptions import ValidationError
 
+from ..capacity import peak_load
 from ..models import Allocation, Booking, Room, Server, Unit, display_name_of
 from .times import utc_iso
 
@@ -24,6 +25,7 @@ def availability(start, end, *, server=None, room=None):
     busy = _busy_by_unit(start, end, _scope(server_id, room_id, prefix="unit__"), _scope(server_id, room_id))
     for unit_id, entry in units:
         entry["busy"] = busy.get(unit_id, [])
+    _add_pools(start, end, units)
     return {"start": utc_iso(start), "end": utc_iso(end), "units": [entry for _, entry in units]}
 
 
@@ -56,9 +58,9 @@ def _units(scope):
     rows = Unit.objects.filter(active)
     if scope is not None:
         rows = rows.filter(scope)
-    rows = rows.values_list("pk", "kind", "server__name", "device__index", "room__name")
+    rows = rows.values_list("pk", "kind", "server__name", "device__index", "room__name", "server_id", "server__cpu_cores", "server__memory_gib")
     units = []
-    for unit_id, kind, server, index, room in rows:
+    for unit_id, kind, server, index, room, server_id, cores, memory in rows:
         if kind == Unit.Kind.GPU:
             order, label = (0, server, 1, index), f"{server}:{index}"
         elif kind == Unit.Kind.SERVER:
@@ -66,6 +68,9 @@ def _units(scope):
         else:
             order, label = (1, room.lower(), 0, 0), f"room {room}"
         entry = {"unit": label, "kind": kind, "server": server, "device": index, "room": room, "busy": []}
+        if kind == Unit.Kind.SERVER and (cores is not None or memory is not None):
+            # Filled in by _add_pools; the capacities ride along until then.
+            entry["pool"] = {"server_id": server_id, "cpu_cores": cores, "memory_gib": memory}
         units.append((order, unit_id, entry))
     units.sort(key=lambda item: item[0])
     return [(unit_id, entry) for _, unit_id, entry in units]
@@ -124,3 +129,32 @@ def _utc_text(text, seen):
         moment = datetime.fromisoformat(text)
         written = seen[text] = utc_iso(moment if moment.tzinfo else moment.replace(tzinfo=UTC))
     return written
+
+
+def _add_pools(start, end, units):
+    """For each server declaring pooled capacities: how much of each is booked at most in the window, and so free
+    throughout it ({"capacity", "booked", "free"}, null where it declares none); one query for all servers."""
+    pools = {entry["pool"]["server_id"]: entry for _, entry in units if "pool" in entry}
+    if not pools:
+        return
+    rows = (
+        Booking.objects.filter(status__in=Booking.HOLDING, start__lt=end, end__gt=start, server_id__in=list(pools))
+        .filter(Q(cpu_cores__gt=0) | Q(memory_gib__gt=0) | Q(whole_server=True))
+        .values_list("server_id", "start", "end", "whole_server", "cpu_cores", "memory_gib")
+    )
+    shares = {}
+    for server_id, a, b, whole, cores, memory in rows:
+        shares.setdefault(server_id, []).append((a, b, whole, cores, memory))
+    for server_id, entry in pools.items():
+        declared = entry["pool"]
+        pool = {}
+        for field, position in (("cpu_cores", 3), ("memory_gib", 4)):
+            capacity = declared[field]
+            if capacity is None:
+                pool[field] = None
+                continue
+            # A whole-server booking takes all of the pool.
+            intervals = [(row[0], row[1], capacity if row[2] else row[position]) for row in shares.get(server_id, [])]
+            booked, _, _ = peak_load(intervals, start, end)
+            pool[field] = {"capacity": capacity, "booked": booked, "free": max(capacity - booked, 0)}
+        entry["pool"] = pool

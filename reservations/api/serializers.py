@@ -250,6 +250,10 @@ class ClaimSerializer(serializers.Serializer):
     server = NameOrIdField(required=True, allow_null=False, help_text="A server by name or id.")
     devices = DevicesField()
     duration = DurationField()
+    cpu_cores = serializers.IntegerField(
+        min_value=0, max_value=1_000_000, required=False, default=0, help_text="CPU cores of the server's pool, with the GPUs or alone.",
+    )
+    memory_gib = serializers.IntegerField(min_value=0, max_value=1_000_000_000, required=False, default=0, help_text="GiB of the server's memory pool.")
     purpose = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
     source = serializers.ChoiceField(choices=CLIENT_SOURCES, default=Booking.Source.API.value)
 
@@ -370,6 +374,17 @@ class BusySerializer(serializers.Serializer):
     purpose = serializers.CharField(allow_blank=True)
 
 
+class PoolAmountSerializer(serializers.Serializer):
+    capacity = serializers.IntegerField(help_text="How much the server declares.")
+    booked = serializers.IntegerField(help_text="The most booked at one instant of the window (a whole-server booking: all).")
+    free = serializers.IntegerField(help_text="What one more booking may take throughout the window: capacity - booked.")
+
+
+class PoolSerializer(serializers.Serializer):
+    cpu_cores = PoolAmountSerializer(allow_null=True, help_text="CPU cores; null when the server does not pool them.")
+    memory_gib = PoolAmountSerializer(allow_null=True, help_text="Memory in GiB; null when the server does not pool it.")
+
+
 class UnitAvailabilitySerializer(serializers.Serializer):
     unit = serializers.CharField(help_text="'thalys:0' for a GPU, 'thalys' for a whole server, 'room Lab 2' for a room.")
     kind = serializers.ChoiceField(choices=["gpu", "server", "room"])
@@ -377,6 +392,9 @@ class UnitAvailabilitySerializer(serializers.Serializer):
     device = serializers.IntegerField(allow_null=True, help_text="The GPU's index on its server.")
     room = serializers.CharField(allow_null=True)
     busy = BusySerializer(many=True, help_text="The bookings holding the unit in the window, by start; [] when free.")
+    pool = PoolSerializer(
+        required=False, help_text="Only on a server declaring pooled CPU cores or memory: how much is booked and free in the window."
+    )
 
 
 class AvailabilitySerializer(serializers.Serializer):

@@ -262,6 +262,8 @@ class ClaimView(MemberZoneMixin, APIView):
             purpose=data["purpose"],
             server=data["server"],
             devices=data["devices"],
+            cpu_cores=data["cpu_cores"],
+            memory_gib=data["memory_gib"],
             source=data["source"],
             now=now,
         )

@@ -10,7 +10,7 @@ from django.views.decorators.http import require_http_methods
 
 from monitoring.usage import stored_or_live_usage
 
-from .. import fairuse, services
+from .. import capacity, fairuse, services
 from ..calendar import booking_calendar
 from ..errors import BookingConflict, BookingError
 from ..forms import LOCAL_MINUTE, BookingForm
@@ -30,7 +30,7 @@ def book(request):
     check = None
     if notes:
         check = {"errors": notes}
-    elif {"what", "gpus", "devices", "room"} & set(request.GET):  # the link says what; a server alone is not a choice yet
+    elif {"what", "gpus", "devices", "room", "cpu_cores", "memory_gib"} & set(request.GET):  # the link says what; a server alone is not a choice yet
         check = _check(BookingForm(data, catalog=form.catalog), data)
     return _page(request, form, check)
 
@@ -76,10 +76,18 @@ def _check(form, data):
     except BookingError as error:
         return {"errors": [error.message]}
     start, end = form.cleaned_data["start"], form.cleaned_data["end_at"]
-    conflicts = services.find_conflicts(target.units, start, end)
+    amounts = form.amounts()
+    share_only = form.cleaned_data["what"] == "shares"
+    conflicts = [] if share_only else services.find_conflicts(target.units, start, end)
     if conflicts:
         return _taken(form, conflicts, data, target=target)
-    return {"free": True, "what": _describe(target), "start": start, "end": end}
+    whole = target.whole_server and not share_only  # takes all of the server's pools
+    if target.server is not None and (whole or any(amounts.values())):
+        try:  # a look without the lock: the booking itself checks again under it
+            capacity.check(target.server, **amounts, whole=whole, start=start, end=end)
+        except BookingError as error:
+            return {"errors": [error.message]}
+    return {"free": True, "what": _describe(target, amounts, share_only), "start": start, "end": end}
 
 
 def _taken(form, conflicts, data, *, target=None):
@@ -104,8 +112,18 @@ def _taken(form, conflicts, data, *, target=None):
     return report
 
 
-def _describe(target):
-    """'thalys GPUs 0-1', 'thalys GPU 3', 'thalys (whole server)', 'room Lab 2'."""
+def _describe(target, amounts=None, share_only=False):
+    """'thalys GPUs 0-1', 'thalys GPU 3', 'thalys (whole server)', 'room Lab 2'; with '16 CPU cores, 64 GiB' when asked."""
+    shares = ", ".join(
+        text for text in (
+            f"{amounts['cpu_cores']} CPU core{'s' if amounts['cpu_cores'] != 1 else ''}" if amounts and amounts["cpu_cores"] else "",
+            f"{amounts['memory_gib']} GiB" if amounts and amounts["memory_gib"] else "",
+        ) if text
+    )
+    if share_only:
+        return f"{target.server.name}: {shares}"
+    if shares:
+        return f"{_describe(target)} + {shares}"
     if target.room is not None:
         return f"room {target.room.name}"
     if target.whole_server:

@@ -25,6 +25,15 @@
     if (what === "gpus" && server) {
       form.querySelectorAll(".gpu-group").forEach(function (group) { show(group, group.dataset.server === server.value); });
     }
+    // CPU cores and memory: only for a server that shares them (with GPUs), with that server's capacity.
+    const shares = form.querySelector(".shares[data-pooled]");
+    if (shares && server && !shares.hidden) {
+      const pooled = shares.dataset.pooled.split(" ").indexOf(server.value) >= 0;
+      if (what === "gpus" && !pooled) show(shares, false);
+      shares.querySelectorAll(".pool[data-server]").forEach(function (note) { note.hidden = note.dataset.server !== server.value; });
+      const none = shares.querySelector(".pool-none");
+      if (none) none.hidden = pooled;
+    }
   }
 
   form.addEventListener("input", function (event) {

@@ -148,7 +148,7 @@ def test_seed_demo_fits_the_week_at_any_hour(settings, monkeypatch, time_zone, c
 
     assert "Skipped" not in output
     states = [booking.state(now) for booking in Booking.objects.all()]
-    assert states.count("running") == 2
+    assert states.count("running") == 3  # two of GPUs, one of ice's cores and memory
     assert len(states) == len(WEEK)
 
 
@@ -284,3 +284,20 @@ def test_seed_demo_queues_no_messages_about_its_made_up_week():
     seed()
     assert Booking.objects.exists()
     assert not Notification.objects.exists()
+
+
+@pytest.mark.django_db
+def test_seed_demo_gives_ice_pooled_capacities_and_shares_on_the_timeline(client):
+    output = seed()
+
+    ice = Server.objects.get(name="ice")
+    assert (ice.cpu_cores, ice.memory_gib) == (192, 1536)
+    shares = Booking.objects.filter(server=ice, cpu_cores__gt=0)
+    assert sorted((b.cpu_cores, b.memory_gib) for b in shares) == [(64, 256), (96, 768)]
+    assert "Skipped" not in output
+    client.force_login(get_user_model().objects.get(username="alice"))
+    overlap_starts = shares.get(cpu_cores=96).start  # the day it starts holds the overlap, whatever the hour now
+    day = timezone.localdate(overlap_starts).isoformat()
+    page = client.get("/timeline/", {"view": "day", "date": day})
+    band = next(g for g in page.context["timeline"].groups if g.name == "ice").band
+    assert (160, 1024) in [(step.cpu_cores, step.memory_gib) for step in band.steps]  # the two overlap for two hours

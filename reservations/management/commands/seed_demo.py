@@ -61,6 +61,9 @@ SERVERS = [
         "description": "CPU only: 2x AMD EPYC 9654 (192 cores), 1.5 TB RAM. Preprocessing and big-memory jobs.",
         "gpus": 0,
         "monitored": False,  # no GPUs, no host agent: beat sends it nothing
+        # Booked by the share: the timeline draws a usage band of its cores and memory.
+        "cpu_cores": 192,
+        "memory_gib": 1536,
     },
 ]
 
@@ -99,6 +102,8 @@ class DemoBooking:
     room: str | None = None
     source: str = Booking.Source.WEB
     release_after_hours: float | None = None
+    cpu_cores: int = 0  # shares of the server's pools (ice declares them)
+    memory_gib: int = 0
 
 
 S = Booking.Source
@@ -131,6 +136,9 @@ WEEK = [
     # Running now: from two days ago to tomorrow morning, and a short one around the current hour
     DemoBooking("alice", 63, "ablation sweep: weight decay x dropout", day=-2, at=18, server="thalys", devices="4-7", source=S.CLI),
     DemoBooking("bob", 5, "training a diffusion model", relative_hours=-2, server="eurostar", devices="2-3"),
+    # Shares of ice's 192 cores and 1.5 TB around now, overlapping: the timeline's usage band steps up and down
+    DemoBooking("carol", 5, "tokenizing the speech corpus", relative_hours=-1, server="ice", cpu_cores=64, memory_gib=256, source=S.CLI),
+    DemoBooking("alice", 3, "feature extraction", relative_hours=2, server="ice", cpu_cores=96, memory_gib=768, source=S.SLACK),
     # Later today
     DemoBooking("carol", 2, "quick inference benchmark", relative_hours=4, server="shinkansen", devices="1", source=S.API),
     # Coming days
@@ -190,6 +198,8 @@ class Command(BaseCommand):
                 "description": spec["description"],
                 "active": True,
                 "monitored": spec.get("monitored", True),
+                "cpu_cores": spec.get("cpu_cores"),
+                "memory_gib": spec.get("memory_gib"),
             },
         )
         for index in range(spec["gpus"]):
@@ -274,6 +284,8 @@ class Command(BaseCommand):
                     server=item.server,
                     devices=item.devices,
                     room=item.room,
+                    cpu_cores=item.cpu_cores,
+                    memory_gib=item.memory_gib,
                     source=item.source,
                     now=min(start, now),
                 )
