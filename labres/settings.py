@@ -281,6 +281,8 @@ USE_I18N = False
 BOOKING_MAX_LENGTH = env.str("BOOKING_MAX_LENGTH", default="14d")
 # How far in the past a booking may start, so that "now" typed a moment ago still works.
 BOOKING_PAST_GRACE = env.str("BOOKING_PAST_GRACE", default="5m")
+# The most occurrences one recurring booking (series) may have; a longer rule is refused.
+SERIES_MAX_OCCURRENCES = env.int("SERIES_MAX_OCCURRENCES", default=100)
 
 # --- Auth -------------------------------------------------------------------------------
 # Failed sign-ins allowed per user name and per address within the window, then refused.

@@ -16,6 +16,8 @@ class Event(models.TextChoices):
     IDLE_BOOKING = "idle_booking", "idle booking"
     UNBOOKED_USE = "unbooked_use", "unbooked use"
     HOST_STALE = "host_stale", "host stale"
+    SERIES_CREATED = "series_created", "recurring booking created"
+    SERIES_CANCELLED = "series_cancelled", "recurring booking cancelled"
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,9 @@ EVENTS = {
         EventSpec(Event.IDLE_BOOKING, Event.IDLE_BOOKING.label, "Your booked GPUs have stayed idle.", True),
         EventSpec(Event.UNBOOKED_USE, Event.UNBOOKED_USE.label, "Your processes run on a GPU you have not booked.", True, to_lab=True, to_staff=True),
         EventSpec(Event.HOST_STALE, Event.HOST_STALE.label, "A GPU host stopped reporting (staff).", True, to_lab=True, to_staff=True),
+        # A series tells once for all its dates (its bookings' own created/cancelled messages are muted).
+        EventSpec(Event.SERIES_CREATED, Event.SERIES_CREATED.label, "A recurring booking of yours was made: its dates, and those skipped.", True, to_resources=True),
+        EventSpec(Event.SERIES_CANCELLED, Event.SERIES_CANCELLED.label, "The rest of a recurring booking of yours was cancelled.", True, to_resources=True),
     ]
 }
 

@@ -48,6 +48,10 @@ VARIABLES = {
     "server": "The server concerned, if any.",
     "server_name": "That server's name.",
     "time_zone": "The name of the time zone times are shown in.",
+    "rule": "For recurring bookings: the repeat, e.g. 'every week on Tuesday at 10:00 (Europe/Berlin) until 15 Dec 2026'.",
+    "dates": "For recurring bookings: (start, end) of each date booked or cancelled.",
+    "skipped": "For 'recurring booking created': (start, end, why) of each date not booked.",
+    "running": "For 'recurring booking cancelled': (start, end) of a date left running.",
     "links": "Absolute links: links.booking, links.extend, links.release, links.mine, links.book, links.profile, links.gpus.",
 }
 

@@ -157,6 +157,8 @@ def occasions_of(event):
         return [(Occasion(event.event, alert=event.alert, booking=booking), event.key)]
     if booking is None:
         return []
+    if event.event in ("series_created", "series_cancelled"):
+        return [(Occasion(event.event, booking=booking, by=event.by, extra=_series_extra(event.context)), event.key)]
     before = None
     if event.event == "changed" and event.context.get("before"):
         # The times of this change, not the booking's latest: a later change has its own event.
@@ -170,6 +172,17 @@ def occasions_of(event):
             for previous in _followed_by(booking)
         ]
     return pairs
+
+
+def _series_extra(context):
+    """A series event's dates as datetimes (shown in each recipient's zone), its rule, and what was skipped or kept."""
+    def times(rows):
+        return [tuple(datetime.fromisoformat(value) for value in row[:2]) + tuple(row[2:]) for row in rows]
+
+    return {
+        "series_id": context.get("series"), "rule": context.get("rule", ""),
+        "dates": times(context.get("dates", [])), "skipped": times(context.get("skipped", [])), "running": times(context.get("running", [])),
+    }
 
 
 def _followed_by(booking):

@@ -26,3 +26,16 @@ def on_booking_changed(sender, booking, event, by, before=None, **kwargs):
 def on_alert_saved(sender, instance, created, raw=False, **kwargs):
     if created and not raw and instance.kind in ALERT_EVENTS:
         outbox.record(instance.kind, key=f"{instance.kind}:a{instance.pk}", alert_id=instance.pk, booking_id=instance.booking_id)
+
+
+def on_series_changed(sender, series, event, by, bookings, skipped=(), **kwargs):
+    """One event for a whole series (created, or the rest cancelled), about its first booking concerned."""
+    def pairs(items):
+        return [[item.start.isoformat(), item.end.isoformat()] for item in items]
+
+    context = {"series": series.pk, "rule": series.describe(), "dates": pairs(bookings)}
+    if event == "series_created":
+        context["skipped"] = [[*pair, refusal.reason] for pair, refusal in zip(pairs(skipped), skipped)]
+    else:
+        context["running"] = pairs(skipped)
+    outbox.record(event, key=f"{event}:s{series.pk}", booking_id=bookings[0].pk, by_id=getattr(by, "pk", None), context=context)

@@ -175,6 +175,8 @@ class Booking(models.Model):
     # RFC 5545's SEQUENCE: grows with each change a calendar client must take over (times, status,
     # purpose), so clients replace their copy of the event instead of keeping the old one.
     sequence = models.PositiveIntegerField(default=0, editable=False)
+    # One occurrence of a recurring booking; each stays a booking of its own (cancel, move, release).
+    series = models.ForeignKey("BookingSeries", null=True, blank=True, on_delete=models.SET_NULL, related_name="bookings")
 
     class Meta:
         ordering = ["-start"]
@@ -668,3 +670,38 @@ class Limit(models.Model):
                 raise ValidationError({"duration": f"{error} Write it like 12h, 2d or 28d."}) from None
         if self.kind == self.Kind.MAX_GPUS and self.room_id:
             raise ValidationError({"room": "Rooms have no GPUs; limit GPUs everywhere or on a server."})
+
+
+# --- recurring bookings -----------------------------------------------------------------------
+
+
+class BookingSeries(models.Model):
+    """A recurring booking ("every Tuesday 10:00-11:00 until 15 Dec"): its rule, and its occurrences as bookings.
+
+    The rule is read in the member's zone at creation: occurrences keep their wall-clock time
+    across DST changes. Each occurrence is a Booking (series=this) that can be changed alone.
+    """
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="booking_series", verbose_name="owner")
+    rule = models.CharField(max_length=200, help_text="RFC 5545 RRULE without UNTIL, e.g. FREQ=WEEKLY;BYDAY=TU (COUNT allowed).")
+    first_date = models.DateField(help_text="The date the rule starts from, in the series' time zone.")
+    start_time = models.TimeField(help_text="Each occurrence's wall-clock start, in the series' time zone.")
+    length = models.DurationField()
+    time_zone = models.CharField(max_length=64)
+    until = models.DateField(null=True, blank=True, help_text="The last date an occurrence may start on (empty: the rule has COUNT).")
+    purpose = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = "booking series"
+        verbose_name_plural = "booking series"
+
+    def __str__(self):
+        return f"Series #{self.pk}: {self.describe()}"
+
+    def describe(self):
+        """'every week on Tuesday at 10:00 (Europe/Berlin) until 15 Dec 2026'."""
+        from .recurrence import describe
+
+        return describe(self.rule, at=f" at {self.start_time:%H:%M} ({self.time_zone})", until=self.until)

@@ -5,3 +5,7 @@ from django.dispatch import Signal
 # Sent with booking=, event= ("created", "changed", "cancelled", "released"), by= (the user who
 # acted) and, for "changed", before= (the (start, end) the booking had).
 booking_changed = Signal()
+
+# Sent with series=, event= ("series_created", "series_cancelled"), by=, bookings= (booked or
+# cancelled, soonest first) and skipped= (Refusals, or the running bookings left alone).
+series_changed = Signal()
