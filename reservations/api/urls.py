@@ -8,6 +8,7 @@ router.register("servers", views.ServerViewSet, basename="api-server")
 router.register("devices", views.DeviceViewSet, basename="api-device")
 router.register("rooms", views.RoomViewSet, basename="api-room")
 router.register("bookings", views.BookingViewSet, basename="api-booking")
+router.register("series", views.SeriesViewSet, basename="api-series")
 
 urlpatterns = [
     path("me/", views.MeView.as_view(), name="api-me"),
