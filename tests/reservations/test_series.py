@@ -377,3 +377,89 @@ def test_two_members_racing_for_the_same_weekly_slot_get_one_series(thalys):
     assert kinds == ["SeriesConflict", "SeriesResult"]
     assert Booking.objects.count() == 3 and BookingSeries.objects.count() == 1
     assert connection.vendor == "postgresql"
+
+
+# --- the web pages -----------------------------------------------------------------------------------
+
+
+def book_form(moment, **changes):
+    data = {
+        "what": "gpus", "server": "thalys", "gpus": ["thalys:0"], "devices": "", "room": "",
+        "start": timezone.localtime(moment, UTC).strftime("%Y-%m-%dT%H:%M"), "length": "1h", "duration": "", "end": "",
+        "purpose": "reading group", "repeat": "weekly", "until": (moment + timedelta(weeks=2)).date().isoformat(),
+    }
+    data.update(changes)
+    return data
+
+
+@pytest.fixture
+def lab_utc(settings):
+    settings.TIME_ZONE = "UTC"
+
+
+@pytest.mark.django_db
+def test_the_form_books_a_weekly_series(client, alice, thalys, lab_utc):
+    client.force_login(alice)
+    start = next_weekday(1, 10, UTC)
+    response = client.post("/book/", book_form(start))
+    assert response.status_code == 303 and response["Location"] == "/mine/"
+    assert Booking.objects.filter(user=alice, series__isnull=False).count() == 3
+    page = client.get("/mine/").content.decode()
+    assert "Booked thalys:0 every week at 10:00 (UTC)" in page and ": 3 dates." in page
+    assert page.count("↻ repeats every week") == 3
+    assert f"/series/{BookingSeries.objects.get().pk}/cancel/" in page
+
+
+@pytest.mark.django_db
+def test_the_form_needs_an_until_date_to_repeat(client, alice, thalys, lab_utc):
+    client.force_login(alice)
+    response = client.post("/book/", book_form(next_weekday(1, 10, UTC), until=""))
+    assert response.status_code == 200
+    assert "Choose the last date it repeats on" in response.content.decode()
+    assert not Booking.objects.exists()
+
+
+@pytest.mark.django_db
+def test_the_form_lists_taken_dates_then_books_the_others_on_request(client, alice, bob, thalys, book, lab_utc):
+    client.force_login(alice)
+    start = next_weekday(1, 10, UTC)
+    book(bob, start + timedelta(weeks=1), server=thalys, devices="0", purpose="bob's run")
+
+    response = client.post("/book/", book_form(start))
+    page = response.content.decode()
+    assert response.status_code == 409
+    assert "1 of 3 dates cannot be booked" in page and "bob&#x27;s run" in page
+    assert (start + timedelta(weeks=1)).strftime("%a %-d %b %Y") in page
+    assert 'name="on_conflict" value="skip"' in page and "Book the 2 others, skip this" in page
+    assert 'href="/book/" class="btn">Cancel</a>' in page
+    assert not Booking.objects.filter(user=alice).exists()
+
+    response = client.post("/book/", book_form(start, on_conflict="skip"))
+    assert response.status_code == 303
+    assert Booking.objects.filter(user=alice).count() == 2
+    assert "skipped 1 taken date" in client.get("/mine/").content.decode()
+
+
+@pytest.mark.django_db
+def test_my_bookings_cancels_the_whole_series_after_confirming(client, alice, thalys, lab_utc):
+    client.force_login(alice)
+    result = weekly(alice, next_weekday(1, 10, UTC), weeks=3)
+    url = f"/series/{result.series.pk}/cancel/"
+
+    confirm = client.get(url).content.decode()
+    assert "These 3 dates will be cancelled" in confirm and "Cancel 3 dates" in confirm
+    assert Booking.objects.filter(status="confirmed").count() == 3
+
+    response = client.post(url)
+    assert response.status_code == 302
+    assert not Booking.objects.filter(status="confirmed").exists()
+    assert "Cancelled 3 dates of series" in client.get("/mine/").content.decode()
+
+
+@pytest.mark.django_db
+def test_another_member_cannot_cancel_a_series_from_the_page(client, alice, bob, thalys):
+    result = weekly(alice, next_weekday(1, 10, UTC), weeks=2)
+    client.force_login(bob)
+    assert client.get(f"/series/{result.series.pk}/cancel/").status_code == 403
+    assert client.post(f"/series/{result.series.pk}/cancel/").status_code == 403
+    assert Booking.objects.filter(status="confirmed").count() == 2
