@@ -463,3 +463,32 @@ def test_another_member_cannot_cancel_a_series_from_the_page(client, alice, bob,
     assert client.get(f"/series/{result.series.pk}/cancel/").status_code == 403
     assert client.post(f"/series/{result.series.pk}/cancel/").status_code == 403
     assert Booking.objects.filter(status="confirmed").count() == 2
+
+
+# --- calendar feeds ---------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_the_feed_has_one_event_per_date_naming_the_series(client, alice, thalys):
+    from django.urls import reverse
+    from icalendar import Calendar
+
+    from reservations.models import CalendarFeed
+
+    result = weekly(alice, next_weekday(1, 10, UTC), weeks=3)
+    services.cancel_booking(result.bookings[1], by=alice)
+    feed = CalendarFeed.objects.create(user=alice, scope=CalendarFeed.Scope.MINE)
+
+    body = client.get(reverse("calendar-feed", args=[feed.token])).content
+    events = {str(event["UID"]): event for event in Calendar.from_ical(body).walk("VEVENT")}
+
+    assert sorted(events) == sorted(f"booking-{b.pk}@{next(iter(events)).split('@')[1]}" for b in result.bookings)
+    assert all("RRULE" not in event for event in events.values())
+    for booking in result.bookings:
+        event = next(e for uid, e in events.items() if uid.startswith(f"booking-{booking.pk}@"))
+        assert event.decoded("DTSTART") == booking.start
+        assert "Repeats every week at 10:00 (UTC) until" in str(event["DESCRIPTION"])
+        assert f"(series #{result.series.pk})" in str(event["DESCRIPTION"])
+    cancelled = next(e for uid, e in events.items() if uid.startswith(f"booking-{result.bookings[1].pk}@"))
+    assert str(cancelled["STATUS"]) == "CANCELLED"
+    assert all(len(line) <= 75 for line in body.split(b"\r\n"))  # the long DESCRIPTION is folded
