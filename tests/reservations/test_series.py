@@ -492,3 +492,22 @@ def test_the_feed_has_one_event_per_date_naming_the_series(client, alice, thalys
     cancelled = next(e for uid, e in events.items() if uid.startswith(f"booking-{result.bookings[1].pk}@"))
     assert str(cancelled["STATUS"]) == "CANCELLED"
     assert all(len(line) <= 75 for line in body.split(b"\r\n"))  # the long DESCRIPTION is folded
+
+
+# --- admin ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_the_admin_lists_series_shows_their_dates_and_cancels_the_rest(staff_client, alice, thalys):
+    result = weekly(alice, next_weekday(1, 10, UTC), weeks=2)
+    listing = staff_client.get("/admin/reservations/bookingseries/").content.decode()
+    assert "every week at 10:00 (UTC)" in listing
+
+    page = staff_client.get(f"/admin/reservations/bookingseries/{result.series.pk}/change/").content.decode()
+    assert all(f"#{booking.pk}" in page for booking in result.bookings)
+
+    response = staff_client.post(
+        "/admin/reservations/bookingseries/", {"action": "cancel_the_rest", "_selected_action": [result.series.pk]}, follow=True,
+    )
+    assert f"Series #{result.series.pk}: cancelled 2 dates." in response.content.decode()
+    assert not Booking.objects.filter(status="confirmed").exists()
