@@ -119,6 +119,8 @@ def context_for(occasion, *, user=None, family="slack", destination=None):
         },
         **occasion.extra,
     }
+    if context.get("skipped"):  # why a date of a series was skipped names others and their purposes
+        context["skipped"] = [(start, end, escape(why)) for start, end, why in context["skipped"]]
     if alert is not None:
         context["server"] = alert.server
         context["server_name"] = escape(alert.server.name)

@@ -2,7 +2,9 @@
 
 A rule is kept as a normalized RRULE without UNTIL ("FREQ=WEEKLY;INTERVAL=2;BYDAY=TU,TH",
 perhaps with COUNT); the last date is the series' own `until`, a date in the member's zone.
-Occurrences are wall-clock times in that zone: 10:00 in Berlin stays 10:00 across DST.
+Occurrences are wall-clock times in that zone: 10:00 in Berlin stays 10:00 across DST (a time
+that does not exist on the day clocks go forward, 02:30, is read with the offset before the change,
+i.e. 03:30; one that happens twice when they go back is the first of the two).
 As with python-dateutil, the start itself is an occurrence only if the rule matches it
 ("weekly on tue" from a Monday starts on the Tuesday).
 """

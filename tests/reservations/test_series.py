@@ -296,6 +296,22 @@ def test_a_series_queues_exactly_one_message_listing_its_dates_and_the_skipped(a
 
 
 @pytest.mark.django_db
+def test_the_servers_slack_channel_hears_the_series_once_with_others_words_escaped(alice, bob, thalys, book):
+    from notifications.models import Destination
+
+    Destination.objects.create(name="#thalys", kind="slack_webhook", webhook_url="https://hooks.example.org/services/T/B/x", server=thalys)
+    start = next_weekday(1, 10, UTC)
+    book(bob, start + timedelta(weeks=1), server=thalys, devices="0", purpose="<!channel> run")
+
+    services.create_series(alice, start=start, end=start + H, repeat="weekly", count=3, server="thalys", devices="0", on_conflict="skip")
+    outbox.expand_due()
+
+    [row] = Notification.objects.filter(event="series_created", destination__isnull=False)
+    assert "&lt;!channel&gt; run" in row.payload["text"] and "<!channel>" not in row.payload["text"]
+    assert "booked *thalys:0* every week at 10:00 (UTC)" in row.payload["text"] and "2 dates" in row.payload["text"]
+
+
+@pytest.mark.django_db
 def test_cancelling_a_series_queues_one_message(alice, thalys):
     start = next_weekday(1, 10, UTC)
     result = weekly(alice, start, weeks=3)
