@@ -284,6 +284,10 @@ def create_series(
     cap = settings.SERIES_MAX_OCCURRENCES
     try:
         starts = occurrences(rule, first=local.replace(tzinfo=None), until=until, zone=zone, limit=cap)
+        if starts:
+            starts[-1].astimezone(UTC) + (end - start)  # the last end must be a date Python can hold
+    except OverflowError:
+        raise BookingError("The repeat reaches too far ahead; choose an earlier until date or fewer times.", field="until") from None
     except (ParseError, ValueError) as error:
         raise BookingError(f"The repeat cannot be read: {error}", field="repeat") from None
     if len(starts) > cap:
