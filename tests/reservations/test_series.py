@@ -427,6 +427,14 @@ def test_the_form_books_a_weekly_series(client, alice, thalys, lab_utc):
 
 
 @pytest.mark.django_db
+def test_a_dates_own_page_names_its_series(client, alice, thalys, lab_utc):
+    client.force_login(alice)
+    result = weekly(alice, next_weekday(1, 10, UTC), weeks=2)
+    page = client.get(f"/bookings/{result.bookings[0].pk}/").content.decode()
+    assert "↻ every week at 10:00 (UTC) until" in page and f"/series/{result.series.pk}/cancel/" in page
+
+
+@pytest.mark.django_db
 def test_the_form_needs_an_until_date_to_repeat(client, alice, thalys, lab_utc):
     client.force_login(alice)
     response = client.post("/book/", book_form(next_weekday(1, 10, UTC), until=""))
