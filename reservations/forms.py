@@ -79,7 +79,7 @@ class BookingForm(forms.Form):
     # A recurring booking: the values are what recurrence.parse_repeat reads.
     repeat = forms.ChoiceField(label="Repeat", required=False, choices=REPEAT_CHOICES, initial="never")
     until = forms.DateField(
-        label="Until", required=False, widget=forms.DateInput(attrs={"type": "date"}),
+        label="Repeat until", required=False, widget=forms.DateInput(attrs={"type": "date"}),
         help_text="The last date it may repeat on (included).",
     )
 
