@@ -7,16 +7,26 @@ from playwright.sync_api import expect
 
 from reservations import services
 from reservations.models import Booking, BookingSeries, Profile
+from tests.factories import RoomFactory, UserFactory
 
 from .conftest import accessibility_problems, sign_in
-from .test_member_journey import PASSWORD, lab  # noqa: F401  (the fixture)
 
 pytestmark = pytest.mark.django_db(transaction=True)
+PASSWORD = "series-pass-42"
 
 
-def test_a_member_books_a_weekly_series_skips_a_taken_date_and_cancels_the_rest(browse, shoot, lab):  # noqa: F811
-    alice, bob = lab["alice"], lab["bob"]
+@pytest.fixture
+def members(db):
+    alice = UserFactory(username="alice", first_name="Alice", last_name="Liddell")
+    alice.set_password(PASSWORD)
+    alice.save()
     Profile.objects.update_or_create(user=alice, defaults={"time_zone": "UTC"})
+    RoomFactory(name="Lab 2")
+    return alice, UserFactory(username="bob", first_name="Bob", last_name="Marley")
+
+
+def test_a_member_books_a_weekly_series_skips_a_taken_date_and_cancels_the_rest(browse, shoot, members):
+    alice, bob = members
     day = timezone.localdate(timezone.now()) + timedelta(days=3)
     first = datetime.combine(day, time(10), tzinfo=timezone.get_fixed_timezone(0))
     services.create_booking(bob, start=first + timedelta(weeks=1), end=first + timedelta(weeks=1, hours=1), room="Lab 2", purpose="bob's seminar")
