@@ -52,6 +52,15 @@ def test_a_member_books_a_weekly_series_skips_a_taken_date_and_cancels_the_rest(
     expect(page.locator("main")).to_contain_text("3 dates; skipped 1 taken date")
     assert Booking.objects.filter(user=alice, status="confirmed").count() == 3
 
+    phone = browse("phone")
+    sign_in(phone, "alice", PASSWORD)
+    phone.goto("/mine/")
+    expect(phone.locator(".series-mark")).to_have_count(3)
+    shoot(phone, "series-mine-phone")
+    assert phone.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth") <= 1
+    assert not accessibility_problems(phone)
+
+    page.goto("/mine/")
     page.get_by_role("link", name="Cancel the whole series…").first.click()
     expect(page.locator("main")).to_contain_text("These 3 dates will be cancelled")
     page.get_by_role("button", name="Cancel 3 dates").click()
