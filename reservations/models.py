@@ -702,6 +702,9 @@ class BookingSeries(models.Model):
 
     def describe(self):
         """'every week on Tuesday at 10:00 (Europe/Berlin) until 15 Dec 2026'."""
-        from .recurrence import describe
+        from .recurrence import DAYS, describe, rule_parts
 
-        return describe(self.rule, at=f" at {self.start_time:%H:%M} ({self.time_zone})", until=self.until)
+        rule = self.rule
+        if rule_parts(rule)["FREQ"] == "WEEKLY" and "BYDAY" not in rule_parts(rule):
+            rule += f";BYDAY={DAYS[self.first_date.weekday()]}"  # the day it repeats on is the first date's
+        return describe(rule, at=f" at {self.start_time:%H:%M} ({self.time_zone})", until=self.until)

@@ -95,7 +95,7 @@ def test_get_shows_the_series_with_its_dates(as_bob, alice, thalys, start):
     result = services.create_series(alice, start=start, end=start + H, repeat="weekly", count=2, server="thalys", devices="0")
     body = as_bob.get(f"/api/v1/series/{result.series.pk}/").json()
     assert body["id"] == result.series.pk and len(body["bookings"]) == 2 and "skipped" not in body
-    assert body["description"].startswith("every week at ")
+    assert body["description"].startswith("every week on ")
 
 
 def test_delete_cancels_the_rest_owner_or_staff_only(as_alice, as_bob, as_staff, alice, thalys, start):

@@ -282,7 +282,7 @@ DOCUMENTED = {
     "idle_booking": {"alert.message": "thalys:0-1 looks idle.", "alert_message": "thalys:0-1 looks idle."},
     # alice's weekly series from that Wednesday, 3 times; bob holds the second date, which is skipped.
     "series_created": {
-        "rule": "every week at 10:00 (Asia/Tokyo), 3 times", "dates.1.0": "Wed 29 Jan 10:00",
+        "rule": "every week on Wednesday at 10:00 (Asia/Tokyo), 3 times", "dates.1.0": "Wed 29 Jan 10:00",
         "skipped.0.2": "GPUs 0-1 on thalys are booked by bob from Wed 22 Jan 10:00 to 12:00 JST.",
     },
     "series_cancelled": {"running.0.0": "Wed 15 Jan 10:00", "dates.0.0": "Wed 29 Jan 10:00"},

@@ -157,7 +157,7 @@ def test_weekly_until_a_date_books_each_week(alice, thalys):
     series = BookingSeries.objects.get()
     assert (series.rule, series.user, series.length, series.start_time) == ("FREQ=WEEKLY", alice, H, time(10, 0))
     assert set(Booking.objects.values_list("series", flat=True)) == {series.pk}
-    assert "every week at 10:00 (UTC) until" in series.describe()
+    assert "every week on Tuesday at 10:00 (UTC) until" in series.describe()
 
 
 @pytest.mark.django_db
@@ -292,7 +292,7 @@ def test_a_series_queues_exactly_one_message_listing_its_dates_and_the_skipped(a
     assert row.event == "series_created" and row.channel == "email"
     text = row.payload["text"]
     assert "Booked (2):" in text and "Skipped (1), not booked:" in text and "bob's run" in text
-    assert "every week at 10:00 (UTC)" in row.payload["subject"]
+    assert "every week on Tuesday at 10:00 (UTC)" in row.payload["subject"]
 
 
 @pytest.mark.django_db
@@ -308,7 +308,7 @@ def test_the_servers_slack_channel_hears_the_series_once_with_others_words_escap
 
     [row] = Notification.objects.filter(event="series_created", destination__isnull=False)
     assert "&lt;!channel&gt; run" in row.payload["text"] and "<!channel>" not in row.payload["text"]
-    assert "booked *thalys:0* every week at 10:00 (UTC)" in row.payload["text"] and "2 dates" in row.payload["text"]
+    assert "booked *thalys:0* every week on Tuesday at 10:00 (UTC)" in row.payload["text"] and "2 dates" in row.payload["text"]
 
 
 @pytest.mark.django_db
@@ -421,7 +421,7 @@ def test_the_form_books_a_weekly_series(client, alice, thalys, lab_utc):
     assert response.status_code == 303 and response["Location"] == "/mine/"
     assert Booking.objects.filter(user=alice, series__isnull=False).count() == 3
     page = client.get("/mine/").content.decode()
-    assert "Booked thalys:0 every week at 10:00 (UTC)" in page and ": 3 dates." in page
+    assert "Booked thalys:0 every week on Tuesday at 10:00 (UTC)" in page and ": 3 dates." in page
     assert page.count("↻ repeats every week") == 3
     assert f"/series/{BookingSeries.objects.get().pk}/cancel/" in page
 
@@ -431,7 +431,7 @@ def test_a_dates_own_page_names_its_series(client, alice, thalys, lab_utc):
     client.force_login(alice)
     result = weekly(alice, next_weekday(1, 10, UTC), weeks=2)
     page = client.get(f"/bookings/{result.bookings[0].pk}/").content.decode()
-    assert "↻ every week at 10:00 (UTC) until" in page and f"/series/{result.series.pk}/cancel/" in page
+    assert "↻ every week on Tuesday at 10:00 (UTC) until" in page and f"/series/{result.series.pk}/cancel/" in page
 
 
 @pytest.mark.django_db
@@ -511,7 +511,7 @@ def test_the_feed_has_one_event_per_date_naming_the_series(client, alice, thalys
     for booking in result.bookings:
         event = next(e for uid, e in events.items() if uid.startswith(f"booking-{booking.pk}@"))
         assert event.decoded("DTSTART") == booking.start
-        assert "Repeats every week at 10:00 (UTC) until" in str(event["DESCRIPTION"])
+        assert "Repeats every week on Tuesday at 10:00 (UTC) until" in str(event["DESCRIPTION"])
         assert f"(series #{result.series.pk})" in str(event["DESCRIPTION"])
     cancelled = next(e for uid, e in events.items() if uid.startswith(f"booking-{result.bookings[1].pk}@"))
     assert str(cancelled["STATUS"]) == "CANCELLED"
@@ -525,7 +525,7 @@ def test_the_feed_has_one_event_per_date_naming_the_series(client, alice, thalys
 def test_the_admin_lists_series_shows_their_dates_and_cancels_the_rest(staff_client, alice, thalys):
     result = weekly(alice, next_weekday(1, 10, UTC), weeks=2)
     listing = staff_client.get("/admin/reservations/bookingseries/").content.decode()
-    assert "every week at 10:00 (UTC)" in listing
+    assert "every week on Tuesday at 10:00 (UTC)" in listing
 
     page = staff_client.get(f"/admin/reservations/bookingseries/{result.series.pk}/change/").content.decode()
     assert all(f"#{booking.pk}" in page for booking in result.bookings)
