@@ -293,6 +293,8 @@ BOOKING_PAST_GRACE = env.str("BOOKING_PAST_GRACE", default="5m")
 WAITLIST_MAX_WAIT = env.str("WAITLIST_MAX_WAIT", default="7d")
 WAITLIST_OFFER_MINUTES = env.int("WAITLIST_OFFER_MINUTES", default=10)
 WAITLIST_MAX_IGNORED_OFFERS = env.int("WAITLIST_MAX_IGNORED_OFFERS", default=2)
+# The most occurrences one recurring booking (series) may have; a longer rule is refused.
+SERIES_MAX_OCCURRENCES = env.int("SERIES_MAX_OCCURRENCES", default=100)
 
 # --- Auth -------------------------------------------------------------------------------
 # Failed sign-ins allowed per user name and per address within the window, then refused.

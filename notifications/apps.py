@@ -8,10 +8,11 @@ class NotificationsConfig(AppConfig):
 
     def ready(self):
         from monitoring.models import Alert
-        from reservations.signals import booking_changed, waitlist_changed
+        from reservations.signals import booking_changed, series_changed, waitlist_changed
 
         from . import receivers
 
         booking_changed.connect(receivers.on_booking_changed, dispatch_uid="labres-notify-bookings")
         waitlist_changed.connect(receivers.on_waitlist_changed, dispatch_uid="labres-notify-waitlist")
+        series_changed.connect(receivers.on_series_changed, dispatch_uid="labres-notify-series")
         post_save.connect(receivers.on_alert_saved, sender=Alert, dispatch_uid="labres-notify-alerts")

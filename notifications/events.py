@@ -18,6 +18,8 @@ class Event(models.TextChoices):
     HOST_STALE = "host_stale", "host stale"
     WAITLIST_OFFER = "waitlist_offer", "waitlist: your turn"
     WAITLIST_LAPSED = "waitlist_lapsed", "waitlist: entry lapsed"
+    SERIES_CREATED = "series_created", "recurring booking created"
+    SERIES_CANCELLED = "series_cancelled", "recurring booking cancelled"
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,9 @@ EVENTS = {
         EventSpec(Event.HOST_STALE, Event.HOST_STALE.label, "A GPU host stopped reporting (staff).", True, to_lab=True, to_staff=True),
         EventSpec(Event.WAITLIST_OFFER, Event.WAITLIST_OFFER.label, "What you wait for is free: claim it with one click before the offer runs out.", True),
         EventSpec(Event.WAITLIST_LAPSED, Event.WAITLIST_LAPSED.label, "Your waitlist entry ended without a booking.", True),
+        # A series tells once for all its dates (its bookings' own created/cancelled messages are muted).
+        EventSpec(Event.SERIES_CREATED, Event.SERIES_CREATED.label, "A recurring booking of yours was made: its dates, and those skipped.", True, to_resources=True),
+        EventSpec(Event.SERIES_CANCELLED, Event.SERIES_CANCELLED.label, "The rest of a recurring booking of yours was cancelled.", True, to_resources=True),
     ]
 }
 

@@ -52,6 +52,10 @@ VARIABLES = {
     "length": "For waitlist events: how long the booking would last, e.g. 2h.",
     "expires": "For 'waitlist: your turn': when the offer runs out.",
     "why": "For 'waitlist: entry lapsed': why it ended.",
+    "rule": "For recurring bookings: the repeat, e.g. 'every week on Tuesday at 10:00 (Europe/Berlin) until 15 Dec 2026'.",
+    "dates": "For recurring bookings: (start, end) of each date booked or cancelled.",
+    "skipped": "For 'recurring booking created': (start, end, why) of each date not booked.",
+    "running": "For 'recurring booking cancelled': (start, end) of a date left running.",
     "links": "Absolute links: links.booking, links.extend, links.release, links.mine, links.book, links.profile, links.gpus (and links.claim for a waitlist offer).",
 }
 
@@ -119,6 +123,8 @@ def context_for(occasion, *, user=None, family="slack", destination=None):
         },
         **occasion.extra,
     }
+    if context.get("skipped"):  # why a date of a series was skipped names others and their purposes
+        context["skipped"] = [(start, end, escape(why)) for start, end, why in context["skipped"]]
     if alert is not None:
         context["server"] = alert.server
         context["server_name"] = escape(alert.server.name)

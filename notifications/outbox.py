@@ -163,6 +163,8 @@ def occasions_of(event):
         return _waitlist_occasions(event)
     if booking is None:
         return []
+    if event.event in ("series_created", "series_cancelled"):
+        return [(Occasion(event.event, booking=booking, by=event.by, extra=_series_extra(event.context)), event.key)]
     before = None
     if event.event == "changed" and event.context.get("before"):
         # The times of this change, not the booking's latest: a later change has its own event.
@@ -186,6 +188,17 @@ def _waitlist_occasions(event):
     if entry is None:
         return []
     return [(Occasion(event.event, extra={"entry": entry, "why": event.context.get("why", "")}), event.key)]
+
+
+def _series_extra(context):
+    """A series event's dates as datetimes (shown in each recipient's zone), its rule, and what was skipped or kept."""
+    def times(rows):
+        return [tuple(datetime.fromisoformat(value) for value in row[:2]) + tuple(row[2:]) for row in rows]
+
+    return {
+        "series_id": context.get("series"), "rule": context.get("rule", ""),
+        "dates": times(context.get("dates", [])), "skipped": times(context.get("skipped", [])), "running": times(context.get("running", [])),
+    }
 
 
 def _followed_by(booking):

@@ -34,3 +34,16 @@ def on_waitlist_changed(sender, entry, event, why="", **kwargs):
     if name is not None:
         key = f"{name}:w{entry.pk}" + (f":{entry.offers}" if event == "offered" else "")
         outbox.record(name, key=key, context={"waitlist_entry": entry.pk, "why": why})
+
+
+def on_series_changed(sender, series, event, by, bookings, skipped=(), **kwargs):
+    """One event for a whole series (created, or the rest cancelled), about its first booking concerned."""
+    def pairs(items):
+        return [[item.start.isoformat(), item.end.isoformat()] for item in items]
+
+    context = {"series": series.pk, "rule": series.describe(), "dates": pairs(bookings)}
+    if event == "series_created":
+        context["skipped"] = [[*pair, refusal.reason] for pair, refusal in zip(pairs(skipped), skipped)]
+    else:
+        context["running"] = pairs(skipped)
+    outbox.record(event, key=f"{event}:s{series.pk}", booking_id=bookings[0].pk, by_id=getattr(by, "pk", None), context=context)

@@ -13,11 +13,12 @@ from django.db import router, transaction
 from django.db.models import Count, Q
 from django.utils.html import format_html
 
-from . import feeds, icsimport, services
+from . import feeds, icsimport, services, waitlist
 from .errors import BookingError
-from .models import Allocation, Booking, CalendarFeed, Device, ExternalCalendar, ImportedEvent, Limit, MemberGroup, Profile, Room, Server
-from .models import WaitlistEntry
-from . import waitlist
+from .models import (
+    Allocation, Booking, BookingSeries, CalendarFeed, Device, ExternalCalendar, ImportedEvent, Limit, MemberGroup, Profile, Room, Server,
+    WaitlistEntry,
+)
 
 # --- servers, GPUs and rooms ---------------------------------------------------------------
 
@@ -433,3 +434,69 @@ class WaitlistEntryAdmin(admin.ModelAdmin):
             waitlist.withdraw(entry, by=request.user)
             done += 1
         self.message_user(request, f"Withdrew {done} waitlist entr{'y' if done == 1 else 'ies'}.", level=messages.SUCCESS)
+
+
+# --- recurring bookings (series) -------------------------------------------------------------------
+
+
+class SeriesBookingInline(admin.TabularInline):
+    """A series' dates, read-only: each is changed or cancelled as a booking of its own."""
+
+    model = Booking
+    fields = ("booking_link", "start", "end", "status", "purpose")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    show_change_link = True
+    ordering = ("start",)
+
+    @admin.display(description="booking")
+    def booking_link(self, booking):
+        return f"#{booking.pk}"
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(BookingSeries)
+class BookingSeriesAdmin(admin.ModelAdmin):
+    """Recurring bookings are made by members (form, API); staff read them and cancel the rest."""
+
+    list_display = ("id", "user", "described", "purpose", "date_count", "created_at")
+    search_fields = ("user__username", "purpose")
+    list_select_related = ("user",)
+    fields = ("user", "described", "rule", "first_date", "start_time", "length", "time_zone", "until", "purpose", "created_at")
+    readonly_fields = fields
+    inlines = [SeriesBookingInline]
+    actions = ["cancel_the_rest"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(date_count=Count("bookings", filter=Q(bookings__status=Booking.Status.CONFIRMED)))
+
+    @admin.display(description="repeats")
+    def described(self, series):
+        return series.describe()
+
+    @admin.display(description="confirmed dates", ordering="date_count")
+    def date_count(self, series):
+        return series.date_count
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # its bookings' history matters; cancel the rest instead
+
+    @admin.action(description="Cancel the rest (dates not started yet)", permissions=["change"])
+    def cancel_the_rest(self, request, queryset):
+        for series in queryset.order_by("pk"):
+            try:
+                result = services.cancel_series(series, by=request.user)
+            except BookingError as error:
+                self.message_user(request, error.message, level=messages.WARNING)
+                continue
+            kept = f"; booking #{result.skipped[0].pk} is running and was left alone" if result.skipped else ""
+            self.message_user(request, f"Series #{series.pk}: cancelled {len(result.bookings)} dates{kept}.", level=messages.SUCCESS)

@@ -10,6 +10,13 @@ same in feeds, downloads and e-mails, so a calendar app that got it twice keeps 
 and a SEQUENCE that grows with each change. DTSTAMP is the booking's last change: without a
 METHOD, RFC 5545 reads DTSTAMP as the time the information was last revised, and it keeps a
 feed's body the same until something in it changes.
+
+A recurring booking (a series) is written as one VEVENT per date, not as one event with an
+RRULE, EXDATEs and RECURRENCE-ID overrides: each date is a booking of its own that can be
+moved, extended, released or cancelled alone, and already has a stable UID and SEQUENCE.
+One recurring event would have to be rebuilt (and its exceptions re-sent) at every such
+change, and calendar clients handle overridden instances unevenly. The repeat is named in
+each event's DESCRIPTION instead ("Repeats every week on Tuesday at 10:00 ... (series #3)").
 """
 import re
 from dataclasses import dataclass
@@ -59,6 +66,7 @@ class Entry:
     created: str
     modified: str
     sequence: int
+    series: str = ""  # for a date of a recurring booking: 'every week on Tuesday at 10:00 (UTC) until ... (series #3)'
 
     @classmethod
     def of(cls, booking):
@@ -73,6 +81,7 @@ class Entry:
             pk=booking.pk, user_id=booking.user_id, who=member_name(booking.user), purpose=booking.purpose,
             status=booking.status, kind=kind, what=what, location=location, start=utc(booking.start),
             end=utc(booking.end), created=utc(booking.created_at), modified=utc(booking.updated_at), sequence=booking.sequence,
+            series=series_text(booking.series) if booking.series_id else "",
         )
 
 
@@ -110,6 +119,8 @@ def _event_lines(entry, link, uid_host, audience):
     details = f"Purpose: {purpose}\n" if purpose else ""
     if who:
         details += f"Booked by {who}\n"
+    if entry.series:
+        details += f"Repeats {entry.series}.\n"
     if entry.status == CANCELLED:
         details += "Cancelled.\n"
     elif entry.status == RELEASED:
@@ -126,6 +137,11 @@ def _event_lines(entry, link, uid_host, audience):
         f"{fold('LOCATION:' + text(location))}\r\n{fold('URL:' + link)}\r\n"
         f"STATUS:{status}\r\nTRANSP:{transparency}\r\nEND:VEVENT"
     )
+
+
+def series_text(series):
+    """How an event names its series: 'every week on Tuesday at 10:00 (Europe/Berlin) until 15 Dec 2026 (series #3)'."""
+    return f"{series.describe()} (series #{series.pk})"
 
 
 def summary(kind, what, *, purpose="", who=""):

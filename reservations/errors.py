@@ -96,3 +96,47 @@ def format_span(start, end):
     from .parsing import format_span as span
 
     return "from " + span(start, end, timezone.get_current_timezone(), joiner=" to ")
+
+
+# --- recurring bookings -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """One occurrence of a series that cannot be booked, and why (the BookingError create_booking raised)."""
+
+    start: object
+    end: object
+    error: BookingError
+
+    @property
+    def reason(self):
+        return self.error.message
+
+    def as_dict(self):
+        """The refusal as data, for the API and the pages; times as they are (the API writes them in UTC)."""
+        data = {"start": self.start.isoformat(), "end": self.end.isoformat(), "code": self.error.code, "message": self.reason}
+        if isinstance(self.error, BookingConflict):
+            data["conflicts"] = [conflict.as_dict() for conflict in self.error.conflicts]
+        return data
+
+
+class SeriesConflict(BookingError):
+    """Some occurrences of a recurring booking cannot be booked: `refused` lists each with its reason.
+
+    Nothing was written; the member may book the others (on_conflict="skip") or give up.
+    """
+
+    code = "series_conflict"
+
+    def __init__(self, refused, *, total):
+        self.refused = list(refused)
+        self.total = total
+        self.bookable = total - len(self.refused)
+        first = self.refused[0]
+        if self.bookable == 0:
+            head = f"None of the {total} dates can be booked"
+        else:
+            head = f"{len(self.refused)} of the {total} dates cannot be booked"
+        more = f" (and {len(self.refused) - 1} more)" if len(self.refused) > 1 else ""
+        super().__init__(f"{head}: {format_span(first.start, first.end)[5:]}: {first.reason}{more}", field="repeat")

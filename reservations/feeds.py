@@ -15,8 +15,8 @@ from django.db.models import Aggregate, CharField, Func, OuterRef, Q, Subquery, 
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from .calendar import Audience, Entry, render_calendar
-from .models import Allocation, Booking, CalendarFeed, Room, Server, Unit, display_name_of
+from .calendar import Audience, Entry, render_calendar, series_text
+from .models import Allocation, Booking, BookingSeries, CalendarFeed, Room, Server, Unit, display_name_of
 from .parsing import format_device_set, parse_duration
 
 FORMAT_VERSION = 1  # bump when the feed's text changes shape, so clients fetch it again
@@ -121,7 +121,7 @@ class UnitIds(Aggregate):
 
 ENTRY_COLUMNS = (
     "pk", "user_id", "purpose", "status", "server_id", "whole_server", "room_id", "sequence",
-    "ical_start", "ical_end", "ical_created", "ical_modified", "unit_ids",
+    "ical_start", "ical_end", "ical_created", "ical_modified", "unit_ids", "series_id",
 )
 
 
@@ -144,9 +144,11 @@ def entries_of(bookings, *, names=True):
     rooms = {pk: (name, location) for pk, name, location in Room.objects.filter(pk__in=room_ids).values_list("pk", "name", "location")}
     gpu_of = dict(Unit.objects.filter(kind=Unit.Kind.GPU, server_id__in=server_ids).values_list("pk", "device__index"))
     who = _names({row[1] for row in rows}) if names else {}
+    series_ids = {row[13] for row in rows if row[13]}
+    series = {item.pk: series_text(item) for item in BookingSeries.objects.filter(pk__in=series_ids)} if series_ids else {}
     device_sets = {}  # a lab's bookings repeat a few GPU sets: write each once
     entries = []
-    for pk, user_id, purpose, status, server_id, whole, room_id, sequence, start, end, created, modified, unit_ids in rows:
+    for pk, user_id, purpose, status, server_id, whole, room_id, sequence, start, end, created, modified, unit_ids, series_id in rows:
         if room_id:
             kind, (what, location) = "room", rooms[room_id]
         elif whole:
@@ -162,6 +164,7 @@ def entries_of(bookings, *, names=True):
             Entry(
                 pk=pk, user_id=user_id, who=who.get(user_id, ""), purpose=purpose, status=status, kind=kind, what=what,
                 location=location, start=start, end=end, created=created, modified=modified, sequence=sequence,
+                series=series.get(series_id, ""),
             )
         )
     return entries

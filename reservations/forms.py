@@ -24,6 +24,7 @@ from .parsing import (
 )
 
 QUICK_LENGTHS = ["30m", "1h", "2h", "4h", "8h", "12h"]
+REPEAT_CHOICES = [("never", "Never"), ("daily", "Daily"), ("weekdays", "Weekdays (Mon–Fri)"), ("weekly", "Weekly"), ("every 2 weeks", "Every 2 weeks")]
 LOCAL_MINUTE = "%Y-%m-%dT%H:%M"  # what <input type=datetime-local> sends and shows
 SUMMARY_NAMES = {"gpus": "GPUs", "devices": "GPUs", "length": "Length", "duration": "Length", "end": "End", "memory_gib": "Memory"}
 REACH = timedelta(days=3650)  # how far from now a date may be; keeps sums of dates and lengths in range
@@ -81,6 +82,12 @@ class BookingForm(forms.Form):
     duration = forms.CharField(label="Other length", required=False, max_length=20, help_text="e.g. 45m, 3h30m, 2d")
     end = LocalDateTimeField(label="Or until", required=False)
     purpose = forms.CharField(required=False, max_length=200, help_text="Optional; others see it on the timeline.")
+    # A recurring booking: the values are what recurrence.parse_repeat reads.
+    repeat = forms.ChoiceField(label="Repeat", required=False, choices=REPEAT_CHOICES, initial="never")
+    until = forms.DateField(
+        label="Repeat until", required=False, widget=forms.DateInput(attrs={"type": "date"}),
+        help_text="The last date it may repeat on (included).",
+    )
 
     def __init__(self, *args, catalog=None, **kwargs):
         super().__init__(*args, **kwargs)
@@ -215,7 +222,13 @@ class BookingForm(forms.Form):
         self._clean_amounts(cleaned)
         self.target = self._clean_target(cleaned)
         self._clean_times(cleaned)
+        if self.repeats and not cleaned.get("until") and "until" not in self.errors:
+            self.add_error("until", "Choose the last date it repeats on, or set Repeat to Never.")
         return cleaned
+
+    @property
+    def repeats(self):
+        return self.cleaned_data.get("repeat") not in (None, "", "never")
 
     def _clean_target(self, cleaned):
         what = cleaned.get("what")
@@ -307,8 +320,14 @@ class BookingForm(forms.Form):
         data = self.cleaned_data
         return {**self.target, **self.amounts(), "start": data["start"], "end": data["end_at"], "purpose": data.get("purpose", "")}
 
+    def series_kwargs(self):
+        """The keyword arguments of services.create_series, from a valid form that repeats."""
+        return {**self.booking_kwargs(), "repeat": self.cleaned_data["repeat"], "until": self.cleaned_data["until"]}
+
     def field_for(self, error):
         """The form field a service's BookingError belongs to; None for the form as a whole."""
+        if error.field in ("repeat", "until", "count"):
+            return "until" if error.field == "until" else "repeat"
         if error.field in ("end", "duration"):
             return self.length_field
         if error.field in ("cpu_cores", "memory_gib"):

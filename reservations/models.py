@@ -175,6 +175,8 @@ class Booking(models.Model):
     # RFC 5545's SEQUENCE: grows with each change a calendar client must take over (times, status,
     # purpose), so clients replace their copy of the event instead of keeping the old one.
     sequence = models.PositiveIntegerField(default=0, editable=False)
+    # One occurrence of a recurring booking; each stays a booking of its own (cancel, move, release).
+    series = models.ForeignKey("BookingSeries", null=True, blank=True, on_delete=models.SET_NULL, related_name="bookings")
 
     class Meta:
         ordering = ["-start"]
@@ -762,3 +764,41 @@ class WaitlistEntry(models.Model):
     @property
     def is_open(self):
         return self.state in self.OPEN
+
+
+# --- recurring bookings -----------------------------------------------------------------------
+
+
+class BookingSeries(models.Model):
+    """A recurring booking ("every Tuesday 10:00-11:00 until 15 Dec"): its rule, and its occurrences as bookings.
+
+    The rule is read in the member's zone at creation: occurrences keep their wall-clock time
+    across DST changes. Each occurrence is a Booking (series=this) that can be changed alone.
+    """
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="booking_series", verbose_name="owner")
+    rule = models.CharField(max_length=200, help_text="RFC 5545 RRULE without UNTIL, e.g. FREQ=WEEKLY;BYDAY=TU (COUNT allowed).")
+    first_date = models.DateField(help_text="The date the rule starts from, in the series' time zone.")
+    start_time = models.TimeField(help_text="Each occurrence's wall-clock start, in the series' time zone.")
+    length = models.DurationField()
+    time_zone = models.CharField(max_length=64)
+    until = models.DateField(null=True, blank=True, help_text="The last date an occurrence may start on (empty: the rule has COUNT).")
+    purpose = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = "booking series"
+        verbose_name_plural = "booking series"
+
+    def __str__(self):
+        return f"Series #{self.pk}: {self.describe()}"
+
+    def describe(self):
+        """'every week on Tuesday at 10:00 (Europe/Berlin) until 15 Dec 2026'."""
+        from .recurrence import DAYS, describe, rule_parts
+
+        rule = self.rule
+        if rule_parts(rule)["FREQ"] == "WEEKLY" and "BYDAY" not in rule_parts(rule):
+            rule += f";BYDAY={DAYS[self.first_date.weekday()]}"  # the day it repeats on is the first date's
+        return describe(rule, at=f" at {self.start_time:%H:%M} ({self.time_zone})", until=self.until)

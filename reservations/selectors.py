@@ -95,7 +95,7 @@ def unit_holdings(now):
 def member_bookings(user, now=None, *, upcoming_limit=None):
     """A member's bookings: running and upcoming (lists, soonest first) and past (a queryset, newest first)."""
     now = now or timezone.now()
-    bookings = Booking.objects.filter(user=user).select_related("server", "room", "user__profile")
+    bookings = Booking.objects.filter(user=user).select_related("server", "room", "user__profile", "series")
     current = bookings.filter(status=Booking.Status.CONFIRMED, end__gt=now).order_by("start")
     running = list(current.filter(start__lte=now))
     upcoming = list(current.filter(start__gt=now)[:upcoming_limit])

@@ -4,18 +4,19 @@ Each validates, then writes inside one transaction. Overlaps are refused by the 
 (exclusion constraint on PostgreSQL, triggers plus IMMEDIATE transactions on SQLite); when
 it refuses, find_conflicts says who holds what, from when to when, and why.
 """
+from contextlib import nullcontext
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from django.conf import settings
 from django.db import IntegrityError, OperationalError, transaction
 from django.utils import timezone
 
 from . import capacity, fairuse
-from .errors import BookingConflict, BookingError, Busy, Conflict, NotAllowed
-from .models import Allocation, Booking, Device, Profile, Room, Server, Unit
+from .errors import BookingConflict, BookingError, Busy, Conflict, NotAllowed, Refusal, SeriesConflict
+from .models import Allocation, Booking, BookingSeries, Device, Profile, Room, Server, Unit
 from .parsing import ParseError, format_device_set, format_duration, parse_device_set, parse_duration
-from .signals import booking_changed
+from .signals import booking_changed, series_changed
 
 OVERLAP_SQLSTATE = "23P01"  # PostgreSQL exclusion_violation
 SQLITE_OVERLAP_MARKER = "allocation_overlap"  # the message of the SQLite triggers
@@ -229,6 +230,137 @@ def change_booking(booking, *, by, start=None, end=None, purpose=None, now=None)
     except IntegrityError as error:
         _raise_conflict_from(error, units, new_start, new_end, exclude=booking)
     return booking
+
+
+# --- recurring bookings (series) ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SeriesResult:
+    """What create_series booked and skipped, or what cancel_series cancelled and left running."""
+
+    series: BookingSeries
+    bookings: list  # booked (create) or cancelled (cancel), soonest first
+    skipped: list  # Refusal per occurrence not booked (create); running bookings left alone (cancel)
+
+
+def create_series(
+    user, *, start, end, repeat=None, until=None, count=None, purpose="", server=None, devices=None, room=None,
+    cpu_cores=0, memory_gib=0, source=Booking.Source.WEB, on_conflict="ask", time_zone=None, now=None,
+):
+    """Book [start, end) again and again by a repeat rule ('weekly', 'weekdays', an RRULE) until a date or
+    `count` times; each occurrence passes create_booking's checks. Raises BookingError.
+
+    on_conflict="ask": if any occurrence is refused, nothing is written and SeriesConflict lists each.
+    "skip": the others are booked and the refused ones reported in the result (SeriesConflict if none fits).
+    The rule is read in `time_zone` (default: the member's), so occurrences keep their wall-clock time.
+    One "series_created" notification tells of all of them.
+    """
+    from notifications.outbox import is_muted, muted
+
+    from .recurrence import occurrences, parse_repeat, rule_parts
+
+    now = now or timezone.now()
+    if on_conflict not in ("ask", "skip"):
+        raise BookingError("on_conflict is 'ask' (book nothing if a date is taken) or 'skip' (book the others).", field="on_conflict")
+    _check_times(start, end, now=now)
+    zone = _zone_of(user, time_zone)
+    try:
+        rule, rule_until = parse_repeat(repeat) if isinstance(repeat, str) else (None, None)
+    except ParseError as error:
+        raise BookingError(str(error), field="repeat") from None
+    if rule is None:
+        raise BookingError("Say how the booking repeats, e.g. daily, weekdays, weekly or every 2 weeks.", field="repeat")
+    until = until if until is not None else rule_until
+    if count is not None:
+        if "COUNT" in rule_parts(rule) or until is not None:
+            raise BookingError("Give an until date or a number of times, not both.", field="count")
+        if not isinstance(count, int) or count < 1:
+            raise BookingError("The number of times must be a whole number, 1 or more.", field="count")
+        rule += f";COUNT={count}"
+    if until is None and "COUNT" not in rule_parts(rule):
+        raise BookingError("Say until which date the booking repeats.", field="until")
+    local = timezone.localtime(start, zone)
+    if until is not None and until < local.date():
+        raise BookingError(f"The repeat ends ({until:%d %b %Y}) before the first booking starts ({local:%d %b %Y}).", field="until")
+    cap = settings.SERIES_MAX_OCCURRENCES
+    try:
+        starts = occurrences(rule, first=local.replace(tzinfo=None), until=until, zone=zone, limit=cap)
+        if starts:
+            starts[-1].astimezone(UTC) + (end - start)  # the last end must be a date Python can hold
+    except OverflowError:
+        raise BookingError("The repeat reaches too far ahead; choose an earlier until date or fewer times.", field="until") from None
+    except (ParseError, ValueError) as error:
+        raise BookingError(f"The repeat cannot be read: {error}", field="repeat") from None
+    if len(starts) > cap:
+        last = starts[cap - 1]
+        raise BookingError(
+            f"A series has at most {cap} bookings; this one would have more (the {cap}th on {last:%a %d %b %Y}). "
+            "Choose an earlier until date, or fewer times.", field="until",
+        )
+    if not starts:
+        raise BookingError("The repeat gives no date from the start to the until date; check the days and the dates.", field="repeat")
+    length = end - start
+    resolve_target(server=server, devices=devices, room=room)  # an unknown server is one error, not one per date
+    with transaction.atomic():
+        series = BookingSeries.objects.create(
+            user=user, rule=rule, first_date=local.date(), start_time=local.time().replace(tzinfo=None), length=length,
+            time_zone=str(zone), until=until, purpose=(purpose or "").strip(),
+        )
+        booked, refused = [], []
+        with (nullcontext() if is_muted() else muted()):  # one message for the series, not one per date
+            for local_start in starts:
+                begin = local_start.astimezone(UTC)
+                try:
+                    booked.append(create_booking(
+                        user, start=begin, end=begin + length, purpose=purpose, server=server, devices=devices, room=room,
+                        cpu_cores=cpu_cores, memory_gib=memory_gib, source=source, now=now,
+                    ))
+                except Busy:
+                    raise
+                except BookingError as error:  # create_booking's savepoint has undone this date alone
+                    refused.append(Refusal(begin, begin + length, error))
+        if refused and (on_conflict == "ask" or not booked):
+            raise SeriesConflict(refused, total=len(starts))
+        Booking.objects.filter(pk__in=[booking.pk for booking in booked]).update(series=series)
+        for booking in booked:
+            booking.series = series
+        series_changed.send(BookingSeries, series=series, event="series_created", by=user, bookings=booked, skipped=refused)
+    return SeriesResult(series=series, bookings=booked, skipped=refused)
+
+
+def cancel_series(series, *, by, now=None):
+    """Cancel every occurrence of a series that has not started; a running one is left alone (released by hand).
+
+    Owner or staff only. One "series_cancelled" notification tells of all of them.
+    """
+    from notifications.outbox import is_muted, muted
+
+    now = now or timezone.now()
+    with transaction.atomic():
+        series = BookingSeries.objects.select_for_update().select_related("user").get(pk=series.pk)
+        if series.user_id != by.pk and not by.is_staff:
+            raise NotAllowed(f"Series #{series.pk} belongs to {series.user.get_username()}; only they or staff can cancel it.")
+        current = list(series.bookings.filter(status=Booking.Status.CONFIRMED, end__gt=now).order_by("start"))
+        running = [booking for booking in current if booking.start <= now]
+        with (nullcontext() if is_muted() else muted()):
+            cancelled = [cancel_booking(booking, by=by, now=now) for booking in current if booking.start > now]
+        if not cancelled:
+            still = f"; booking #{running[0].pk} is running: release it to end it now" if running else ""
+            raise BookingError(f"Series #{series.pk} has nothing left to cancel{still}.")
+        series_changed.send(BookingSeries, series=series, event="series_cancelled", by=by, bookings=cancelled, skipped=running)
+    return SeriesResult(series=series, bookings=cancelled, skipped=running)
+
+
+def _zone_of(user, name=None):
+    """The zone a series' rule is read in: the one given, else the member's, else the lab's."""
+    import zoneinfo
+
+    name = name or getattr(getattr(user, "profile", None), "time_zone", "") or settings.TIME_ZONE
+    try:
+        return zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise BookingError(f"'{name}' is not a time zone; write e.g. Europe/Berlin.", field="time_zone") from None
 
 
 # --- validation --------------------------------------------------------------------------

@@ -9,3 +9,7 @@ booking_changed = Signal()
 # Sent by the waitlist (reservations.waitlist) inside its transaction with entry= and event=
 # ("offered": an offer is open; "lapsed": the entry ended unserved, with why=).
 waitlist_changed = Signal()
+
+# Sent with series=, event= ("series_created", "series_cancelled"), by=, bookings= (booked or
+# cancelled, soonest first) and skipped= (Refusals, or the running bookings left alone).
+series_changed = Signal()

@@ -17,6 +17,7 @@ urlpatterns = [
     path("bookings/<int:pk>/release/", mine.release, name="booking-release"),
     path("bookings/<int:pk>/extend/", mine.extend, name="booking-extend"),
     path("bookings/<int:pk>/change/", mine.change, name="booking-change"),
+    path("series/<int:pk>/cancel/", mine.cancel_series, name="series-cancel"),
     path("profile/", account.profile, name="profile"),
     path("profile/notifications/", account.notification_preferences, name="profile-notifications"),
     path("profile/slack/link/", account.link_slack, name="slack-link"),

@@ -11,11 +11,11 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import set_rollback
 
-from ..errors import BookingConflict, BookingError, Busy, NotAllowed
+from ..errors import BookingConflict, BookingError, Busy, NotAllowed, SeriesConflict
 from ..fairuse import AccessDenied, LimitExceeded
 from .times import utc_iso
 
-CODES = ("invalid", "conflict", "forbidden", "not_found", "unauthenticated", "throttled", "busy", "method_not_allowed")
+CODES = ("invalid", "conflict", "forbidden", "not_found", "unauthenticated", "throttled", "busy", "method_not_allowed", "series_conflict")
 BUSY_RETRY_SECONDS = 1
 
 
@@ -39,6 +39,12 @@ def error_response(status_code, code, message, *, fields=None, conflicts=None, l
 
 
 def _domain_error(exc):
+    if isinstance(exc, SeriesConflict):
+        from .serializers import refused_date
+
+        response = error_response(status.HTTP_409_CONFLICT, exc.code, exc.message)
+        response.data["error"].update(refused=[refused_date(refusal) for refusal in exc.refused], total=exc.total, bookable=exc.bookable)
+        return response
     if isinstance(exc, BookingConflict):
         conflicts = [{**conflict.as_dict(), **_utc_times(conflict.booking)} for conflict in exc.conflicts]
         return error_response(status.HTTP_409_CONFLICT, "conflict", exc.message, conflicts=conflicts)

@@ -176,6 +176,7 @@ class BookingSerializer(serializers.Serializer):
     what = serializers.CharField(help_text="What is booked, as people write it: 'thalys:0-1', 'thalys (whole server)', 'room Lab 2'.")
     created_at = UTCTimeField()
     updated_at = UTCTimeField()
+    series = serializers.IntegerField(allow_null=True, help_text="The recurring booking (series/{id}/) this is one date of, or null.")
 
     def to_representation(self, booking):
         devices = self._devices(booking)
@@ -199,6 +200,7 @@ class BookingSerializer(serializers.Serializer):
             "what": booking.what,
             "created_at": utc_iso(booking.created_at),
             "updated_at": utc_iso(booking.updated_at),
+            "series": booking.series_id,
         }
 
     @staticmethod
@@ -422,3 +424,101 @@ class AvailabilityQuerySerializer(serializers.Serializer):
 def _is_number(text):
     """Plain ASCII digits: str.isdigit() is also true for '³', which int() refuses."""
     return text.isascii() and text.isdigit()
+
+
+# --- recurring bookings (series) ---------------------------------------------------------------
+
+
+class SeriesCreateSerializer(BookingCreateSerializer):
+    """A booking's fields (the first date's start and end) plus how it repeats and until when."""
+
+    repeat = serializers.CharField(
+        required=False, max_length=200, help_text="How it repeats, as people write it: daily, weekdays, weekly, every 2 weeks, weekly on tue,thu.",
+    )
+    rrule = serializers.CharField(required=False, max_length=200, help_text="Or an RFC 5545 RRULE, e.g. FREQ=WEEKLY;BYDAY=TU (UNTIL or COUNT allowed).")
+    until = serializers.DateField(required=False, help_text="The last date a booking may start on, in your time zone.")
+    count = serializers.IntegerField(required=False, min_value=1, max_value=10_000, help_text="Or how many times (instead of until).")
+    on_conflict = serializers.ChoiceField(
+        choices=("ask", "skip"), default="ask",
+        help_text="ask: if any date is taken, book nothing and answer 409 listing them; skip: book the others.",
+    )
+
+    def validate(self, data):
+        from ..recurrence import parse_rrule
+
+        if ("repeat" in data) == ("rrule" in data):
+            raise serializers.ValidationError({"repeat": ["Give repeat (e.g. weekly) or rrule (e.g. FREQ=WEEKLY;BYDAY=TU): one of the two."]})
+        if "rrule" in data:
+            try:
+                parse_rrule(data["rrule"])
+            except ParseError as error:
+                raise serializers.ValidationError({"rrule": [str(error)]}) from None
+            data["repeat"] = "RRULE:" + data.pop("rrule").strip().removeprefix("RRULE:").removeprefix("rrule:")
+        return super().validate(data)
+
+
+class RefusedDateSerializer(serializers.Serializer):
+    start = UTCTimeField()
+    end = UTCTimeField()
+    code = serializers.CharField(help_text="Why: conflict, limit_exceeded, not_allowed_here, capacity, invalid.")
+    message = serializers.CharField()
+    conflicts = ConflictSerializer(many=True, required=False, help_text="For a conflict: the bookings in the way.")
+
+
+class SeriesSerializer(serializers.Serializer):
+    """A recurring booking: its rule, and its dates as bookings (each can be cancelled or changed alone)."""
+
+    id = serializers.IntegerField()
+    user = serializers.CharField(help_text="The owner's user name.")
+    rule = serializers.CharField(help_text="RFC 5545 RRULE without UNTIL (until is apart).")
+    description = serializers.CharField(help_text="The repeat in words, e.g. 'every week on Tuesday at 10:00 (Europe/Berlin) until 15 Dec 2026'.")
+    first_date = serializers.DateField()
+    start_time = serializers.TimeField(help_text="Each date's wall-clock start, in time_zone.")
+    length = serializers.CharField(help_text="Each booking's length, e.g. 1h.")
+    time_zone = serializers.CharField()
+    until = serializers.DateField(allow_null=True)
+    purpose = serializers.CharField(allow_blank=True)
+    created_at = UTCTimeField()
+    bookings = BookingSerializer(many=True, help_text="Its dates, soonest first, cancelled ones included.")
+    skipped = RefusedDateSerializer(many=True, required=False, help_text="On creation with on_conflict=skip: the dates not booked, and why.")
+
+    def to_representation(self, series):
+        from ..parsing import format_duration
+
+        bookings = self.context.get("bookings")
+        if bookings is None:
+            bookings = series.bookings.all()
+        data = {
+            "id": series.pk, "user": series.user.get_username(), "rule": series.rule, "description": series.describe(),
+            "first_date": series.first_date.isoformat(), "start_time": series.start_time.strftime("%H:%M"),
+            "length": format_duration(series.length), "time_zone": series.time_zone,
+            "until": series.until.isoformat() if series.until else None, "purpose": series.purpose,
+            "created_at": utc_iso(series.created_at),
+            "bookings": [BookingSerializer(booking, context=self.context).data for booking in bookings],
+        }
+        if "skipped" in self.context:
+            data["skipped"] = [refused_date(refusal) for refusal in self.context["skipped"]]
+        return data
+
+
+def refused_date(refusal):
+    """A Refusal as the API writes it: times in UTC, conflicts with their holders."""
+    data = refusal.as_dict()
+    data.update(start=utc_iso(refusal.start), end=utc_iso(refusal.end))
+    for conflict, found in zip(data.get("conflicts", []), getattr(refusal.error, "conflicts", [])):
+        conflict.update(start=utc_iso(found.booking.start), end=utc_iso(found.booking.end))
+    return data
+
+
+class SeriesErrorBodySerializer(ErrorBodySerializer):
+    def get_fields(self):
+        return {
+            **super().get_fields(),
+            "refused": RefusedDateSerializer(many=True, required=False, help_text="series_conflict (409): each date that cannot be booked, and why."),
+            "total": serializers.IntegerField(required=False, help_text="How many dates the repeat gives."),
+            "bookable": serializers.IntegerField(required=False, help_text="How many of them could be booked (on_conflict=skip)."),
+        }
+
+
+class SeriesErrorSerializer(serializers.Serializer):
+    error = SeriesErrorBodySerializer()

@@ -10,6 +10,7 @@ router.register("devices", views.DeviceViewSet, basename="api-device")
 router.register("rooms", views.RoomViewSet, basename="api-room")
 router.register("bookings", views.BookingViewSet, basename="api-booking")
 router.register("waitlist", WaitlistViewSet, basename="api-waitlist")
+router.register("series", views.SeriesViewSet, basename="api-series")
 
 urlpatterns = [
     path("me/", views.MeView.as_view(), name="api-me"),

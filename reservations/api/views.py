@@ -9,7 +9,7 @@ from django.shortcuts import get_object_or_404
 from django.urls import Resolver404, resolve
 from django.utils import timezone
 from django_filters.rest_framework import DjangoFilterBackend
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action, api_view, authentication_classes, permission_classes, throttle_classes
 from rest_framework.exceptions import NotFound, ValidationError
@@ -18,7 +18,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from .. import services
-from ..models import Allocation, ApiToken, Booking, Device, Room, Server, Unit, member_name
+from ..models import Allocation, ApiToken, Booking, BookingSeries, Device, Room, Server, Unit, member_name
 from . import serializers as s
 from .availability import availability
 from .filters import BookingFilter, DeviceFilter
@@ -240,6 +240,62 @@ class BookingViewSet(MemberZoneMixin, mixins.ListModelMixin, mixins.RetrieveMode
     def _answer(self, booking):
         booking = bookings_with_relations().get(pk=booking.pk)
         return Response(self.get_serializer(booking).data)
+
+
+# --- recurring bookings (series) ----------------------------------------------------------------
+
+SERIES_ID = OpenApiParameter("id", int, OpenApiParameter.PATH, description="The series' id.")
+
+
+@extend_schema_view(
+    create=extend_schema(
+        summary="Book the same thing repeatedly (weekly, weekdays, an RRULE) until a date or a number of times",
+        request=s.SeriesCreateSerializer,
+        responses={
+            201: s.SeriesSerializer,
+            409: OpenApiResponse(s.SeriesErrorSerializer, description="on_conflict=ask and some dates are taken or over a limit: `refused` lists each; nothing was booked."),
+            503: BOOKING_ERRORS[503],
+        },
+    ),
+    retrieve=extend_schema(summary="One recurring booking with its dates", parameters=[SERIES_ID]),
+    destroy=extend_schema(
+        summary="Cancel every date of a series that has not started (a running one is left alone)",
+        request=None, parameters=[SERIES_ID], responses={200: s.SeriesSerializer, **BOOKING_ERRORS},
+    ),
+)
+class SeriesViewSet(MemberZoneMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Recurring bookings: each date is a booking of its own (bookings/{id}/ cancels or changes one);
+    DELETE cancels the rest. Anyone signed in may read one; only its owner or staff may cancel it."""
+
+    serializer_class = s.SeriesSerializer
+    lookup_value_regex = r"\d+"
+
+    def get_queryset(self):
+        return BookingSeries.objects.select_related("user")
+
+    def create(self, request):
+        form = s.SeriesCreateSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        data = form.validated_data
+        result = services.create_series(
+            request.user, start=data["start"], end=data["end"], repeat=data["repeat"], until=data.get("until"), count=data.get("count"),
+            purpose=data["purpose"], server=data.get("server"), devices=data["devices"], room=data.get("room"),
+            cpu_cores=data["cpu_cores"], memory_gib=data["memory_gib"], source=data["source"], on_conflict=data["on_conflict"],
+            time_zone=str(member_zone(request.user)),
+        )
+        return Response(self._data(result.series, skipped=result.skipped), status=status.HTTP_201_CREATED)
+
+    def retrieve(self, request, pk=None):
+        return Response(self._data(get_object_or_404(self.get_queryset(), pk=pk)))
+
+    def destroy(self, request, pk=None):
+        series = get_object_or_404(BookingSeries, pk=pk)
+        services.cancel_series(series, by=request.user)
+        return Response(self._data(get_object_or_404(self.get_queryset(), pk=pk)))
+
+    def _data(self, series, **extra):
+        bookings = list(bookings_with_relations().filter(series=series).order_by("start", "pk"))
+        return s.SeriesSerializer(series, context={"now": timezone.now(), "bookings": bookings, **extra}).data
 
 
 class ClaimView(MemberZoneMixin, APIView):

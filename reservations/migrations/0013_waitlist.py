@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('reservations', '0010_pooled_capacities'),
+        ('reservations', '0011_booking_series'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

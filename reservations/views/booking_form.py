@@ -12,7 +12,7 @@ from monitoring.usage import stored_or_live_usage
 
 from .. import capacity, fairuse, services
 from ..calendar import booking_calendar
-from ..errors import BookingConflict, BookingError
+from ..errors import BookingConflict, BookingError, SeriesConflict
 from ..forms import LOCAL_MINUTE, BookingForm
 from ..models import Booking
 from ..parsing import format_device_set, format_duration
@@ -38,6 +38,8 @@ def book(request):
 def _submit(request):
     form = BookingForm(request.POST)
     check = None
+    if form.is_valid() and form.repeats:
+        return _submit_series(request, form)
     if form.is_valid():
         try:
             booking = services.create_booking(request.user, source=Booking.Source.WEB, **form.booking_kwargs())
@@ -54,10 +56,31 @@ def _submit(request):
     return _page(request, form, check)
 
 
-def _page(request, form, check):
+def _submit_series(request, form):
+    """A recurring booking: all dates or, if some are taken and the member has not chosen to skip
+    them, the page again listing each refused date with "Book the N others" and "Cancel"."""
+    on_conflict = "skip" if request.POST.get("on_conflict") == "skip" else "ask"
+    try:
+        result = services.create_series(request.user, source=Booking.Source.WEB, on_conflict=on_conflict, **form.series_kwargs())
+    except SeriesConflict as refused:
+        form.add_error(None, refused.message)
+        return _page(request, form, None, refused=refused, status=409)
+    except BookingError as error:
+        form.add_error(form.field_for(error), error.message)
+        return _page(request, form, None, status=400)
+    skipped = f"; skipped {len(result.skipped)} taken date{'s' if len(result.skipped) != 1 else ''}" if result.skipped else ""
+    count = len(result.bookings)
+    messages.success(request, f"Booked {result.bookings[0].what} {result.series.describe()}: {count} date{'s' if count != 1 else ''}{skipped}.")
+    response = redirect("my-bookings")
+    response.status_code = 303
+    return response
+
+
+def _page(request, form, check, *, refused=None, status=200):
     """The form page, with the fair-use limits that hold for this member (and whose they are)."""
     limits = [rule.says() for rule in fairuse.effective_limits(request.user)]
-    return render(request, "reservations/book.html", {"form": form, "check": check, "limits": limits})
+    context = {"form": form, "check": check, "limits": limits, "refused": refused}
+    return render(request, "reservations/book.html", context, status=status)
 
 
 @login_required

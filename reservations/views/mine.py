@@ -10,11 +10,12 @@ from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
-from django.views.decorators.http import require_POST
+from django.utils import timezone
+from django.views.decorators.http import require_http_methods, require_POST
 
 from .. import services
 from ..errors import BookingConflict, BookingError, NotAllowed
-from ..models import Booking
+from ..models import Booking, BookingSeries
 from ..selectors import member_bookings
 from ..waitlist import member_entries
 from .now import now_context
@@ -97,7 +98,7 @@ def _refused(request, booking, error):
 
 
 def _row(request, booking, *, message=None, error=None):
-    booking = Booking.objects.select_related("server", "room").prefetch_related("allocations__unit__device").get(pk=booking.pk)
+    booking = Booking.objects.select_related("server", "room", "series").prefetch_related("allocations__unit__device").get(pk=booking.pk)
     return render(request, "reservations/_my_row.html", {"booking": booking, "row_message": message, "row_error": error})
 
 
@@ -111,3 +112,38 @@ def _next_url(request):
 def _htmx_target(request):
     """The id of the element an htmx request will replace, or None for a plain request."""
     return request.headers.get("HX-Target") if request.headers.get("HX-Request") else None
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def cancel_series(request, pk):
+    """Cancel every date of a recurring booking that has not started: GET asks to confirm, POST does it."""
+    series = get_object_or_404(BookingSeries.objects.select_related("user"), pk=pk)
+    if request.method == "POST":
+        try:
+            result = services.cancel_series(series, by=request.user)
+        except NotAllowed as error:
+            return render(request, "403.html", {"message": error.message}, status=403)
+        except BookingError as error:
+            return _series_page(request, series, error=error.message, status=400)
+        kept = f" Booking #{result.skipped[0].pk} is running and was left alone." if result.skipped else ""
+        count = len(result.bookings)
+        messages.success(request, f"Cancelled {count} date{'s' if count != 1 else ''} of series #{series.pk} ({series.describe()}).{kept}")
+        return redirect("my-bookings")
+    if series.user_id != request.user.pk and not request.user.is_staff:
+        return render(request, "403.html", {"message": f"Series #{series.pk} belongs to {series.user.get_username()}; only they or staff can cancel it."}, status=403)
+    return _series_page(request, series)
+
+
+def _series_page(request, series, *, error=None, status=200):
+    now = timezone.now()
+    current = list(
+        series.bookings.filter(status=Booking.Status.CONFIRMED, end__gt=now).select_related("server", "room")
+        .prefetch_related("allocations__unit__device").order_by("start")
+    )
+    context = {
+        "series": series, "error": error, "what": current[0].what if current else "",
+        "upcoming": [booking for booking in current if booking.start > now],
+        "running": [booking for booking in current if booking.start <= now],
+    }
+    return render(request, "reservations/series_cancel.html", context, status=status)

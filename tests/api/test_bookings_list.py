@@ -40,6 +40,7 @@ def test_a_booking_is_shown_with_every_field(as_bob, alice, upcoming):
         "what": "thalys:1-2",
         "created_at": body["created_at"],
         "updated_at": body["updated_at"],
+        "series": None,
     }
     assert body["created_at"].endswith("Z")
 

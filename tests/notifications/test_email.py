@@ -280,8 +280,14 @@ DOCUMENTED = {
     },
     "followed": {"next_booking.what": "thalys:0-1", "next_units": "thalys:0-1", "next_owner": "bob"},
     "idle_booking": {"alert.message": "thalys:0-1 looks idle.", "alert_message": "thalys:0-1 looks idle."},
+    # alice's weekly series from that Wednesday, 3 times; bob holds the second date, which is skipped.
+    "series_created": {
+        "rule": "every week on Wednesday at 10:00 (Asia/Tokyo), 3 times", "dates.1.0": "Wed 29 Jan 10:00",
+        "skipped.0.2": "GPUs 0-1 on thalys are booked by bob from Wed 22 Jan 10:00 to 12:00 JST.",
+    },
+    "series_cancelled": {"running.0.0": "Wed 15 Jan 10:00", "dates.0.0": "Wed 29 Jan 10:00"},
 }
-FILTERS = {"start": "|when", "end": "|when", "before_start": "|when", "before_end": "|when"}
+FILTERS = {"start": "|when", "end": "|when", "before_start": "|when", "before_end": "|when", "dates.1.0": "|when", "dates.0.0": "|when", "running.0.0": "|when"}
 
 
 def test_every_documented_variable_is_checked_below():
@@ -298,12 +304,15 @@ def test_a_staff_template_can_use_the_documented_variables(alice, bob, staff, th
     alice.profile.time_zone = "Asia/Tokyo"
     alice.profile.save()
     start = datetime(2031, 1, 15, 1, 0, tzinfo=UTC)
-    booking = services.create_booking(alice, start=start, end=start + timedelta(hours=2), purpose=PURPOSE, server=thalys, devices="0-1")
+    if event.startswith("series"):
+        booking = _series(alice, bob, staff, thalys, start, cancel=event == "series_cancelled")
+    else:
+        booking = services.create_booking(alice, start=start, end=start + timedelta(hours=2), purpose=PURPOSE, server=thalys, devices="0-1")
     if event == "changed":
         services.change_booking(booking, by=staff, end=start + timedelta(hours=3))
     elif event == "followed":
         services.create_booking(bob, start=booking.end, end=booking.end + timedelta(hours=1), server=thalys, devices="0-1")
-    else:
+    elif not event.startswith("series"):
         Alert.objects.create(
             kind=event, key=f"idle:{booking.pk}", server=thalys, booking=booking, user=alice,
             message="thalys:0-1 looks idle.", opened_at=start, last_seen_at=start,
@@ -311,6 +320,20 @@ def test_a_staff_template_can_use_the_documented_variables(alice, bob, staff, th
     [message] = send(event)
     shown = dict(re.findall(r"^(\S+)=\[(.*)\]$", message.body, re.MULTILINE))
     assert shown == {name: value.format(pk=booking.pk) for name, value in variables.items()}
+
+
+def _series(alice, bob, staff, thalys, start, *, cancel):
+    """alice's weekly series (3 dates, the second skipped); with `cancel`, staff cancel the rest while the first runs."""
+    week = timedelta(weeks=1)
+    services.create_booking(bob, start=start + week, end=start + week + timedelta(hours=2), server=thalys, devices="0-1", now=start)
+    with timezone.override("Asia/Tokyo"):  # the zone the reason was written in
+        result = services.create_series(
+            alice, start=start, end=start + timedelta(hours=2), repeat="weekly", count=3, purpose=PURPOSE, server=thalys, devices="0-1",
+            on_conflict="skip", now=start,
+        )
+    if cancel:
+        services.cancel_series(result.series, by=staff, now=start + timedelta(minutes=30))
+    return result.bookings[0]
 
 
 # --- 5. a real SMTP server ----------------------------------------------------------------------

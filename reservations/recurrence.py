@@ -1,0 +1,222 @@
+"""Repeat rules for booking series: what members type ("weekly on tue,thu"), RFC 5545 RRULEs, and their dates.
+
+A rule is kept as a normalized RRULE without UNTIL ("FREQ=WEEKLY;INTERVAL=2;BYDAY=TU,TH",
+perhaps with COUNT); the last date is the series' own `until`, a date in the member's zone.
+Occurrences are wall-clock times in that zone: 10:00 in Berlin stays 10:00 across DST (a time
+that does not exist on the day clocks go forward, 02:30, is read with the offset before the change,
+i.e. 03:30; one that happens twice when they go back is the first of the two).
+As with python-dateutil, the start itself is an occurrence only if the rule matches it
+("weekly on tue" from a Monday starts on the Tuesday).
+"""
+import re
+from datetime import date, datetime, time
+from zoneinfo import ZoneInfo
+
+from dateutil.rrule import rrulestr
+
+from .parsing import ParseError
+
+DAYS = ("MO", "TU", "WE", "TH", "FR", "SA", "SU")
+DAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+WEEKDAYS = DAYS[:5]
+FREQUENCIES = {"DAILY": "day", "WEEKLY": "week", "MONTHLY": "month", "YEARLY": "year"}
+SHOWN_PARTS = {"FREQ", "INTERVAL", "BYDAY", "COUNT"}  # what describe() puts in words
+# What a raw RRULE may say: a booking starts at one wall-clock time, so no sub-daily rules,
+# and the end is the series' until date or COUNT.
+ALLOWED_PARTS = {"FREQ", "INTERVAL", "BYDAY", "BYMONTHDAY", "BYMONTH", "COUNT", "UNTIL", "WKST"}
+MAX_INTERVAL = 52
+MAX_COUNT = 10_000  # far above any cap; only keeps absurd numbers out
+
+EXAMPLES = "e.g. daily, weekdays, weekly, every 2 weeks, weekly on tue,thu, or an RRULE like FREQ=WEEKLY;BYDAY=TU"
+_UNITS = {
+    "day": "DAILY", "days": "DAILY", "week": "WEEKLY", "weeks": "WEEKLY",
+    "month": "MONTHLY", "months": "MONTHLY", "year": "YEARLY", "years": "YEARLY",
+}
+_SIMPLE = {
+    "daily": ("DAILY", 1), "every day": ("DAILY", 1),
+    "weekly": ("WEEKLY", 1), "every week": ("WEEKLY", 1),
+    "biweekly": ("WEEKLY", 2), "fortnightly": ("WEEKLY", 2),
+    "monthly": ("MONTHLY", 1), "every month": ("MONTHLY", 1),
+    "yearly": ("YEARLY", 1), "every year": ("YEARLY", 1),
+}
+_EVERY_N = re.compile(r"^every\s+(\d+)\s+(days?|weeks?|months?|years?)$", re.ASCII)
+
+
+def parse_repeat(text):
+    """Read 'weekly', 'weekdays', 'every 2 weeks', 'weekly on tue,thu' or an RRULE into a normalized
+    RRULE (without UNTIL; UNTIL found in an RRULE is returned apart): (rule, until date or None).
+
+    '' and 'never' give (None, None): no repeat.
+    """
+    raw = " ".join((text or "").split())
+    lowered = raw.lower()
+    if lowered in ("", "never", "no", "none", "once"):
+        return None, None
+    if lowered.startswith(("rrule:", "freq=")):
+        return parse_rrule(raw)
+    head, on, days = lowered.partition(" on ")
+    head = head.strip()
+    if head in ("weekdays", "every weekday", "on weekdays"):
+        if on:
+            raise ParseError(f"'{raw}' names days twice; write 'weekdays' or 'weekly on mon,wed'.")
+        return format_rule("WEEKLY", 1, WEEKDAYS), None
+    if head in _SIMPLE:
+        freq, interval = _SIMPLE[head]
+    else:
+        match = _EVERY_N.match(head)
+        if not match:
+            raise ParseError(f"'{raw}' is not a repeat I can read; write {EXAMPLES}.")
+        freq, interval = _UNITS[match.group(2)], int(match.group(1))
+        if not 1 <= interval <= MAX_INTERVAL:
+            raise ParseError(f"'{raw}': repeat every 1 to {MAX_INTERVAL} {match.group(2).rstrip('s')}s.")
+    byday = ()
+    if on:
+        if freq != "WEEKLY":
+            raise ParseError(f"'{raw}': days of the week go with a weekly repeat, e.g. 'weekly on tue,thu'.")
+        byday = _parse_days(days)
+    return format_rule(freq, interval, byday), None
+
+
+def _parse_days(text):
+    found = []
+    for token in re.split(r"\s*(?:,|\band\b|&|\s)\s*", text.strip()):
+        if not token:
+            continue
+        code = _day_code(token)
+        if code is None:
+            raise ParseError(f"'{token}' is not a day of the week; write e.g. mon, tue or thursday.")
+        if code not in found:
+            found.append(code)
+    if not found:
+        raise ParseError("Name the days after 'on', e.g. 'weekly on tue,thu'.")
+    return tuple(sorted(found, key=DAYS.index))
+
+
+def _day_code(token):
+    token = token.lower()
+    for code, name in zip(DAYS, DAY_NAMES):
+        if len(token) >= 2 and name.lower().startswith(token) or token == code.lower():
+            return code
+    return None
+
+
+def parse_rrule(text):
+    """Read an RFC 5545 RRULE ('RRULE:FREQ=WEEKLY;BYDAY=TU;UNTIL=20261215') into (normalized rule, until date or None)."""
+    body = (text or "").strip()
+    if body.upper().startswith("RRULE:"):
+        body = body[6:]
+    parts = {}
+    for piece in filter(None, body.split(";")):
+        name, sep, value = piece.partition("=")
+        name = name.strip().upper()
+        if not sep or not value.strip():
+            raise ParseError(f"'{piece}' in the RRULE is not NAME=value; write e.g. FREQ=WEEKLY;BYDAY=TU.")
+        if name not in ALLOWED_PARTS:
+            raise ParseError(f"The RRULE part {name} is not supported here; use {', '.join(sorted(ALLOWED_PARTS))}.")
+        if name in parts:
+            raise ParseError(f"The RRULE names {name} twice.")
+        parts[name] = value.strip().upper()
+    freq = parts.pop("FREQ", None)
+    if freq not in FREQUENCIES:
+        raise ParseError(f"The RRULE needs FREQ=DAILY, WEEKLY, MONTHLY or YEARLY (bookings repeat at one time of day); got {freq or 'none'}.")
+    interval = _number(parts.pop("INTERVAL", "1"), "INTERVAL", 1, MAX_INTERVAL)
+    until = _until(parts.pop("UNTIL")) if "UNTIL" in parts else None
+    if "COUNT" in parts and until is not None:
+        raise ParseError("An RRULE has UNTIL or COUNT, not both.")
+    byday = ()
+    if "BYDAY" in parts:
+        codes = [code.strip() for code in parts.pop("BYDAY").split(",")]
+        bad = [code for code in codes if code not in DAYS]
+        if bad:
+            raise ParseError(f"BYDAY={','.join(bad)} is not supported; name plain days: {','.join(DAYS)}.")
+        byday = tuple(sorted(set(codes), key=DAYS.index))
+    extra = dict(parts)
+    if "COUNT" in extra:
+        extra["COUNT"] = str(_number(extra["COUNT"], "COUNT", 1, MAX_COUNT))
+    for name in ("BYMONTHDAY", "BYMONTH"):
+        if name in extra:
+            low, high = (-31, 31) if name == "BYMONTHDAY" else (1, 12)
+            values = [_number(value, name, low, high) for value in extra[name].split(",")]
+            if 0 in values:
+                raise ParseError(f"{name}=0 is not a day; count from 1 (or back from -1).")
+            extra[name] = ",".join(str(value) for value in values)
+    if "WKST" in extra and extra["WKST"] not in DAYS:
+        raise ParseError(f"WKST={extra['WKST']} is not a day; write e.g. WKST=MO.")
+    return format_rule(freq, interval, byday, extra), until
+
+
+def _number(value, name, low, high):
+    if not re.fullmatch(r"-?\d{1,6}", value or ""):
+        raise ParseError(f"{name}={value} is not a whole number.")
+    number = int(value)
+    if not low <= number <= high:
+        raise ParseError(f"{name} goes from {low} to {high}; got {number}.")
+    return number
+
+
+def _until(value):
+    match = re.fullmatch(r"(\d{4})(\d{2})(\d{2})(?:T\d{6}Z?)?", value)
+    try:
+        if match:
+            return date(*map(int, match.groups()))
+    except ValueError:
+        pass
+    raise ParseError(f"UNTIL={value} is not a date; write e.g. UNTIL=20261215.")
+
+
+def format_rule(freq, interval=1, byday=(), extra=None):
+    """The normalized RRULE text: FREQ first, then INTERVAL (if not 1), BYDAY, and the rest sorted."""
+    parts = [f"FREQ={freq}"]
+    if interval != 1:
+        parts.append(f"INTERVAL={interval}")
+    if byday:
+        parts.append(f"BYDAY={','.join(byday)}")
+    parts += [f"{name}={value}" for name, value in sorted((extra or {}).items())]
+    return ";".join(parts)
+
+
+def rule_parts(rule):
+    return dict(part.split("=", 1) for part in rule.split(";"))
+
+
+def describe(rule, *, at="", until=None):
+    """'every week on Tuesday', 'every 2 weeks on Tuesday and Thursday', 'every weekday';
+    `at` (' at 10:00') and `until` (a date: ' until 15 Dec 2026') are added when given."""
+    parts = rule_parts(rule)
+    freq, interval = parts["FREQ"], int(parts.get("INTERVAL", "1"))
+    unit = FREQUENCIES[freq]
+    days = tuple(parts["BYDAY"].split(",")) if "BYDAY" in parts else ()
+    if freq == "WEEKLY" and interval == 1 and days == WEEKDAYS:
+        text = "every weekday"
+    else:
+        text = f"every {unit}" if interval == 1 else f"every {interval} {unit}s"
+        if days:
+            names = [DAY_NAMES[DAYS.index(code)] for code in days]
+            text += " on " + (names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1])
+    others = ";".join(f"{name}={value}" for name, value in parts.items() if name not in SHOWN_PARTS)
+    if others:
+        text += f" ({others})"
+    text += at
+    if "COUNT" in parts:
+        text += f", {parts['COUNT']} times"
+    if until is not None:
+        text += f" until {until.day} {until:%b %Y}"
+    return text
+
+
+def occurrences(rule, *, first, until=None, zone, limit):
+    """The occurrences' starts (aware, in `zone`) from `first` (a naive wall-clock datetime), up to the end
+    of the `until` date; at most `limit` + 1, so a caller can tell that there are more than `limit`."""
+    if until is None and "COUNT" not in rule_parts(rule):
+        raise ParseError("Say until when the booking repeats (a date), or how many times.")
+    until_moment = datetime.combine(until, time.max) if until is not None else None
+    recurrence = rrulestr(rule, dtstart=first)
+    if until_moment is not None:
+        recurrence = recurrence.replace(until=until_moment)
+    zone = ZoneInfo(zone) if isinstance(zone, str) else zone
+    starts = []
+    for moment in recurrence:
+        starts.append(moment.replace(tzinfo=zone))
+        if len(starts) > limit:
+            break
+    return starts
