@@ -16,6 +16,10 @@ class Event(models.TextChoices):
     IDLE_BOOKING = "idle_booking", "idle booking"
     UNBOOKED_USE = "unbooked_use", "unbooked use"
     HOST_STALE = "host_stale", "host stale"
+    APPROVAL_REQUESTED = "approval_requested", "booking awaits approval"
+    APPROVED = "approved", "booking approved"
+    DECLINED = "declined", "booking declined"
+    EXPIRED = "expired", "booking expired unapproved"
 
 
 @dataclass(frozen=True)
@@ -28,6 +32,7 @@ class EventSpec:
     to_lab: bool = False  # lab-wide destinations hear it unless they choose events
     to_staff: bool = False  # staff members hear it too, on their own channels
     attach_ics: bool = False  # e-mails carry the booking as an .ics
+    to_owner: bool = True  # the booking's (or alert's) member hears it
 
 
 EVENTS = {
@@ -44,8 +49,17 @@ EVENTS = {
         EventSpec(Event.IDLE_BOOKING, Event.IDLE_BOOKING.label, "Your booked GPUs have stayed idle.", True),
         EventSpec(Event.UNBOOKED_USE, Event.UNBOOKED_USE.label, "Your processes run on a GPU you have not booked.", True, to_lab=True, to_staff=True),
         EventSpec(Event.HOST_STALE, Event.HOST_STALE.label, "A GPU host stopped reporting (staff).", True, to_lab=True, to_staff=True),
+        # Approval: staff (and the resource's channels) are asked; the member hears the outcome.
+        EventSpec(
+            Event.APPROVAL_REQUESTED, Event.APPROVAL_REQUESTED.label, "A member's booking awaits approval (staff).", True,
+            to_resources=True, to_staff=True, to_owner=False,
+        ),
+        EventSpec(Event.APPROVED, Event.APPROVED.label, "Staff approved a booking of yours.", True, attach_ics=True),
+        EventSpec(Event.DECLINED, Event.DECLINED.label, "Staff declined a booking of yours.", True, attach_ics=True),
+        EventSpec(Event.EXPIRED, Event.EXPIRED.label, "A booking of yours was not approved before its start.", True, attach_ics=True),
     ]
 }
 
-# Events a member may choose channels for on their profile (staff also see host_stale).
-MEMBER_EVENTS = [name for name in EVENTS if name != Event.HOST_STALE]
+# Events a member may choose channels for on their profile (staff also see host_stale and approval_requested).
+MEMBER_EVENTS = [name for name in EVENTS if name not in (Event.HOST_STALE, Event.APPROVAL_REQUESTED)]
+STAFF_EVENTS = [Event.HOST_STALE, Event.APPROVAL_REQUESTED]

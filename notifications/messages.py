@@ -48,7 +48,8 @@ VARIABLES = {
     "server": "The server concerned, if any.",
     "server_name": "That server's name.",
     "time_zone": "The name of the time zone times are shown in.",
-    "links": "Absolute links: links.booking, links.extend, links.release, links.mine, links.book, links.profile, links.gpus.",
+    "links": "Absolute links: links.booking, links.extend, links.release, links.mine, links.book, links.profile, links.gpus, links.decide (staff).",
+    "reason": "For 'declined': the reason staff gave (may be empty).",
 }
 
 # Text templates (Slack mrkdwn, e-mail text and subject) are not HTML: no autoescaping.
@@ -141,6 +142,9 @@ def context_for(occasion, *, user=None, family="slack", destination=None):
         )
         if occasion.before:
             context["before_start"], context["before_end"] = occasion.before
+        # Approval: the staff page to decide on, and the reason a decline gave.
+        context["links"]["decide"] = link("booking-decide", booking.pk)
+        context["reason"] = escape(booking.decision_note)
     if occasion.next_booking is not None:
         context["next_booking"] = occasion.next_booking
         context["next_owner"] = escape(member_name(occasion.next_booking.user))
@@ -230,6 +234,13 @@ def slack_blocks(occasion, text, context):
             _button("Extend 1h", "booking_extend", f"{booking.pk}:1h", links["extend"], style="primary"),
             _button("Release now", "booking_release", str(booking.pk), links["release"], style="danger"),
         ]
+    elif occasion.event == "approval_requested" and booking is not None:
+        # Staff decide here; the link button opens the decide page, for a decline with a reason.
+        buttons = [
+            _button("Approve", "booking_approve", str(booking.pk), None, style="primary"),
+            _button("Decline", "booking_decline", str(booking.pk), None, style="danger"),
+            _button("Decline with a reason…", "booking_open", str(booking.pk), links["decide"]),
+        ]
     elif booking is not None:
         buttons = [_button("Open booking", "booking_open", str(booking.pk), links["booking"])]
     elif occasion.alert is not None:
@@ -242,6 +253,8 @@ def slack_blocks(occasion, text, context):
 
 def _button(label, action_id, value, url, style=None):
     button = {"type": "button", "text": {"type": "plain_text", "text": label}, "action_id": action_id, "value": value, "url": url}
+    if url is None:
+        del button["url"]  # an action only: Slack posts the click to the interaction endpoint
     if style:
         button["style"] = style
     return button

@@ -157,6 +157,8 @@ def occasions_of(event):
         return [(Occasion(event.event, alert=event.alert, booking=booking), event.key)]
     if booking is None:
         return []
+    if event.event == "approval_requested" and booking.status != "pending":
+        return []  # decided (or expired) before the request went out: nothing left to ask
     before = None
     if event.event == "changed" and event.context.get("before"):
         # The times of this change, not the booking's latest: a later change has its own event.
@@ -240,7 +242,7 @@ def _member_audience(occasion):
     spec = EVENTS[occasion.event]
     users = {}
     concerned = occasion.booking.user if occasion.booking is not None else getattr(occasion.alert, "user", None)
-    if concerned is not None and concerned.is_active:
+    if concerned is not None and concerned.is_active and spec.to_owner:
         users[concerned.pk] = concerned
     if spec.to_staff:
         for user in get_user_model().objects.filter(is_staff=True, is_active=True).select_related("profile"):

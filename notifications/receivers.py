@@ -21,6 +21,9 @@ def on_booking_changed(sender, booking, event, by, before=None, **kwargs):
         if before:
             context["before"] = [before[0].isoformat(), before[1].isoformat()]
     outbox.record(event, key=key, booking_id=booking.pk, by_id=getattr(by, "pk", None), context=context)
+    if event == "created" and booking.status == "pending":
+        # Staff are asked to decide; the member's own "created" message says it awaits approval.
+        outbox.record("approval_requested", key=f"approval_requested:b{booking.pk}", booking_id=booking.pk, by_id=getattr(by, "pk", None))
 
 
 def on_alert_saved(sender, instance, created, raw=False, **kwargs):

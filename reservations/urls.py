@@ -1,6 +1,6 @@
 from django.urls import path, re_path
 
-from .views import account, booking_form, calendars, mine, now, rooms, timeline
+from .views import account, approval, booking_form, calendars, mine, now, rooms, timeline
 
 urlpatterns = [
     path("", now.now, name="now"),
@@ -17,6 +17,7 @@ urlpatterns = [
     path("bookings/<int:pk>/release/", mine.release, name="booking-release"),
     path("bookings/<int:pk>/extend/", mine.extend, name="booking-extend"),
     path("bookings/<int:pk>/change/", mine.change, name="booking-change"),
+    path("bookings/<int:pk>/decide/", approval.decide, name="booking-decide"),
     path("profile/", account.profile, name="profile"),
     path("profile/notifications/", account.notification_preferences, name="profile-notifications"),
     path("profile/slack/link/", account.link_slack, name="slack-link"),
