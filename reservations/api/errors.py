@@ -11,11 +11,12 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import set_rollback
 
-from ..errors import BookingConflict, BookingError, Busy, NotAllowed
+from ..errors import BookingConflict, BookingError, Busy, NotAllowed, NotPending
 from ..fairuse import AccessDenied, LimitExceeded
 from .times import utc_iso
 
 CODES = ("invalid", "conflict", "forbidden", "not_found", "unauthenticated", "throttled", "busy", "method_not_allowed")
+CODES += ("not_pending",)  # approval: the booking awaits no decision (409)
 BUSY_RETRY_SECONDS = 1
 
 
@@ -50,6 +51,8 @@ def _domain_error(exc):
         limit = {"kind": rule.kind, "source": rule.source, "says": rule.limit.describe()}
         code = status.HTTP_403_FORBIDDEN if isinstance(exc, AccessDenied) else status.HTTP_409_CONFLICT
         return error_response(code, exc.code, exc.message, limit=limit)
+    if isinstance(exc, NotPending):
+        return error_response(status.HTTP_409_CONFLICT, exc.code, exc.message)
     if isinstance(exc, NotAllowed):
         return error_response(status.HTTP_403_FORBIDDEN, "forbidden", exc.message)
     if isinstance(exc, BookingError):
