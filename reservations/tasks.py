@@ -38,3 +38,14 @@ def sync_calendars():
         else:
             logger.info("Calendar %s (%s): %s", calendar.pk, calendar.name, summary.status)
     return synced
+
+
+@shared_task(name="reservations.tasks.expire_pending_bookings")
+def expire_pending_bookings():
+    """Beat, every minute: pending bookings whose start came without a decision are cancelled (each once)."""
+    from . import services
+
+    expired = services.expire_pending_bookings()
+    if expired:
+        logger.info("%d booking(s) awaiting approval expired at their start", expired)
+    return expired
