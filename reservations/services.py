@@ -311,7 +311,7 @@ def _lock_for_decision(booking, by, now, *, verb):
     """Reload the booking under a row lock and check that `by` may decide it and it awaits a decision."""
     if not getattr(by, "is_staff", False):
         raise NotAllowed(f"Only staff can {verb} bookings.")
-    booking = Booking.objects.select_for_update(of=("self",), no_key=True).select_related("user", "server", "room", "decided_by").get(pk=booking.pk)
+    booking = Booking.objects.select_for_update(of=("self",), no_key=True).select_related("user", "server", "room").get(pk=booking.pk)
     if booking.status != Booking.Status.PENDING:
         raise NotPending(f"Booking #{booking.pk} {_decided(booking)}; only a booking awaiting approval can be approved or declined.")
     if booking.start <= now:
@@ -323,6 +323,8 @@ def _decided(booking):
     """'was already approved by stella', 'was cancelled', ...: why there is nothing to decide."""
     from .models import member_name
 
+    # decided_by is read here, not joined under the row lock: PostgreSQL re-reads a locked row that
+    # changed meanwhile without its outer-joined rows (they come back empty).
     who = f" by {member_name(booking.decided_by)}" if booking.decided_by_id else ""
     if booking.decision == Booking.Decision.APPROVED:
         return f"was already approved{who}"
