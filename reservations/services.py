@@ -104,6 +104,13 @@ def create_booking(
     if share_only:
         target = Target(server=target.server, devices=(), room=None, units=())
     _check_times(start, end, now=now, allow_past_start=allow_past_start)
+    pending = needs_approval(user, target, source)
+    if pending and start <= now:
+        place = f"server {target.server.name}" if target.server is not None else f"room {target.room.name}"
+        raise BookingError(
+            f"Bookings of {place} need staff approval, so they cannot start right away; book it from a later start "
+            "(staff decide before it), or ask the lab's staff.", field="start",
+        )
     try:
         # The database refuses an overlap (see the module docstring); there is no need to look
         # before writing. Only a refusal pays for finding out who holds the units.
@@ -119,7 +126,7 @@ def create_booking(
                 capacity.check(target.server, cpu_cores=cpu_cores, memory_gib=memory_gib, whole=whole, start=start, end=end)
             booking = Booking.objects.create(
                 user=user,
-                status=Booking.Status.PENDING if needs_approval(user, target, source) else Booking.Status.CONFIRMED,
+                status=Booking.Status.PENDING if pending else Booking.Status.CONFIRMED,
                 purpose=(purpose or "").strip(),
                 start=start,
                 end=end,

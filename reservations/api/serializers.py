@@ -372,6 +372,7 @@ class BusySerializer(serializers.Serializer):
     start = UTCTimeField()
     end = UTCTimeField()
     purpose = serializers.CharField(allow_blank=True)
+    pending = serializers.BooleanField(required=False, help_text="Present (true) only while the booking awaits staff approval; it holds the units meanwhile.")
 
 
 class UnitAvailabilitySerializer(serializers.Serializer):

@@ -162,12 +162,22 @@ def test_expiry_leaves_decided_bookings_alone(alice, staff, h100, later):
     assert Booking.objects.get(pk=approved.pk).status == Booking.Status.CONFIRMED
 
 
+def test_a_pending_booking_cannot_start_right_away(alice, h100):
+    from django.utils import timezone
+
+    now = timezone.now()
+    with pytest.raises(services.BookingError, match="need staff approval, so they cannot start right away") as caught:
+        services.create_booking(alice, start=now, end=now + H, server=h100, devices="0", now=now)
+    assert caught.value.field == "start" and not Booking.objects.exists()
+
+
 def test_the_beat_task_expires_what_is_due(alice, h100):
     from django.utils import timezone
 
-    start = timezone.now() - timedelta(minutes=1)
-    booking = services.create_booking(alice, start=start, end=start + H, server=h100, devices="0", now=start)
+    start = timezone.now() + timedelta(seconds=1)
+    booking = services.create_booking(alice, start=start, end=start + H, server=h100, devices="0", now=start - timedelta(minutes=1))
     assert booking.status == Booking.Status.PENDING
+    Booking.objects.filter(pk=booking.pk).update(start=timezone.now() - timedelta(minutes=1))  # its start has come
     assert tasks.expire_pending_bookings() == 1
     assert Booking.objects.get(pk=booking.pk).decision == "expired"
 
