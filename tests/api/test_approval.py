@@ -73,3 +73,11 @@ def test_a_pending_booking_blocks_the_same_gpus(as_bob, pending):
         format="json",
     )
     error_of(response, 409, "conflict")
+
+
+def test_availability_marks_a_pending_holder(as_bob, pending, later):
+    query = {"server": "h100", "start": later.isoformat(), "end": (later + H).isoformat()}
+    units = as_bob.get("/api/v1/availability/", query).json()["units"]
+    busy = {unit["unit"]: unit["busy"] for unit in units}
+    assert busy["h100:0"][0]["booking"] == pending.pk and busy["h100:0"][0]["pending"] is True
+    assert busy["h100:2"] == []
