@@ -284,3 +284,13 @@ def test_seed_demo_queues_no_messages_about_its_made_up_week():
     seed()
     assert Booking.objects.exists()
     assert not Notification.objects.exists()
+
+
+@pytest.mark.django_db
+def test_seed_demo_leaves_one_booking_awaiting_approval_on_the_h100_server():
+    output = seed()
+
+    assert Server.objects.get(name="shinkansen").requires_approval
+    [pending] = Booking.objects.filter(status=Booking.Status.PENDING)
+    assert (pending.server.name, pending.user.username) == ("shinkansen", "bob")
+    assert "1 awaiting approval" in output and "Skipped" not in output
