@@ -70,6 +70,8 @@ def unit_holdings(now):
     """{(kind, object id): (current holding, next holding)} from one query: each unit's first two allocations."""
     rows = (
         Allocation.objects.filter(active=True, end__gt=now, start__lt=now + LOOKAHEAD)
+        # A pending booking whose start came undecided is expiring (within a minute): it holds nothing now.
+        .exclude(booking__status=Booking.Status.PENDING, start__lte=now)
         .annotate(rank=Window(RowNumber(), partition_by=[F("unit_id")], order_by=F("start").asc()))
         .filter(rank__lte=2)
         .values_list(

@@ -294,3 +294,13 @@ def test_admin_lists_pending_and_links_to_the_decide_page(staff_client, alice, h
     assert reverse("booking-decide", args=[booking.pk]) in page.content.decode()
     servers = staff_client.get(reverse("admin:reservations_server_changelist"))
     assert "requires_approval" in servers.content.decode()
+
+
+def test_a_pending_booking_is_next_on_the_board_but_holds_nothing_once_its_start_came(alice, h100, later):
+    from reservations.selectors import unit_holdings
+
+    booking = book(alice, later, server=h100, devices="0")
+    gpu = h100.devices.get(index=0)
+    current, upcoming = unit_holdings(later - H)[("gpu", gpu.pk)]
+    assert (current, upcoming.booking_id) == (None, booking.pk)
+    assert ("gpu", gpu.pk) not in unit_holdings(later + timedelta(minutes=1))  # undecided: no use is "as booked"
