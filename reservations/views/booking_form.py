@@ -47,7 +47,8 @@ def _submit(request):
         except BookingError as error:
             form.add_error(form.field_for(error), error.message)
         else:
-            messages.success(request, f"Booked {booking.what}, {span(booking.start, booking.end)}.")
+            waiting = " It awaits approval by staff; you will be told when they decide." if booking.pending else ""
+            messages.success(request, f"Booked {booking.what}, {span(booking.start, booking.end)}.{waiting}")
             response = redirect("booking-detail", pk=booking.pk)
             response.status_code = 303  # see the new booking; a reload does not post again
             return response
@@ -79,7 +80,8 @@ def _check(form, data):
     conflicts = services.find_conflicts(target.units, start, end)
     if conflicts:
         return _taken(form, conflicts, data, target=target)
-    return {"free": True, "what": _describe(target), "start": start, "end": end}
+    place = target.server or target.room
+    return {"free": True, "what": _describe(target), "start": start, "end": end, "approval": bool(place and place.requires_approval)}
 
 
 def _taken(form, conflicts, data, *, target=None):
