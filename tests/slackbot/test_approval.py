@@ -9,9 +9,15 @@ from reservations import services
 from reservations.models import Booking
 from tests.factories import ServerFactory
 
-from .test_transport import post_interaction, signing_secret  # noqa: F401 (the fixture signs with the test secret)
+from .test_transport import SECRET, post_interaction
 
 pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(autouse=True)
+def signing_secret(settings):
+    settings.SLACK_SIGNING_SECRET = SECRET  # post_interaction signs with it (slack_sdk's SignatureVerifier)
+    settings.ALLOWED_HOSTS = ["*"]
 
 
 @pytest.fixture
