@@ -78,3 +78,19 @@ def test_mine_shows_pending_bookings(linked_alice, pending):
     from notifications.slackbot.commands import handle_command
 
     assert "awaiting approval" in handle_command("mine", slack_user_id="U0ALICE").text
+
+
+def test_an_approve_click_with_a_bad_signature_is_refused(live_server, linked_staff, pending):
+    import json
+    from urllib.parse import urlencode
+
+    import requests
+
+    from .test_transport import signed_headers
+
+    payload = {"type": "block_actions", "user": {"id": "U0STELLA"}, "actions": [{"action_id": APPROVE_ACTION, "value": str(pending.pk)}]}
+    body = urlencode({"payload": json.dumps(payload)})
+    headers = signed_headers(body, secret="not-the-secret")
+    response = requests.post(f"{live_server.url}/slack/interactions/", data=body.encode(), headers=headers, timeout=10)
+    assert response.status_code == 401
+    assert Booking.objects.get(pk=pending.pk).status == Booking.Status.PENDING
