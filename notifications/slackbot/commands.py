@@ -29,6 +29,7 @@ EXTEND_ACTION = "booking_extend"
 EXTEND_BY = "1h"
 APPROVE_ACTION = "booking_approve"  # on approval_requested messages; staff only (checked by the service)
 DECLINE_ACTION = "booking_decline"
+LINK_ACTIONS = {"booking_open", "gpus_open"}  # buttons with a url: Slack opens the page, and tells us too
 
 
 @dataclass

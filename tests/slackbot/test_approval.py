@@ -94,3 +94,9 @@ def test_an_approve_click_with_a_bad_signature_is_refused(live_server, linked_st
     response = requests.post(f"{live_server.url}/slack/interactions/", data=body.encode(), headers=headers, timeout=10)
     assert response.status_code == 401
     assert Booking.objects.get(pk=pending.pk).status == Booking.Status.PENDING
+
+
+def test_the_decline_with_a_reason_link_button_is_acknowledged_quietly(live_server, linked_staff, pending):
+    response = post_interaction(live_server, "booking_open", str(pending.pk), user_id="U0STELLA")
+    assert (response.status_code, response.json()) == (200, {})
+    assert Booking.objects.get(pk=pending.pk).status == Booking.Status.PENDING
