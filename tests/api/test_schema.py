@@ -50,6 +50,8 @@ def test_every_operation_of_the_contract_is_documented(schema):
         ("/api/v1/bookings/{id}/cancel/", "post"),
         ("/api/v1/bookings/{id}/release/", "post"),
         ("/api/v1/bookings/{id}/extend/", "post"),
+        ("/api/v1/bookings/{id}/approve/", "post"),
+        ("/api/v1/bookings/{id}/decline/", "post"),
         ("/api/v1/claims/", "post"),
         ("/api/v1/availability/", "get"),
         ("/api/v1/telemetry/latest/", "get"),
