@@ -280,6 +280,7 @@ DOCUMENTED = {
     },
     "followed": {"next_booking.what": "thalys:0-1", "next_units": "thalys:0-1", "next_owner": "bob"},
     "idle_booking": {"alert.message": "thalys:0-1 looks idle.", "alert_message": "thalys:0-1 looks idle."},
+    "declined": {"reason": "Reserved for the deadline.", "links.decide": f"{SITE}/bookings/{{pk}}/decide/"},
 }
 FILTERS = {"start": "|when", "end": "|when", "before_start": "|when", "before_end": "|when"}
 
@@ -297,9 +298,14 @@ def test_a_staff_template_can_use_the_documented_variables(alice, bob, staff, th
     alice.profile.time_zone = "Asia/Tokyo"
     alice.profile.save()
     start = datetime(2031, 1, 15, 1, 0, tzinfo=UTC)
+    if event == "declined":
+        thalys.requires_approval = True
+        thalys.save()
     booking = services.create_booking(alice, start=start, end=start + timedelta(hours=2), purpose=PURPOSE, server=thalys, devices="0-1")
     if event == "changed":
         services.change_booking(booking, by=staff, end=start + timedelta(hours=3))
+    elif event == "declined":
+        services.decline_booking(booking, by=staff, reason="Reserved for the deadline.")
     elif event == "followed":
         services.create_booking(bob, start=booking.end, end=booking.end + timedelta(hours=1), server=thalys, devices="0-1")
     else:
