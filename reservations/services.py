@@ -201,6 +201,8 @@ def change_booking(booking, *, by, start=None, end=None, purpose=None, now=None)
             booking = _lock_for_change(booking, by, now)
             new_start = booking.start if start is None else start
             new_end = booking.end if end is None else end
+            if booking.status == Booking.Status.PENDING and new_start <= now:
+                raise BookingError(f"Booking #{booking.pk} awaits approval, so it cannot start right away; choose a later start.", field="start")
             if booking.start <= now:
                 if new_start != booking.start:
                     raise BookingError(f"Booking #{booking.pk} is running; its start cannot move.", field="start")

@@ -74,6 +74,13 @@ def test_changing_a_pending_bookings_times_keeps_it_pending(alice, h100, later):
     assert (booking.status, booking.start) == (Booking.Status.PENDING, later + H)
 
 
+def test_a_pending_booking_cannot_be_moved_to_start_now(alice, h100, later):
+    booking = book(alice, later, server=h100, devices="0")
+    with pytest.raises(services.BookingError, match="awaits approval, so it cannot start right away"):
+        services.change_booking(booking, by=alice, start=later - timedelta(minutes=2), now=later - timedelta(minutes=1))
+    assert Booking.objects.get(pk=booking.pk).start == later
+
+
 def test_the_member_may_cancel_their_pending_booking(alice, h100, later):
     booking = services.cancel_booking(book(alice, later, server=h100, devices="0"), by=alice)
     assert booking.status == Booking.Status.CANCELLED and active_units(booking) == 0
