@@ -273,6 +273,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "monitoring.tasks.prune_telemetry",
         "schedule": timedelta(hours=1),
         "options": {"expires": 3600},
+    },    # Bookings awaiting approval whose start came without a decision: cancelled, the member told.
+    "expire-pending-bookings": {
+        "task": "reservations.tasks.expire_pending_bookings",
+        "schedule": timedelta(minutes=1),
+        "options": {"expires": 60},
     },
 }
 

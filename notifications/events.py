@@ -20,6 +20,10 @@ class Event(models.TextChoices):
     WAITLIST_LAPSED = "waitlist_lapsed", "waitlist: entry lapsed"
     SERIES_CREATED = "series_created", "recurring booking created"
     SERIES_CANCELLED = "series_cancelled", "recurring booking cancelled"
+    APPROVAL_REQUESTED = "approval_requested", "booking awaits approval"
+    APPROVED = "approved", "booking approved"
+    DECLINED = "declined", "booking declined"
+    EXPIRED = "expired", "booking expired unapproved"
 
 
 @dataclass(frozen=True)
@@ -32,6 +36,7 @@ class EventSpec:
     to_lab: bool = False  # lab-wide destinations hear it unless they choose events
     to_staff: bool = False  # staff members hear it too, on their own channels
     attach_ics: bool = False  # e-mails carry the booking as an .ics
+    to_owner: bool = True  # the booking's (or alert's) member hears it
 
 
 EVENTS = {
@@ -53,8 +58,17 @@ EVENTS = {
         # A series tells once for all its dates (its bookings' own created/cancelled messages are muted).
         EventSpec(Event.SERIES_CREATED, Event.SERIES_CREATED.label, "A recurring booking of yours was made: its dates, and those skipped.", True, to_resources=True),
         EventSpec(Event.SERIES_CANCELLED, Event.SERIES_CANCELLED.label, "The rest of a recurring booking of yours was cancelled.", True, to_resources=True),
+        # Approval: staff (and the resource's channels) are asked; the member hears the outcome.
+        EventSpec(
+            Event.APPROVAL_REQUESTED, Event.APPROVAL_REQUESTED.label, "A member's booking awaits approval (staff).", True,
+            to_resources=True, to_staff=True, to_owner=False,
+        ),
+        EventSpec(Event.APPROVED, Event.APPROVED.label, "Staff approved a booking of yours.", True, attach_ics=True),
+        EventSpec(Event.DECLINED, Event.DECLINED.label, "Staff declined a booking of yours.", True, attach_ics=True),
+        EventSpec(Event.EXPIRED, Event.EXPIRED.label, "A booking of yours was not approved before its start.", True, attach_ics=True),
     ]
 }
 
-# Events a member may choose channels for on their profile (staff also see host_stale).
-MEMBER_EVENTS = [name for name in EVENTS if name != Event.HOST_STALE]
+# Events a member may choose channels for on their profile (staff also see host_stale and approval_requested).
+MEMBER_EVENTS = [name for name in EVENTS if name not in (Event.HOST_STALE, Event.APPROVAL_REQUESTED)]
+STAFF_EVENTS = [Event.HOST_STALE, Event.APPROVAL_REQUESTED]

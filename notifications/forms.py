@@ -12,7 +12,7 @@ from django.utils.html import format_html, format_html_join
 from reservations.models import Booking, Profile, Server
 
 from .channels import CHANNELS, MEMBER_CHANNELS
-from .events import EVENTS, MEMBER_EVENTS, Event
+from .events import EVENTS, MEMBER_EVENTS, STAFF_EVENTS, Event
 from .messages import VARIABLES, Occasion, context_for, html_engine, render_html, render_text, text_engine
 from .models import Destination, MessageTemplate, Preference
 from .outbox import default_channels
@@ -35,7 +35,7 @@ def unreachable_reason(channel, user):
 
 def events_for(user):
     """The events a member may choose channels for: staff also hear about stale hosts."""
-    return MEMBER_EVENTS + [Event.HOST_STALE] if user.is_staff else list(MEMBER_EVENTS)
+    return MEMBER_EVENTS + STAFF_EVENTS if user.is_staff else list(MEMBER_EVENTS)
 
 
 @dataclass

@@ -56,7 +56,8 @@ VARIABLES = {
     "dates": "For recurring bookings: (start, end) of each date booked or cancelled.",
     "skipped": "For 'recurring booking created': (start, end, why) of each date not booked.",
     "running": "For 'recurring booking cancelled': (start, end) of a date left running.",
-    "links": "Absolute links: links.booking, links.extend, links.release, links.mine, links.book, links.profile, links.gpus (and links.claim for a waitlist offer).",
+    "links": "Absolute links: links.booking, links.extend, links.release, links.mine, links.book, links.profile, links.gpus, links.decide (staff), and links.claim for a waitlist offer.",
+    "reason": "For 'declined': the reason staff gave (may be empty).",
 }
 
 # Text templates (Slack mrkdwn, e-mail text and subject) are not HTML: no autoescaping.
@@ -151,6 +152,9 @@ def context_for(occasion, *, user=None, family="slack", destination=None):
         )
         if occasion.before:
             context["before_start"], context["before_end"] = occasion.before
+        # Approval: the staff page to decide on, and the reason a decline gave.
+        context["links"]["decide"] = link("booking-decide", booking.pk)
+        context["reason"] = escape(booking.decision_note)
     entry = occasion.extra.get("entry")
     if entry is not None:
         context.update(
@@ -251,6 +255,13 @@ def slack_blocks(occasion, text, context):
     elif occasion.event == "waitlist_offer" and "entry" in occasion.extra:
         entry = occasion.extra["entry"]
         buttons = [_button("Claim", "waitlist_claim", f"{entry.pk}:{entry.token}", links["claim"], style="primary")]
+    elif occasion.event == "approval_requested" and booking is not None:
+        # Staff decide here; the link button opens the decide page, for a decline with a reason.
+        buttons = [
+            _button("Approve", "booking_approve", str(booking.pk), None, style="primary"),
+            _button("Decline", "booking_decline", str(booking.pk), None, style="danger"),
+            _button("Decline with a reason…", "booking_open", str(booking.pk), links["decide"]),
+        ]
     elif booking is not None:
         buttons = [_button("Open booking", "booking_open", str(booking.pk), links["booking"])]
     elif occasion.alert is not None:
@@ -263,6 +274,8 @@ def slack_blocks(occasion, text, context):
 
 def _button(label, action_id, value, url, style=None):
     button = {"type": "button", "text": {"type": "plain_text", "text": label}, "action_id": action_id, "value": value, "url": url}
+    if url is None:
+        del button["url"]  # an action only: Slack posts the click to the interaction endpoint
     if style:
         button["style"] = style
     return button

@@ -165,6 +165,8 @@ def occasions_of(event):
         return []
     if event.event in ("series_created", "series_cancelled"):
         return [(Occasion(event.event, booking=booking, by=event.by, extra=_series_extra(event.context)), event.key)]
+    if event.event == "approval_requested" and booking.status != "pending":
+        return []  # decided (or expired) before the request went out: nothing left to ask
     before = None
     if event.event == "changed" and event.context.get("before"):
         # The times of this change, not the booking's latest: a later change has its own event.
@@ -271,7 +273,7 @@ def _member_audience(occasion):
     concerned = occasion.booking.user if occasion.booking is not None else getattr(occasion.alert, "user", None)
     if "entry" in occasion.extra:  # a waitlist event goes to the entry's member
         concerned = occasion.extra["entry"].user
-    if concerned is not None and concerned.is_active:
+    if concerned is not None and concerned.is_active and spec.to_owner:
         users[concerned.pk] = concerned
     if spec.to_staff:
         for user in get_user_model().objects.filter(is_staff=True, is_active=True).select_related("profile"):

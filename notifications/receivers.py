@@ -21,6 +21,9 @@ def on_booking_changed(sender, booking, event, by, before=None, **kwargs):
         if before:
             context["before"] = [before[0].isoformat(), before[1].isoformat()]
     outbox.record(event, key=key, booking_id=booking.pk, by_id=getattr(by, "pk", None), context=context)
+    if event == "created" and booking.status == "pending":
+        # Staff are asked to decide; the member's own "created" message says it awaits approval.
+        outbox.record("approval_requested", key=f"approval_requested:b{booking.pk}", booking_id=booking.pk, by_id=getattr(by, "pk", None))
 
 
 def on_alert_saved(sender, instance, created, raw=False, **kwargs):
@@ -47,3 +50,6 @@ def on_series_changed(sender, series, event, by, bookings, skipped=(), **kwargs)
     else:
         context["running"] = pairs(skipped)
     outbox.record(event, key=f"{event}:s{series.pk}", booking_id=bookings[0].pk, by_id=getattr(by, "pk", None), context=context)
+    for booking in bookings if event == "series_created" else ():
+        if booking.status == "pending":  # staff decide each date: each can be approved or declined alone
+            outbox.record("approval_requested", key=f"approval_requested:b{booking.pk}", booking_id=booking.pk, by_id=getattr(by, "pk", None))

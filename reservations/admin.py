@@ -11,6 +11,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
 from django.db import router, transaction
 from django.db.models import Count, Q
+from django.urls import reverse
 from django.utils.html import format_html
 
 from . import feeds, icsimport, services, waitlist
@@ -31,8 +32,8 @@ class DeviceInline(admin.TabularInline):
 
 @admin.register(Server)
 class ServerAdmin(admin.ModelAdmin):
-    list_display = ("name", "hostname", "location", "gpu_count", "active", "monitored", "release_idle_bookings")
-    list_filter = ("active", "monitored", "release_idle_bookings", "location")
+    list_display = ("name", "hostname", "location", "gpu_count", "active", "monitored", "release_idle_bookings", "requires_approval")
+    list_filter = ("active", "monitored", "release_idle_bookings", "requires_approval", "location")
     search_fields = ("name", "hostname", "location", "description")
     inlines = [DeviceInline]
 
@@ -58,8 +59,8 @@ class DeviceAdmin(admin.ModelAdmin):
 
 @admin.register(Room)
 class RoomAdmin(admin.ModelAdmin):
-    list_display = ("name", "capacity", "location", "active")
-    list_filter = ("active",)
+    list_display = ("name", "capacity", "location", "active", "requires_approval")
+    list_filter = ("active", "requires_approval")
     search_fields = ("name", "location", "description")
 
 
@@ -166,11 +167,14 @@ class BookingAdmin(admin.ModelAdmin):
     date_hierarchy = "start"
     list_select_related = ("user", "server", "room")
     inlines = [AllocationInline]
-    actions = ["cancel_selected"]
+    actions = ["cancel_selected", "approve_selected", "decline_selected"]
 
     add_fields = ("user", "server", "devices", "room", "start", "end", "purpose")
     change_fields = ("user", "what", "server", "whole_server", "room", "start", "end", "purpose", "status", "source", "created_at", "updated_at")
     change_readonly_fields = ("user", "what", "server", "whole_server", "room", "status", "source", "created_at", "updated_at")
+    # Approval: how it was decided, and the staff page to decide a pending one on.
+    change_fields += ("approval", "decision", "decided_by", "decided_at", "decision_note")
+    change_readonly_fields += ("approval", "decision", "decided_by", "decided_at", "decision_note")
 
     def get_queryset(self, request):
         # Booking.what reads each booking's allocations, their units and devices.
@@ -222,6 +226,35 @@ class BookingAdmin(admin.ModelAdmin):
         if cancelled:
             noun = "booking" if cancelled == 1 else "bookings"
             self.message_user(request, f"Cancelled {cancelled} {noun}.", level=messages.SUCCESS)
+        for message in refusals:
+            self.message_user(request, message, level=messages.WARNING)
+
+
+    @admin.display(description="approval")
+    def approval(self, booking):
+        if booking.status == Booking.Status.PENDING:
+            return format_html('<a href="{}">Approve or decline on the decide page</a>', reverse("booking-decide", args=[booking.pk]))
+        return booking.get_decision_display() or "not needed"
+
+    @admin.action(description="Approve selected bookings (awaiting approval)", permissions=["change"])
+    def approve_selected(self, request, queryset):
+        self._decide(request, queryset, "Approved", lambda booking: services.approve_booking(booking, by=request.user))
+
+    @admin.action(description="Decline selected bookings (awaiting approval; no reason given)", permissions=["change"])
+    def decline_selected(self, request, queryset):
+        self._decide(request, queryset, "Declined", lambda booking: services.decline_booking(booking, by=request.user))
+
+    def _decide(self, request, queryset, done, decide):
+        count, refusals = 0, []
+        for booking in queryset.order_by("pk"):
+            try:
+                decide(booking)
+            except BookingError as error:
+                refusals.append(error.message)  # e.g. already approved, not awaiting approval
+            else:
+                count += 1
+        if count:
+            self.message_user(request, f"{done} {count} booking{'s' if count != 1 else ''}; the members are told.", level=messages.SUCCESS)
         for message in refusals:
             self.message_user(request, message, level=messages.WARNING)
 

@@ -30,6 +30,7 @@ from .models import Booking, member_name
 
 PRODID = "-//labres//labres bookings//EN"
 CANCELLED, RELEASED = Booking.Status.CANCELLED.value, Booking.Status.RELEASED.value
+PENDING = Booking.Status.PENDING.value  # awaiting approval: TENTATIVE until staff decide
 CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # not allowed in TEXT (tab is; newlines are escaped first)
 NEEDS_ESCAPING = re.compile("[\\\\;,\x00-\x08\x0a-\x1f\x7f-\x9f]")
 
@@ -125,8 +126,10 @@ def _event_lines(entry, link, uid_host, audience):
         details += "Cancelled.\n"
     elif entry.status == RELEASED:
         details += "Released early.\n"
+    elif entry.status == PENDING:
+        details += "Awaiting approval by staff.\n"
     location = entry.location or (f"room {entry.what}" if entry.kind == "room" else f"server {entry.what.split(':')[0]}")
-    status = "CANCELLED" if entry.status == CANCELLED else "CONFIRMED"
+    status = "CANCELLED" if entry.status == CANCELLED else "TENTATIVE" if entry.status == PENDING else "CONFIRMED"
     transparency = "OPAQUE" if mine or not audience.shared else "TRANSPARENT"
     return (
         f"BEGIN:VEVENT\r\nUID:booking-{entry.pk}@{uid_host}\r\nDTSTAMP:{entry.modified}\r\n"

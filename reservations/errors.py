@@ -22,6 +22,12 @@ class NotAllowed(BookingError):
     code = "forbidden"
 
 
+class NotPending(BookingError):
+    """An approval decision on a booking that is not awaiting one (approved, declined, expired, cancelled)."""
+
+    code = "not_pending"
+
+
 class Busy(BookingError):
     """The units stayed locked by other writers for too long; trying again will likely work."""
 

@@ -33,6 +33,11 @@ class Server(models.Model):
         default=False,
         help_text="Release a running booking of this server's GPUs once it is found idle (its owner is told either way).",
     )
+    requires_approval = models.BooleanField(
+        default=False,
+        help_text="Members' bookings of this server (its GPUs, all of it, or a share) wait for staff to approve them; "
+        "they hold their time meanwhile and expire if nobody decides by their start.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -88,6 +93,11 @@ class Room(models.Model):
     location = models.CharField(max_length=200, blank=True)
     description = models.TextField(blank=True)
     active = models.BooleanField(default=True, help_text="Inactive rooms cannot be booked.")
+    requires_approval = models.BooleanField(
+        default=False,
+        help_text="Members' bookings of this room wait for staff to approve them; they hold their time meanwhile "
+        "and expire if nobody decides by their start.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -145,6 +155,12 @@ class Booking(models.Model):
         CONFIRMED = "confirmed", "confirmed"
         CANCELLED = "cancelled", "cancelled"
         RELEASED = "released", "released early"
+        PENDING = "pending", "awaiting approval"
+
+    class Decision(models.TextChoices):
+        APPROVED = "approved", "approved"
+        DECLINED = "declined", "declined"
+        EXPIRED = "expired", "expired undecided"
 
     class Source(models.TextChoices):
         WEB = "web", "web"
@@ -154,8 +170,11 @@ class Booking(models.Model):
         ADMIN = "admin", "admin"
         CALENDAR = "ics", "calendar import"
 
-    # Bookings in these states hold their units (a released booking holds them until it ended).
-    HOLDING = (Status.CONFIRMED, Status.RELEASED)
+    # Bookings in these states hold their units (a released booking holds them until it ended;
+    # a pending one holds them while staff decide, so what they approve is still free).
+    HOLDING = (Status.CONFIRMED, Status.RELEASED, Status.PENDING)
+    # Not ended and not given up: what a member still has (upcoming or running, approved or not).
+    LIVE = (Status.CONFIRMED, Status.PENDING)
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="bookings")
     purpose = models.CharField(max_length=200, blank=True)
@@ -177,6 +196,13 @@ class Booking(models.Model):
     sequence = models.PositiveIntegerField(default=0, editable=False)
     # One occurrence of a recurring booking; each stays a booking of its own (cancel, move, release).
     series = models.ForeignKey("BookingSeries", null=True, blank=True, on_delete=models.SET_NULL, related_name="bookings")
+    # Approval (a resource with requires_approval): who decided, when, how, and why (shown on a decline).
+    decision = models.CharField(max_length=8, choices=Decision.choices, blank=True)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="decided_bookings",
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decision_note = models.CharField(max_length=500, blank=True, help_text="The reason given to the member on a decline.")
 
     class Meta:
         ordering = ["-start"]
@@ -194,6 +220,8 @@ class Booking(models.Model):
             models.Index(fields=["server", "end"], name="booking_server_end"),
             models.Index(fields=["room", "end"], name="booking_room_end"),
             models.Index(fields=["end"], name="booking_end"),
+            # The expiry sweep: pending bookings by start (few rows ever match).
+            models.Index(fields=["start"], condition=Q(status="pending"), name="booking_pending_start"),
         ]
 
     def __str__(self):
@@ -227,13 +255,19 @@ class Booking(models.Model):
     def holds_units(self):
         return self.status in self.HOLDING
 
+    @property
+    def pending(self):
+        return self.status == self.Status.PENDING
+
     def state(self, now=None):
-        """upcoming, running, ended, cancelled or released: what a member sees."""
+        """upcoming, running, ended, cancelled, released or pending (awaiting approval): what a member sees."""
         now = now or timezone.now()
         if self.status == self.Status.CANCELLED:
             return "cancelled"
         if self.status == self.Status.RELEASED:
             return "released"
+        if self.status == self.Status.PENDING:
+            return "pending"
         if now < self.start:
             return "upcoming"
         if now < self.end:

@@ -71,6 +71,8 @@ def unit_holdings(now):
     """{(kind, object id): (current holding, next holding)} from one query: each unit's first two allocations."""
     rows = (
         Allocation.objects.filter(active=True, end__gt=now, start__lt=now + LOOKAHEAD)
+        # A pending booking whose start came undecided is expiring (within a minute): it holds nothing now.
+        .exclude(booking__status=Booking.Status.PENDING, start__lte=now)
         .annotate(rank=Window(RowNumber(), partition_by=[F("unit_id")], order_by=F("start").asc()))
         .filter(rank__lte=2)
         .values_list(
@@ -96,11 +98,11 @@ def member_bookings(user, now=None, *, upcoming_limit=None):
     """A member's bookings: running and upcoming (lists, soonest first) and past (a queryset, newest first)."""
     now = now or timezone.now()
     bookings = Booking.objects.filter(user=user).select_related("server", "room", "user__profile", "series")
-    current = bookings.filter(status=Booking.Status.CONFIRMED, end__gt=now).order_by("start")
+    current = bookings.filter(status__in=Booking.LIVE, end__gt=now).order_by("start")  # pending ones too
     running = list(current.filter(start__lte=now))
     upcoming = list(current.filter(start__gt=now)[:upcoming_limit])
     prefetch_related_objects(running + upcoming, "allocations__unit__device")
-    past = bookings.exclude(status=Booking.Status.CONFIRMED, end__gt=now).prefetch_related("allocations__unit__device").order_by("-start")
+    past = bookings.exclude(status__in=Booking.LIVE, end__gt=now).prefetch_related("allocations__unit__device").order_by("-start")
     return running, upcoming, past
 
 

@@ -10,10 +10,11 @@ from datetime import UTC, datetime
 
 from django.conf import settings
 from django.db import IntegrityError, OperationalError, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from . import capacity, fairuse
-from .errors import BookingConflict, BookingError, Busy, Conflict, NotAllowed, Refusal, SeriesConflict
+from .errors import BookingConflict, BookingError, Busy, Conflict, NotAllowed, NotPending, Refusal, SeriesConflict
 from .models import Allocation, Booking, BookingSeries, Device, Profile, Room, Server, Unit
 from .parsing import ParseError, format_device_set, format_duration, parse_device_set, parse_duration
 from .signals import booking_changed, series_changed
@@ -104,6 +105,13 @@ def create_booking(
     if share_only:
         target = Target(server=target.server, devices=(), room=None, units=())
     _check_times(start, end, now=now, allow_past_start=allow_past_start)
+    pending = needs_approval(user, target, source)
+    if pending and start <= now:
+        place = f"server {target.server.name}" if target.server is not None else f"room {target.room.name}"
+        raise BookingError(
+            f"Bookings of {place} need staff approval, so they cannot start right away; book it from a later start "
+            "(staff decide before it), or ask the lab's staff.", field="start",
+        )
     try:
         # The database refuses an overlap (see the module docstring); there is no need to look
         # before writing. Only a refusal pays for finding out who holds the units.
@@ -121,6 +129,7 @@ def create_booking(
                 capacity.check(target.server, cpu_cores=cpu_cores, memory_gib=memory_gib, whole=whole, start=start, end=end)
             booking = Booking.objects.create(
                 user=user,
+                status=Booking.Status.PENDING if pending else Booking.Status.CONFIRMED,
                 purpose=(purpose or "").strip(),
                 start=start,
                 end=end,
@@ -195,6 +204,8 @@ def change_booking(booking, *, by, start=None, end=None, purpose=None, now=None)
             booking = _lock_for_change(booking, by, now)
             new_start = booking.start if start is None else start
             new_end = booking.end if end is None else end
+            if booking.status == Booking.Status.PENDING and new_start <= now:
+                raise BookingError(f"Booking #{booking.pk} awaits approval, so it cannot start right away; choose a later start.", field="start")
             if booking.start <= now:
                 if new_start != booking.start:
                     raise BookingError(f"Booking #{booking.pk} is running; its start cannot move.", field="start")
@@ -341,7 +352,7 @@ def cancel_series(series, *, by, now=None):
         series = BookingSeries.objects.select_for_update().select_related("user").get(pk=series.pk)
         if series.user_id != by.pk and not by.is_staff:
             raise NotAllowed(f"Series #{series.pk} belongs to {series.user.get_username()}; only they or staff can cancel it.")
-        current = list(series.bookings.filter(status=Booking.Status.CONFIRMED, end__gt=now).order_by("start"))
+        current = list(series.bookings.filter(status__in=Booking.LIVE, end__gt=now).order_by("start"))  # pending dates too
         running = [booking for booking in current if booking.start <= now]
         with (nullcontext() if is_muted() else muted()):
             cancelled = [cancel_booking(booking, by=by, now=now) for booking in current if booking.start > now]
@@ -361,6 +372,110 @@ def _zone_of(user, name=None):
         return zoneinfo.ZoneInfo(name)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
         raise BookingError(f"'{name}' is not a time zone; write e.g. Europe/Berlin.", field="time_zone") from None
+
+
+# --- approval ----------------------------------------------------------------------------
+# A member's booking of a server or room with requires_approval starts PENDING: it holds its units
+# (Booking.HOLDING) and counts against limits and capacities until staff approve it (CONFIRMED),
+# decline it, or nobody decides by its start (both CANCELLED, its units free at once).
+
+
+def needs_approval(user, target, source):
+    """Whether a new booking waits for staff: a member's, of a resource that requires approval.
+
+    Staff's own bookings, bookings staff make in the admin and calendar imports (set up by staff)
+    are confirmed directly.
+    """
+    if user.is_staff or source in (Booking.Source.ADMIN, Booking.Source.CALENDAR):
+        return False
+    place = target.server or target.room
+    return bool(place is not None and place.requires_approval)
+
+
+def approve_booking(booking, *, by, now=None):
+    """Staff: confirm a booking awaiting approval; it keeps what it holds. Raises NotAllowed, NotPending."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        booking = _lock_for_decision(booking, by, now, verb="approve")
+        booking.status = Booking.Status.CONFIRMED
+        booking.decision, booking.decided_by, booking.decided_at = Booking.Decision.APPROVED, by, now
+        booking.sequence += 1
+        booking.save(update_fields=["status", "decision", "decided_by", "decided_at", "sequence", "updated_at"])
+        booking_changed.send(Booking, booking=booking, event="approved", by=by)
+    return booking
+
+
+def decline_booking(booking, *, by, reason="", now=None):
+    """Staff: refuse a booking awaiting approval; it is cancelled and its units are free at once.
+
+    `reason` is shown to the member. Raises NotAllowed, NotPending.
+    """
+    now = now or timezone.now()
+    reason = (reason or "").strip()
+    if len(reason) > 500:
+        raise BookingError(f"Keep the reason to 500 characters; it has {len(reason)}.", field="reason")
+    with transaction.atomic():
+        booking = _lock_for_decision(booking, by, now, verb="decline")
+        booking.status = Booking.Status.CANCELLED
+        booking.decision, booking.decided_by, booking.decided_at = Booking.Decision.DECLINED, by, now
+        booking.decision_note = reason
+        booking.sequence += 1
+        booking.save(update_fields=["status", "decision", "decided_by", "decided_at", "decision_note", "sequence", "updated_at"])
+        booking.allocations.update(active=False)
+        booking_changed.send(Booking, booking=booking, event="declined", by=by)
+    return booking
+
+
+def expire_pending_bookings(now=None):
+    """Cancel the pending bookings whose start has come without a decision; returns how many.
+
+    Each is claimed by a conditional UPDATE (still pending, started), so a second run, a second
+    beat, or staff deciding at the same moment never make it expire twice or after a decision.
+    """
+    now = now or timezone.now()
+    expired = 0
+    due = Booking.objects.filter(status=Booking.Status.PENDING, start__lte=now).order_by("start", "pk")
+    for booking_id in list(due.values_list("pk", flat=True)):
+        with transaction.atomic():
+            claimed = Booking.objects.filter(pk=booking_id, status=Booking.Status.PENDING, start__lte=now).update(
+                status=Booking.Status.CANCELLED, decision=Booking.Decision.EXPIRED, decided_at=now, decided_by=None,
+                sequence=F("sequence") + 1, updated_at=timezone.now(),
+            )
+            if not claimed:
+                continue  # decided or expired by someone else meanwhile
+            Allocation.objects.filter(booking_id=booking_id).update(active=False)
+            booking = Booking.objects.select_related("user", "server", "room").get(pk=booking_id)
+            booking_changed.send(Booking, booking=booking, event="expired", by=None)
+            expired += 1
+    return expired
+
+
+def _lock_for_decision(booking, by, now, *, verb):
+    """Reload the booking under a row lock and check that `by` may decide it and it awaits a decision."""
+    if not getattr(by, "is_staff", False):
+        raise NotAllowed(f"Only staff can {verb} bookings.")
+    booking = Booking.objects.select_for_update(of=("self",), no_key=True).select_related("user", "server", "room").get(pk=booking.pk)
+    if booking.status != Booking.Status.PENDING:
+        raise NotPending(f"Booking #{booking.pk} {_decided(booking)}; only a booking awaiting approval can be approved or declined.")
+    if booking.start <= now:
+        raise NotPending(f"Booking #{booking.pk} was not decided before its start and expires now; the member can book again.")
+    return booking
+
+
+def _decided(booking):
+    """'was already approved by stella', 'was cancelled', ...: why there is nothing to decide."""
+    from .models import member_name
+
+    # decided_by is read here, not joined under the row lock: PostgreSQL re-reads a locked row that
+    # changed meanwhile without its outer-joined rows (they come back empty).
+    who = f" by {member_name(booking.decided_by)}" if booking.decided_by_id else ""
+    if booking.decision == Booking.Decision.APPROVED:
+        return f"was already approved{who}"
+    if booking.decision == Booking.Decision.DECLINED:
+        return f"was already declined{who}"
+    if booking.decision == Booking.Decision.EXPIRED:
+        return "expired undecided at its start"
+    return f"is {booking.get_status_display()}, not awaiting approval"
 
 
 # --- validation --------------------------------------------------------------------------
@@ -447,6 +562,8 @@ def _lock_for_change(booking, by, now):
         raise BookingError(f"Booking #{booking.pk} was already released.")
     if booking.end <= now:
         raise BookingError(f"Booking #{booking.pk} has already ended.")
+    if booking.status == Booking.Status.PENDING and booking.start <= now:
+        raise BookingError(f"Booking #{booking.pk} was not approved before its start; it has expired.")
     return booking
 
 

@@ -54,3 +54,14 @@ def match_waitlists():
     from . import waitlist
 
     return waitlist.match_all()
+
+
+@shared_task(name="reservations.tasks.expire_pending_bookings")
+def expire_pending_bookings():
+    """Beat, every minute: pending bookings whose start came without a decision are cancelled (each once)."""
+    from . import services
+
+    expired = services.expire_pending_bookings()
+    if expired:
+        logger.info("%d booking(s) awaiting approval expired at their start", expired)
+    return expired

@@ -318,29 +318,31 @@ def _bars_by_unit(window, user):
         .order_by("start", "pk")
         .values_list(
             "pk", "start", "end", "purpose", "whole_server", "user_id",
-            "user__username", "user__first_name", "user__last_name", "user__profile__display_name", "units",
+            "user__username", "user__first_name", "user__last_name", "user__profile__display_name", "units", "status",
         )
     )
     names, bars = {}, {}
-    for booking_id, start, end, purpose, whole, user_id, username, first, last, display, unit_ids in rows:
+    for booking_id, start, end, purpose, whole, user_id, username, first, last, display, unit_ids, status in rows:
         if not unit_ids:
             continue
         who = names.get(user_id)
         if who is None:
             who = names[user_id] = display_name_of(display, first, last, username)
-        bar = _bar(window, booking_id, start, end, who, purpose, whole, user_id == user.pk)
+        bar = _bar(window, booking_id, start, end, who, purpose, whole, user_id == user.pk, pending=status == Booking.Status.PENDING)
         for unit_id in unit_ids.split(","):
             bars.setdefault(int(unit_id), []).append(bar)
     return bars
 
 
-def _bar(window, booking_id, start, end, who, purpose, whole, mine):
+def _bar(window, booking_id, start, end, who, purpose, whole, mine, pending=False):
     starts, ends = window.position(start), window.position(end)
     left, right = max(starts, 0.0), min(ends, 100.0)
     when = format_span(start, end, window.zone)
     title = f"{'Your booking' if mine else who}: {purpose or 'no purpose given'}\n{when}"
     if whole:
         title += "\nwhole server"
+    if pending:
+        title += "\nawaiting approval"
     text = f"★ {who}" if mine else who
     if purpose:
         text += f" · {purpose}"
@@ -349,6 +351,9 @@ def _bar(window, booking_id, start, end, who, purpose, whole, mine):
         classes += " cut-start"
     if ends > 100:
         classes += " cut-end"
+    if pending:
+        classes += " pending"  # hatched: held, not yet approved
+        text = f"? {text}"
     # Thousands of these per page: the standard library's escape, not Django's lazy-aware wrapper.
     html = (
         f'<span class="{classes}" style="left:{_pct(left)}%;width:{_pct(right - left)}%" title="{escape(title)}">'

@@ -1,6 +1,6 @@
 from django.urls import path, re_path
 
-from .views import account, booking_form, calendars, mine, now, rooms, timeline, waitlist
+from .views import account, approval, booking_form, calendars, mine, now, rooms, timeline, waitlist
 
 urlpatterns = [
     path("", now.now, name="now"),
@@ -18,6 +18,7 @@ urlpatterns = [
     path("bookings/<int:pk>/extend/", mine.extend, name="booking-extend"),
     path("bookings/<int:pk>/change/", mine.change, name="booking-change"),
     path("series/<int:pk>/cancel/", mine.cancel_series, name="series-cancel"),
+    path("bookings/<int:pk>/decide/", approval.decide, name="booking-decide"),
     path("profile/", account.profile, name="profile"),
     path("profile/notifications/", account.notification_preferences, name="profile-notifications"),
     path("profile/slack/link/", account.link_slack, name="slack-link"),

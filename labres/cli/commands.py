@@ -193,7 +193,7 @@ def _print_board(units, me, now):
         name = unit["unit"] + (" (whole)" if unit["kind"] == "server" else "")
         holder, upcoming = _holder(unit, now), _next(unit, now)
         if holder:
-            who = holder["user"] + (" (you)" if holder["user"] == me else "")
+            who = holder["user"] + (" (you)" if holder["user"] == me else "") + (" (pending)" if holder.get("pending") else "")
             until = times.show(times.from_api(holder["end"]), now)
             purpose = _shorten(holder.get("purpose") or "", 32)
         elif unit["kind"] == "server" and any(_holder(other, now) for other in units):
@@ -203,7 +203,7 @@ def _print_board(units, me, now):
         later = "-"
         if upcoming:
             span = times.show_span(times.from_api(upcoming["start"]), times.from_api(upcoming["end"]), now)
-            later = f"{upcoming['user']} {span}"
+            later = f"{upcoming['user']} {span}" + (" (awaiting approval)" if upcoming.get("pending") else "")
         rows.append((name, who, until, purpose, later))
     widths = [max(len(row[column]) for row in rows) for column in range(4)]
     for row in rows:
@@ -259,7 +259,8 @@ def _report(args, verb, booking):
     if args.json:
         emit_json(booking)
     else:
-        print(f"{verb} {describe(booking, times.local_now())}.")
+        waiting = " It awaits approval by staff; you will be told when they decide." if booking.get("status") == "pending" else ""
+        print(f"{verb} {describe(booking, times.local_now())}.{waiting}")
     return 0
 
 
@@ -295,7 +296,7 @@ _ENDED_VERB = {"released": "Released", "cancelled": "Cancelled"}
 def end_booking(client, booking_id):
     """Release a running booking, cancel one that has not started; returns the booking as it is now."""
     booking = client.get(f"bookings/{booking_id}/")
-    if booking["state"] == "upcoming":
+    if booking["state"] in ("upcoming", "pending"):
         return client.post(f"bookings/{booking_id}/cancel/")
     if booking["state"] == "running":
         return client.post(f"bookings/{booking_id}/release/")
@@ -336,6 +337,7 @@ def mine(args):
     """Your running and upcoming bookings."""
     client = connect(args)
     bookings = client.get_all("bookings/", mine=1, state="running") + client.get_all("bookings/", mine=1, state="upcoming")
+    bookings += client.get_all("bookings/", mine=1, state="pending")  # awaiting approval
     if args.json:
         emit_json(bookings)
         return 0

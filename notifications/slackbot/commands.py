@@ -27,6 +27,9 @@ DEFERRED = {"realtime", "status"}
 RELEASE_ACTION = "booking_release"
 EXTEND_ACTION = "booking_extend"
 EXTEND_BY = "1h"
+APPROVE_ACTION = "booking_approve"  # on approval_requested messages; staff only (checked by the service)
+DECLINE_ACTION = "booking_decline"
+LINK_ACTIONS = {"booking_open", "gpus_open"}  # buttons with a url: Slack opens the page, and tells us too
 
 
 @dataclass
@@ -132,6 +135,8 @@ def handle_action(action_id, value, *, slack_user_id, now=None):
         return _guarded(_extend, user, [booking_id, duration or EXTEND_BY], now=now)
     if action_id == WAITLIST_CLAIM_ACTION:
         return _guarded(_claim_offer, user, value, now=now)
+    if action_id in (APPROVE_ACTION, DECLINE_ACTION):
+        return _guarded(_decide, user, value, approve=action_id == APPROVE_ACTION, now=now)
     return Reply("This button is not known here (any more); try `" + command_name() + " help`.")
 
 
@@ -388,7 +393,7 @@ def _release_by_id(user, text, *, now):
 
 def _release(user, booking, now):
     what = booking.what
-    if booking.start > now and booking.status == Booking.Status.CONFIRMED:
+    if booking.start > now and booking.status in Booking.LIVE:
         services.cancel_booking(booking, by=user, now=now)
         return _announce(user, f"cancelled booking #{booking.pk} ({what})", f"Cancelled booking #{booking.pk} ({what}).")
     services.release_booking(booking, by=user, now=now)
@@ -403,6 +408,20 @@ def _extend(user, args, *, now):
     return Reply(f"Extended booking #{booking.pk} ({booking.what}); it now runs {format_span(booking.start, booking.end, zone, joiner='–')}.")
 
 
+def _decide(user, text, *, approve, now):
+    """Approve or decline (without a reason) a booking awaiting approval: staff only."""
+    booking = _booking(user, text)
+    if approve:
+        services.approve_booking(booking, by=user, now=now)
+        return Reply(f"Approved booking #{booking.pk} ({booking.what}) of {slack_escape(booking.user.get_username())}; they are told.")
+    services.decline_booking(booking, by=user, now=now)
+    decide = f"{settings.SITE_URL}/bookings/{booking.pk}/decide/"
+    return Reply(
+        f"Declined booking #{booking.pk} ({booking.what}) of {slack_escape(booking.user.get_username())}; they are told. "
+        f"To give them a reason next time, decline on <{decide}|the decide page>."
+    )
+
+
 def _matches(booking, server, indices):
     if booking.server is None or booking.server.name.lower() != server.lower():
         return False
@@ -415,7 +434,8 @@ def _matches(booking, server, indices):
 def _line(booking, user):
     purpose = f" ({slack_escape(booking.purpose)})" if booking.purpose else ""
     span = format_span(booking.start, booking.end, time_zone_of(user))
-    return f"#{booking.pk} {booking.what}, {span}{purpose}"
+    waiting = ", _awaiting approval_" if booking.status == Booking.Status.PENDING else ""
+    return f"#{booking.pk} {booking.what}, {span}{purpose}{waiting}"
 
 
 def _announce(user, shared_text, own_text):

@@ -85,6 +85,8 @@ def interaction(request):
         return _error(400, "bad_payload", "The form field `payload` must be Slack's interaction JSON with user.id and actions.")
     if payload.get("type") != "block_actions":
         return _slack_json(commands.Reply(text=f"labres does not handle {payload.get('type')!r} interactions."))
+    if action.get("action_id") in commands.LINK_ACTIONS:
+        return JsonResponse({})  # the page opened in the browser; nothing to answer in Slack
     reply = tasks.run_action(action.get("action_id", ""), action.get("value", ""), user_id)
     response_url = payload.get("response_url")
     if response_url and tasks.post_to_response_url(response_url, reply, replace_original=False):

@@ -100,12 +100,12 @@ def _busy_by_unit(start, end, allocation_scope, booking_scope):
         .annotate(start_text=Cast("start", CharField()), end_text=Cast("end", CharField()))
         .values_list(
             "pk", "start_text", "end_text", "purpose", "user_id", "user__username", "user__first_name", "user__last_name",
-            "user__profile__display_name",
+            "user__profile__display_name", "status",
         )
     )
     # A booking holding several units (a whole server: the server and each GPU) is one entry, shared.
     names, times, busy = {}, {}, {}
-    for booking_id, start_text, end_text, purpose, user_id, username, first, last, display in rows:
+    for booking_id, start_text, end_text, purpose, user_id, username, first, last, display, status in rows:
         unit_ids = units_of.get(booking_id)
         if unit_ids is None:
             continue
@@ -116,6 +116,8 @@ def _busy_by_unit(start, end, allocation_scope, booking_scope):
             "booking": booking_id, "user": username, "user_name": name,
             "start": _utc_text(start_text, times), "end": _utc_text(end_text, times), "purpose": purpose,
         }
+        if status == Booking.Status.PENDING:
+            entry["pending"] = True  # awaiting approval (only then, so confirmed entries keep their shape)
         for unit_id in unit_ids:
             busy.setdefault(unit_id, []).append(entry)
     return busy

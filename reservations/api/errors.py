@@ -11,11 +11,12 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import set_rollback
 
-from ..errors import BookingConflict, BookingError, Busy, NotAllowed, SeriesConflict
+from ..errors import BookingConflict, BookingError, Busy, NotAllowed, NotPending, SeriesConflict
 from ..fairuse import AccessDenied, LimitExceeded
 from .times import utc_iso
 
 CODES = ("invalid", "conflict", "forbidden", "not_found", "unauthenticated", "throttled", "busy", "method_not_allowed", "series_conflict")
+CODES += ("not_pending",)  # approval: the booking awaits no decision (409)
 BUSY_RETRY_SECONDS = 1
 
 
@@ -58,6 +59,8 @@ def _domain_error(exc):
         return error_response(code, exc.code, exc.message, limit=limit)
     if getattr(exc, "code", None) == "conflict" and isinstance(exc, BookingError):  # e.g. a waitlist offer that is gone
         return error_response(status.HTTP_409_CONFLICT, "conflict", exc.message)
+    if isinstance(exc, NotPending):
+        return error_response(status.HTTP_409_CONFLICT, exc.code, exc.message)
     if isinstance(exc, NotAllowed):
         return error_response(status.HTTP_403_FORBIDDEN, "forbidden", exc.message)
     if isinstance(exc, BookingError):

@@ -80,7 +80,7 @@ class BookingFilter(django_filters.FilterSet):
             return confirmed.filter(start__lte=now, end__gt=now)
         if value == "ended":
             return confirmed.filter(end__lte=now)
-        return queryset.filter(status=value)  # cancelled, released
+        return queryset.filter(status=value)  # cancelled, released, pending
 
 
 class DeviceFilter(django_filters.FilterSet):

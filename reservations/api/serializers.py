@@ -16,7 +16,7 @@ from .errors import CODES
 from .times import EARLIEST, LATEST, utc_iso
 
 BIGINT_MAX = 2**63 - 1
-STATES = ("upcoming", "running", "ended", "cancelled", "released")
+STATES = ("upcoming", "running", "ended", "cancelled", "released", "pending")
 DEFAULT_WINDOW = timedelta(hours=24)
 MAX_WINDOW = timedelta(days=31)
 CLIENT_SOURCES = (Booking.Source.API.value, Booking.Source.CLI.value)
@@ -164,7 +164,7 @@ class BookingSerializer(serializers.Serializer):
     start = UTCTimeField()
     end = UTCTimeField()
     status = serializers.ChoiceField(choices=Booking.Status.choices)
-    state = serializers.ChoiceField(choices=STATES, help_text="What a member sees: upcoming, running, ended, cancelled or released.")
+    state = serializers.ChoiceField(choices=STATES, help_text="What a member sees: upcoming, running, ended, cancelled, released, or pending (awaiting staff approval).")
     source = serializers.ChoiceField(choices=Booking.Source.choices)
     server = serializers.CharField(allow_null=True, help_text="The server's name, or null for a room.")
     devices = serializers.CharField(allow_null=True, help_text="The GPUs as a device set ('0-1'), or null for a whole server or a room.")
@@ -261,6 +261,10 @@ class ClaimSerializer(serializers.Serializer):
 
     def validate(self, data):
         return resolve_target_fields(data)
+
+
+class DeclineSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=500, required=False, allow_blank=True, default="", help_text="Shown to the member.")
 
 
 class ExtendSerializer(serializers.Serializer):
@@ -374,6 +378,7 @@ class BusySerializer(serializers.Serializer):
     start = UTCTimeField()
     end = UTCTimeField()
     purpose = serializers.CharField(allow_blank=True)
+    pending = serializers.BooleanField(required=False, help_text="Present (true) only while the booking awaits staff approval; it holds the units meanwhile.")
 
 
 class PoolAmountSerializer(serializers.Serializer):

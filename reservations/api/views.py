@@ -167,6 +167,15 @@ class RoomViewSet(MemberZoneMixin, viewsets.ReadOnlyModelViewSet):
     destroy=extend_schema(summary="Cancel a booking that has not started", request=None, parameters=[BOOKING_ID], responses={200: s.BookingSerializer, **BOOKING_ERRORS}),
     cancel=extend_schema(summary="Cancel a booking that has not started", request=None, parameters=[BOOKING_ID], responses={200: s.BookingSerializer, **BOOKING_ERRORS}),
     release=extend_schema(summary="End a running booking now", request=None, parameters=[BOOKING_ID], responses={200: s.BookingSerializer, **BOOKING_ERRORS}),
+    approve=extend_schema(
+        summary="Staff: approve a booking awaiting approval (it becomes confirmed)", request=None, parameters=[BOOKING_ID],
+        responses={200: s.BookingSerializer, 409: error("The booking awaits no decision: already approved, declined, expired or cancelled.")},
+    ),
+    decline=extend_schema(
+        summary="Staff: decline a booking awaiting approval (it is cancelled; the reason goes to the member)",
+        request=s.DeclineSerializer, parameters=[BOOKING_ID],
+        responses={200: s.BookingSerializer, 409: error("The booking awaits no decision: already approved, declined, expired or cancelled.")},
+    ),
     extend=extend_schema(
         summary="Move a booking's end later, by a duration or to a new end",
         request=s.ExtendSerializer,
@@ -228,6 +237,17 @@ class BookingViewSet(MemberZoneMixin, mixins.ListModelMixin, mixins.RetrieveMode
         except OverflowError:
             raise ValidationError({"duration": ["That is too far ahead."]}) from None
         return self._answer(booking)
+
+    @action(detail=True, methods=["post"])
+    def approve(self, request, pk=None):
+        return self._answer(services.approve_booking(self.get_object(), by=request.user))
+
+    @action(detail=True, methods=["post"])
+    def decline(self, request, pk=None):
+        booking = self.get_object()
+        form = s.DeclineSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        return self._answer(services.decline_booking(booking, by=request.user, reason=form.validated_data["reason"]))
 
     def retrieve(self, request, pk=None):
         # Filters are for lists: one booking is found by its id alone.

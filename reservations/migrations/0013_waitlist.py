@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('reservations', '0011_booking_series'),
+        ('reservations', '0012_approval'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

@@ -49,7 +49,8 @@ def _submit(request):
         except BookingError as error:
             form.add_error(form.field_for(error), error.message)
         else:
-            messages.success(request, f"Booked {booking.what}, {span(booking.start, booking.end)}.")
+            waiting = " It awaits approval by staff; you will be told when they decide." if booking.pending else ""
+            messages.success(request, f"Booked {booking.what}, {span(booking.start, booking.end)}.{waiting}")
             response = redirect("booking-detail", pk=booking.pk)
             response.status_code = 303  # see the new booking; a reload does not post again
             return response
@@ -110,7 +111,11 @@ def _check(form, data):
             capacity.check(target.server, **amounts, whole=whole, start=start, end=end)
         except BookingError as error:
             return {"errors": [error.message]}
-    return {"free": True, "what": _describe(target, amounts, share_only), "start": start, "end": end}
+    place = target.server or target.room
+    return {
+        "free": True, "what": _describe(target, amounts, share_only), "start": start, "end": end,
+        "approval": bool(place and place.requires_approval),
+    }
 
 
 def _taken(form, conflicts, data, *, target=None):

@@ -391,3 +391,24 @@ def test_a_shared_feeds_etag_follows_exactly_its_own_bookings(client, alice, bob
     booking = services.create_booking(bob, start=later + timedelta(hours=2), end=later + timedelta(hours=3), **inside)
     changed = fetch(client, feed, HTTP_IF_NONE_MATCH=etag)
     assert changed.status_code == 200 and uid(booking) in events(changed)
+
+
+def test_a_booking_awaiting_approval_is_tentative_then_confirmed(client, alice, later):
+    staff = UserFactory(username="stella", is_staff=True)
+    server = ServerFactory(name="h100", gpus=2, requires_approval=True)
+    booking = services.create_booking(alice, start=later, end=later + timedelta(hours=1), server=server, devices="0")
+    feed = feed_of(alice)
+    event = events(fetch(client, feed))[uid(booking)]
+    assert str(event["STATUS"]) == "TENTATIVE"
+    services.approve_booking(booking, by=staff)
+    event = events(fetch(client, feed))[uid(booking)]
+    assert str(event["STATUS"]) == "CONFIRMED"
+    assert int(event["SEQUENCE"]) == 1  # calendar apps replace their tentative copy
+
+
+def test_a_declined_booking_shows_cancelled(client, alice, later):
+    staff = UserFactory(username="stella", is_staff=True)
+    server = ServerFactory(name="h100", gpus=2, requires_approval=True)
+    booking = services.create_booking(alice, start=later, end=later + timedelta(hours=1), server=server, devices="0")
+    services.decline_booking(booking, by=staff, reason="no")
+    assert str(events(fetch(client, feed_of(alice)))[uid(booking)]["STATUS"]) == "CANCELLED"

@@ -100,3 +100,15 @@ def test_mine_json_is_a_list_of_bookings(cli, alice, holding):
 
     assert result.returncode == 0, result.stderr
     assert [item["id"] for item in json.loads(result.stdout)] == [booking.pk]
+
+
+def test_mine_shows_a_booking_awaiting_approval(cli, alice, thalys, book, later):
+    thalys.requires_approval = True
+    thalys.save()
+    pending = book(alice, later, server="thalys", devices="1")
+    assert pending.status == Booking.Status.PENDING
+
+    mine = cli("mine")
+
+    assert mine.returncode == 0, mine.stderr
+    assert f"pending   #{pending.pk} " in mine.stdout

@@ -286,6 +286,7 @@ DOCUMENTED = {
         "skipped.0.2": "GPUs 0-1 on thalys are booked by bob from Wed 22 Jan 10:00 to 12:00 JST.",
     },
     "series_cancelled": {"running.0.0": "Wed 15 Jan 10:00", "dates.0.0": "Wed 29 Jan 10:00"},
+    "declined": {"reason": "Reserved for the deadline.", "links.decide": f"{SITE}/bookings/{{pk}}/decide/"},
 }
 FILTERS = {"start": "|when", "end": "|when", "before_start": "|when", "before_end": "|when", "dates.1.0": "|when", "dates.0.0": "|when", "running.0.0": "|when"}
 
@@ -304,12 +305,17 @@ def test_a_staff_template_can_use_the_documented_variables(alice, bob, staff, th
     alice.profile.time_zone = "Asia/Tokyo"
     alice.profile.save()
     start = datetime(2031, 1, 15, 1, 0, tzinfo=UTC)
+    if event == "declined":
+        thalys.requires_approval = True
+        thalys.save()
     if event.startswith("series"):
         booking = _series(alice, bob, staff, thalys, start, cancel=event == "series_cancelled")
     else:
         booking = services.create_booking(alice, start=start, end=start + timedelta(hours=2), purpose=PURPOSE, server=thalys, devices="0-1")
     if event == "changed":
         services.change_booking(booking, by=staff, end=start + timedelta(hours=3))
+    elif event == "declined":
+        services.decline_booking(booking, by=staff, reason="Reserved for the deadline.")
     elif event == "followed":
         services.create_booking(bob, start=booking.end, end=booking.end + timedelta(hours=1), server=thalys, devices="0-1")
     elif not event.startswith("series"):

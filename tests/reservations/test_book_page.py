@@ -504,3 +504,16 @@ def test_check_of_an_empty_request_says_what_is_missing(client, alice, thalys):
 
     assert response.status_code == 200
     assert "Start: This field is required." in response.content.decode()
+
+
+def test_booking_a_server_that_needs_approval_says_it_awaits_it(client, alice, thalys, later):
+    thalys.requires_approval = True
+    thalys.save()
+    client.force_login(alice)
+
+    check = client.get("/book/check/", form(later)).content.decode()
+    page = client.post("/book/", form(later), follow=True).content.decode()
+
+    assert "need staff approval" in check
+    assert "awaits approval by staff" in page and "awaiting approval" in page
+    assert Booking.objects.get().status == Booking.Status.PENDING

@@ -301,3 +301,12 @@ def test_seed_demo_gives_ice_pooled_capacities_and_shares_on_the_timeline(client
     page = client.get("/timeline/", {"view": "day", "date": day})
     band = next(g for g in page.context["timeline"].groups if g.name == "ice").band
     assert (160, 1024) in [(step.cpu_cores, step.memory_gib) for step in band.steps]  # the two overlap for two hours
+
+
+def test_seed_demo_leaves_one_booking_awaiting_approval_on_the_h100_server():
+    output = seed()
+
+    assert Server.objects.get(name="shinkansen").requires_approval
+    [pending] = Booking.objects.filter(status=Booking.Status.PENDING)
+    assert (pending.server.name, pending.user.username) == ("shinkansen", "bob")
+    assert "1 awaiting approval" in output and "Skipped" not in output

@@ -335,3 +335,15 @@ def test_a_released_booking_ends_where_it_was_released(client, alice, thalys, bo
     bar = row(timeline(client, alice, view="day", date=monday.date().isoformat()), "thalys · GPU 0").bars[0]
 
     assert bar.width == pytest.approx(100 / 24)
+
+
+def test_a_booking_awaiting_approval_is_hatched_and_says_so(client, alice, bob, thalys, book, monday):
+    thalys.requires_approval = True
+    thalys.save()
+    book(alice, monday + 10 * H, server="thalys", devices="2", purpose="big run")
+    book(bob, monday + 14 * H, server="thalys", devices="2", purpose="eval", source="admin")  # staff made it: confirmed
+
+    response = timeline(client, bob, date=monday.date().isoformat())
+
+    bars = row(response, "thalys · GPU 2").bars
+    assert [("pending" in bar.html, "awaiting approval" in bar.title) for bar in bars] == [(True, True), (False, False)]

@@ -53,6 +53,7 @@ SERVERS = [
         "gpus": 2,
         "model": "NVIDIA H100 80GB HBM3",
         "memory_mib": 81559,
+        "requires_approval": True,  # members' bookings wait for staff (the demo leaves one pending)
     },
     {
         "name": "ice",
@@ -104,6 +105,7 @@ class DemoBooking:
     release_after_hours: float | None = None
     cpu_cores: int = 0  # shares of the server's pools (ice declares them)
     memory_gib: int = 0
+    awaits_approval: bool = False  # made once its server requires approval; the others were approved before
 
 
 S = Booking.Source
@@ -151,6 +153,8 @@ WEEK = [
     DemoBooking("alice", 8, "rendering figures for the paper", day=3, at=9, server="eurostar", devices="0"),
     DemoBooking("admin", 4, "OS upgrade (Ubuntu 24.04)", day=4, at=8, server="ice"),
     DemoBooking("carol", 6, "training a speech model", day=5, at=9, server="eurostar", devices="1-3", source=S.SLACK),
+    # Awaiting approval (shinkansen requires it): staff see it in the admin and on its decide page
+    DemoBooking("bob", 6, "training a 13B model (both H100s)", day=3, at=9, server="shinkansen", awaits_approval=True),
 ]
 
 
@@ -200,6 +204,7 @@ class Command(BaseCommand):
                 "monitored": spec.get("monitored", True),
                 "cpu_cores": spec.get("cpu_cores"),
                 "memory_gib": spec.get("memory_gib"),
+                "requires_approval": spec.get("requires_approval", False),
             },
         )
         for index in range(spec["gpus"]):
@@ -268,7 +273,14 @@ class Command(BaseCommand):
         this_hour = now.replace(minute=0, second=0, microsecond=0)
         counts = {"past": 0, "running": 0, "upcoming": 0}
         skipped = []
-        for item in WEEK:
+        # The demo's history was approved as it was made: book it with approval off, then ask for the rest.
+        approving = list(Server.objects.filter(requires_approval=True).values_list("pk", flat=True))
+        Server.objects.filter(pk__in=approving).update(requires_approval=False)
+        week = [item for item in WEEK if not item.awaits_approval]
+        for item in week + [None] + [item for item in WEEK if item.awaits_approval]:
+            if item is None:
+                Server.objects.filter(pk__in=approving).update(requires_approval=True)
+                continue
             if item.relative_hours is not None:
                 start = this_hour + timedelta(hours=item.relative_hours)
             else:
@@ -294,9 +306,15 @@ class Command(BaseCommand):
             except BookingError as error:
                 skipped.append(f"{item.purpose}: {error.message}")
                 continue
+            if booking.status == Booking.Status.PENDING:
+                counts["awaiting approval"] = counts.get("awaiting approval", 0) + 1
+                continue
             counts["past" if booking.end <= now else "running" if booking.start <= now else "upcoming"] += 1
         created = sum(counts.values())
-        self.stdout.write(f"Created {created} bookings: {counts['past']} past, {counts['running']} running, {counts['upcoming']} upcoming.")
+        waiting = f", {counts['awaiting approval']} awaiting approval" if counts.get("awaiting approval") else ""
+        self.stdout.write(
+            f"Created {created} bookings: {counts['past']} past, {counts['running']} running, {counts['upcoming']} upcoming{waiting}."
+        )
         for line in skipped:
             self.stdout.write(self.style.WARNING(f"Skipped {line}"))
 

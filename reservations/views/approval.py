@@ -1,0 +1,68 @@
+"""The staff page to approve or decline a booking awaiting approval (/bookings/<id>/decide/).
+
+Linked from the approval_requested e-mail, the admin and the booking's page. Staff only; each
+decision goes through the services, and a refusal is shown on the page (409 when there is no
+longer anything to decide).
+"""
+from datetime import timedelta
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_http_methods
+
+from .. import services
+from ..errors import BookingError, NotAllowed, NotPending
+from ..models import Booking
+
+# Bookings of the same server or room this long before or after are shown beside it.
+AROUND = timedelta(hours=12)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def decide(request, pk):
+    booking = get_object_or_404(Booking.objects.select_related("user__profile", "server", "room", "decided_by"), pk=pk)
+    if not request.user.is_staff:
+        return render(request, "403.html", {"message": "Only staff can approve or decline bookings."}, status=403)
+    if request.method == "GET":
+        return _page(request, booking)
+    action, reason = request.POST.get("action", ""), request.POST.get("reason", "")
+    try:
+        if action == "approve":
+            booking = services.approve_booking(booking, by=request.user)
+        elif action == "decline":
+            booking = services.decline_booking(booking, by=request.user, reason=reason)
+        else:
+            raise BookingError("Choose Approve or Decline.", field="action")
+    except NotAllowed as error:
+        return render(request, "403.html", {"message": error.message}, status=403)
+    except BookingError as error:
+        status = 409 if isinstance(error, NotPending) else 400
+        booking.refresh_from_db()
+        return _page(request, booking, error=error.message, reason=reason, status=status)
+    done = "Approved" if action == "approve" else "Declined"
+    messages.success(request, f"{done} booking #{booking.pk} ({booking.what}); {booking.user.get_username()} is told.")
+    return redirect("booking-decide", pk=booking.pk)
+
+
+def _page(request, booking, *, error=None, reason="", status=200):
+    around = Booking.objects.none()
+    if booking.server_id or booking.room_id:
+        place = {"server_id": booking.server_id} if booking.server_id else {"room_id": booking.room_id}
+        around = (
+            Booking.objects.filter(**place, status__in=Booking.HOLDING, start__lt=booking.end + AROUND, end__gt=booking.start - AROUND)
+            .exclude(pk=booking.pk)
+            .select_related("user__profile", "server", "room")
+            .prefetch_related("allocations__unit__device")
+            .order_by("start", "pk")
+        )
+    mine = (
+        Booking.objects.filter(user_id=booking.user_id, status=Booking.Status.PENDING).exclude(pk=booking.pk)
+        .select_related("server", "room").prefetch_related("allocations__unit__device").order_by("start")
+    )
+    context = {
+        "booking": booking, "around": list(around), "other_pending": list(mine), "error": error, "reason": reason,
+        "overlapping": {b.pk for b in around if b.start < booking.end and b.end > booking.start},
+    }
+    return render(request, "reservations/decide.html", context, status=status)
