@@ -303,6 +303,7 @@ def test_seed_demo_gives_ice_pooled_capacities_and_shares_on_the_timeline(client
     assert (160, 1024) in [(step.cpu_cores, step.memory_gib) for step in band.steps]  # the two overlap for two hours
 
 
+@pytest.mark.django_db
 def test_seed_demo_leaves_one_booking_awaiting_approval_on_the_h100_server():
     output = seed()
 
