@@ -7,7 +7,7 @@ alone but not together cannot both pass.
 """
 from datetime import timedelta
 
-from django.db.models import Q
+from django.db import transaction
 
 from .errors import BookingError, format_span
 from .models import Booking
@@ -66,13 +66,18 @@ def check(server, *, cpu_cores=0, memory_gib=0, whole=False, start, end, exclude
 
 
 def _others(server, since, until, exclude):
-    """Bookings of the server that take some of its capacity during [since, until)."""
-    bookings = Booking.objects.filter(server=server, status__in=Booking.HOLDING, start__lt=until, end__gt=since).filter(
-        Q(cpu_cores__gt=0) | Q(memory_gib__gt=0) | Q(whole_server=True)
+    """Bookings of the server that take some of its capacity during [since, until).
+
+    Written as SQL: this runs in every pooled booking's transaction (see fairuse._holds).
+    """
+    q = transaction.get_connection().ops.quote_name
+    statuses = list(Booking.HOLDING)
+    return Booking.objects.raw(
+        f"SELECT id, start, {q('end')}, whole_server, cpu_cores, memory_gib FROM {Booking._meta.db_table}"
+        f" WHERE server_id = %s AND status IN ({', '.join(['%s'] * len(statuses))}) AND start < %s AND {q('end')} > %s"
+        f" AND (cpu_cores > 0 OR memory_gib > 0 OR whole_server) AND id <> %s",
+        [server.pk, *statuses, until, since, exclude.pk if exclude is not None else 0],
     )
-    if exclude is not None:
-        bookings = bookings.exclude(pk=exclude.pk)
-    return bookings.values_list("start", "end", "whole_server", "cpu_cores", "memory_gib", named=True)
 
 
 def peak_load(intervals, start, end):
