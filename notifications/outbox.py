@@ -27,6 +27,8 @@ from django.db import transaction
 from django.db.models import F, Prefetch, Q
 from django.utils import timezone
 
+from labres.db import insert
+
 from .channels import CHANNELS, MEMBER_CHANNELS, DeliveryError
 from .events import EVENTS
 from .messages import Occasion, overrides_for, render
@@ -74,7 +76,7 @@ def record(event, *, key, booking_id=None, alert_id=None, by_id=None, context=No
         key=key, event=event, booking_id=booking_id, alert_id=alert_id, by_id=by_id, context=context or {},
         next_attempt_at=timezone.now(),
     )
-    OutboxEvent.objects.bulk_create([row], ignore_conflicts=True)
+    insert([row], ignore_conflicts=True)  # one prepared statement: every booking writes one
     transaction.on_commit(lambda: hand_over_soon([key]))
     return key
 

@@ -5,9 +5,12 @@ whole-server booking takes all of it. The services check this inside the booking
 after locking the server's own unit (services._lock), so two requests that each fit
 alone but not together cannot both pass.
 """
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import NamedTuple
 
 from django.db import transaction
+
+from labres.db import prepared_cursor
 
 from .errors import BookingError, format_span
 from .models import Booking
@@ -66,18 +69,32 @@ def check(server, *, cpu_cores=0, memory_gib=0, whole=False, start, end, exclude
 
 
 def _others(server, since, until, exclude):
-    """Bookings of the server that take some of its capacity during [since, until).
+    """Bookings of the server that take some of its capacity during [since, until): Share rows.
 
-    Written as SQL: this runs in every pooled booking's transaction (see fairuse._holds).
+    Written as SQL with plain rows: this runs in every pooled booking's transaction (see fairuse._holds).
     """
-    q = transaction.get_connection().ops.quote_name
+    connection = transaction.get_connection()
+    q = connection.ops.quote_name
     statuses = list(Booking.HOLDING)
-    return Booking.objects.raw(
-        f"SELECT id, start, {q('end')}, whole_server, cpu_cores, memory_gib FROM {Booking._meta.db_table}"
-        f" WHERE server_id = %s AND status IN ({', '.join(['%s'] * len(statuses))}) AND start < %s AND {q('end')} > %s"
-        f" AND (cpu_cores > 0 OR memory_gib > 0 OR whole_server) AND id <> %s",
-        [server.pk, *statuses, until, since, exclude.pk if exclude is not None else 0],
-    )
+    with prepared_cursor(connection) as cursor:
+        cursor.execute(
+            f"SELECT start, {q('end')}, whole_server, cpu_cores, memory_gib FROM {Booking._meta.db_table}"
+            f" WHERE server_id = %s AND status IN ({', '.join(['%s'] * len(statuses))}) AND start < %s AND {q('end')} > %s"
+            f" AND (cpu_cores > 0 OR memory_gib > 0 OR whole_server) AND id <> %s",
+            [server.pk, *statuses, until, since, exclude.pk if exclude is not None else 0],
+        )
+        rows = cursor.fetchall()
+    if connection.vendor != "postgresql":  # SQLite hands back naive UTC datetimes
+        rows = [(*(connection.ops.convert_datetimefield_value(value, None, connection) for value in row[:2]), *row[2:]) for row in rows]
+    return [Share(start, end, bool(whole), cpus, memory) for start, end, whole, cpus, memory in rows]
+
+
+class Share(NamedTuple):
+    start: datetime
+    end: datetime
+    whole_server: bool
+    cpu_cores: int
+    memory_gib: int
 
 
 def peak_load(intervals, start, end):

@@ -11,10 +11,12 @@ services._lock), so two requests that each fit alone but not together cannot bot
 import time
 from bisect import bisect_right
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.db import transaction
 from django.db.models.signals import post_delete, post_save
+
+from labres.db import prepared_cursor
 
 from .capacity import peak_load
 from .errors import BookingError, format_span
@@ -22,6 +24,7 @@ from .models import Allocation, Booking, Limit, MemberGroup, Profile, Unit
 from .parsing import format_duration, parse_duration
 
 WEEK = timedelta(days=7)
+WEEK_SECONDS = WEEK.total_seconds()
 UNKNOWN = object()  # a member's group not read yet (services._lock reads it with the locks on PostgreSQL)
 
 
@@ -161,9 +164,11 @@ def check(user, *, server=None, room=None, gpus=0, start, end, now, exclude=None
     at_once, weekly = rules.get(Limit.Kind.MAX_GPUS), rules.get(Limit.Kind.GPU_HOURS_WEEK)
     if gpus and (at_once or weekly):
         # One query for both: the member's GPU holds within a week either side, with their server.
-        holds = _holds(user, start - WEEK if weekly else start, end + WEEK if weekly else end, exclude)
-        _check_at_once(at_once, holds, gpus, start, end)
-        _check_weekly(weekly, holds, gpus, start, end)
+        # The arithmetic runs on seconds since the epoch (exact to the microsecond: see _holds).
+        a, b = start.timestamp(), end.timestamp()
+        holds = _holds(user, a - WEEK_SECONDS if weekly else a, b + WEEK_SECONDS if weekly else b, exclude)
+        _check_at_once(at_once, holds, gpus, a, b)
+        _check_weekly(weekly, holds, gpus, a, b)
 
 
 def gpu_count(target):
@@ -198,39 +203,64 @@ def _check_ahead(rule, start, now):
 
 
 def _holds(user, since, until, exclude):
-    """The member's GPU holds overlapping [since, until): (server id, start, end) per GPU.
+    """The member's GPU holds overlapping [since, until), in epoch seconds: (server id, start, end, GPUs) per booking.
 
     Read from the member's server bookings in the window (index user, end), each with a count of
     its allocations (index booking), less the server's own unit for a whole-server booking: a
     plan that depends neither on how many allocations everyone holds in the window nor on
-    whether the planner's statistics have seen this week's bookings yet. Written as SQL: this
-    runs in every booking's transaction, and building it with the ORM cost more than running it.
+    whether the planner's statistics have seen this week's bookings yet. Written as SQL with plain
+    rows: this runs in every booking's transaction, and building models, or Django's time-zone
+    aware datetimes, cost more than running it. PostgreSQL writes the times as float8 seconds;
+    a double holds today's epoch to a quarter of a microsecond, and the database and
+    datetime.timestamp() both round the exact value, so equal times stay equal (a booking that
+    ends when another starts does not overlap it).
     """
-    q = transaction.get_connection().ops.quote_name
+    connection = transaction.get_connection()
+    q = connection.ops.quote_name
     statuses = list(Booking.HOLDING)
-    rows = Booking.objects.raw(
-        f"SELECT b.id, b.server_id, b.start, b.{q('end')}, b.whole_server,"
-        f" (SELECT COUNT(*) FROM {Allocation._meta.db_table} a WHERE a.booking_id = b.id AND a.active) AS units"
-        f" FROM {Booking._meta.db_table} b WHERE b.user_id = %s AND b.status IN ({', '.join(['%s'] * len(statuses))})"
-        f" AND b.server_id IS NOT NULL AND b.start < %s AND b.{q('end')} > %s AND b.id <> %s",
-        [user.pk, *statuses, until, since, exclude.pk if exclude is not None else 0],
-    )
-    return [(b.server_id, b.start, b.end) for b in rows for _ in range(b.units - b.whole_server)]
+    if connection.vendor == "postgresql":
+        times = f"EXTRACT(EPOCH FROM b.start)::float8, EXTRACT(EPOCH FROM b.{q('end')})::float8"
+    else:
+        times = f"b.start, b.{q('end')}"
+    with prepared_cursor(connection) as cursor:
+        cursor.execute(
+            f"SELECT b.server_id, {times},"
+            f" (SELECT COUNT(*) FROM {Allocation._meta.db_table} a WHERE a.booking_id = b.id AND a.active)"
+            f" - CASE WHEN b.whole_server THEN 1 ELSE 0 END"
+            f" FROM {Booking._meta.db_table} b WHERE b.user_id = %s AND b.status IN ({', '.join(['%s'] * len(statuses))})"
+            f" AND b.server_id IS NOT NULL AND b.start < %s AND b.{q('end')} > %s AND b.id <> %s",
+            [user.pk, *statuses, _from_seconds(until), _from_seconds(since), exclude.pk if exclude is not None else 0],
+        )
+        rows = cursor.fetchall()
+    if connection.vendor != "postgresql":  # SQLite hands back naive UTC datetimes
+        rows = [(server_id, _seconds(a), _seconds(b), gpus) for server_id, a, b, gpus in rows]
+    return [row for row in rows if row[3] > 0]
+
+
+def _seconds(value):
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return (value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp()
+
+
+def _from_seconds(seconds):
+    return datetime.fromtimestamp(seconds, UTC)
 
 
 def _on(rule, holds):
-    """The holds a rule counts: on its server, or everywhere."""
+    """The holds a rule counts, (start, end, GPUs): on its server, or everywhere."""
     server_id = rule.limit.server_id
-    return [(a, b) for held_on, a, b in holds if server_id is None or held_on == server_id]
+    return [(a, b, gpus) for held_on, a, b, gpus in holds if server_id is None or held_on == server_id]
 
 
 def _check_at_once(rule, holds, asked, start, end):
     if rule is None:
         return
     most = rule.limit.number
-    peak, peak_from, peak_to = peak_load([(a, b, 1) for a, b in _on(rule, holds)], start, end)
+    peak, peak_from, peak_to = peak_load(_on(rule, holds), start, end)
     if peak + asked > most:
-        holding = f"you hold {peak} {format_span(peak_from, peak_to)} and asked for {asked}" if peak else f"you asked for {asked}"
+        span = format_span(_from_seconds(peak_from), _from_seconds(peak_to))
+        holding = f"you hold {peak} {span} and asked for {asked}" if peak else f"you asked for {asked}"
         raise LimitExceeded(
             f"{rule.source} may hold at most {most} GPU{'s' if most != 1 else ''} at once{_where(rule)}; {holding}.",
             rule=rule, field="devices",
@@ -242,54 +272,59 @@ def _check_weekly(rule, holds, asked, start, end):
     if rule is None:
         return
     allowed_hours = rule.limit.number
-    intervals = _on(rule, holds) + [(start, end)] * asked
-    worst, worst_at = busiest_window(intervals, WEEK, start - WEEK, end)
-    if worst > allowed_hours + 1e-9:
-        booked = (end - start).total_seconds() / 3600 * asked
+    intervals = _on(rule, holds) + [(start, end, asked)]
+    worst, worst_at = busiest_window(intervals, WEEK_SECONDS, start - WEEK_SECONDS, end)
+    worst /= 3600
+    if worst > allowed_hours + 1e-6:  # an hour to a few milliseconds: the sum of float seconds
+        booked = (end - start) / 3600 * asked
         raise LimitExceeded(
             f"{rule.source} may use at most {allowed_hours} GPU-hours in any 7 days{_where(rule)}; with this booking "
-            f"({booked:g} GPU-hours) you would have {worst:g} in the 7 days from {worst_at:%a %d %b %H:%M}.",
+            f"({booked:g} GPU-hours) you would have {worst:g} in the 7 days from {_from_seconds(worst_at):%a %d %b %H:%M}.",
             rule=rule, field="devices",
         )
 
 
 def busiest_window(intervals, width, earliest, latest):
-    """The most hours the intervals cover within one window [t, t + width), t in [earliest, latest]: (hours, t).
+    """The most a window [t, t + width), t in [earliest, latest], covers of weighted intervals: (amount, t).
 
-    Covered time up to x, G(x), is piecewise linear (its slope is how many intervals are open),
-    so a window's hours G(t + width) - G(t) peak where t or t + width meets an interval's start
-    or end. G is built once from the sorted ends and read by bisection: O(n log n), not O(n^2).
+    All in numbers (seconds): intervals are (start, end, weight), the amount is weight x seconds.
+    Covered amount up to x, G(x), is piecewise linear (its slope is the weight of the intervals
+    open), so a window's amount G(t + width) - G(t) peaks where t or t + width meets an
+    interval's start or end. G is built once from the sorted ends and read by bisection:
+    O(n log n), not O(n^2).
     """
-    steps = sorted([(a, 1) for a, b in intervals if a < b] + [(b, -1) for a, b in intervals if a < b])
-    if not steps:
+    deltas = {}
+    for a, b, weight in intervals:
+        if a < b and weight:
+            deltas[a] = deltas.get(a, 0) + weight
+            deltas[b] = deltas.get(b, 0) - weight
+    if not deltas:
         return 0.0, earliest
-    times, covered, slopes = [], [], []
-    total, slope, previous = 0.0, 0, steps[0][0]
-    for moment, step in steps:
-        total += slope * (moment - previous).total_seconds()
-        slope += step
+    times = sorted(deltas)
+    covered, slopes = [], []
+    total, slope, previous = 0.0, 0, times[0]
+    for moment in times:
+        total += slope * (moment - previous)
+        slope += deltas[moment]
         previous = moment
-        if times and times[-1] == moment:
-            covered[-1], slopes[-1] = total, slope
-        else:
-            times.append(moment)
-            covered.append(total)
-            slopes.append(slope)
+        covered.append(total)
+        slopes.append(slope)
 
     def covered_until(x):
         i = bisect_right(times, x) - 1
         if i < 0:
             return 0.0
-        return covered[i] + slopes[i] * (x - times[i]).total_seconds()
+        return covered[i] + slopes[i] * (x - times[i])
 
     candidates = {earliest, latest}
     for moment in times:
-        candidates.update((moment, moment - width))
+        candidates.add(moment)
+        candidates.add(moment - width)
     worst, worst_at = 0.0, earliest
     for t in sorted(c for c in candidates if earliest <= c <= latest):
-        hours = (covered_until(t + width) - covered_until(t)) / 3600
-        if hours > worst + 1e-9:
-            worst, worst_at = hours, t
+        amount = covered_until(t + width) - covered_until(t)
+        if amount > worst + 1e-6:
+            worst, worst_at = amount, t
     return worst, worst_at
 
 

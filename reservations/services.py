@@ -13,6 +13,8 @@ from django.db import IntegrityError, OperationalError, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from labres.db import insert, prepared_cursor
+
 from . import capacity, fairuse
 from .errors import BookingConflict, BookingError, Busy, Conflict, NotAllowed, NotPending, Refusal, SeriesConflict
 from .models import Allocation, Booking, BookingSeries, Device, Profile, Room, Server, Unit
@@ -85,7 +87,7 @@ def _units_of(server, indices):
     if indices is not None:
         sql += f" AND u.kind = %s AND d.{q('index')} IN ({', '.join(['%s'] * len(indices))})" if indices else " AND 1 = 0"
         params += [Unit.Kind.GPU, *indices] if indices else []
-    with connection.cursor() as cursor:
+    with prepared_cursor(connection) as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()
     found = None
@@ -155,7 +157,7 @@ def create_booking(
             )
             if pooled:
                 capacity.check(target.server, cpu_cores=cpu_cores, memory_gib=memory_gib, whole=whole, start=start, end=end)
-            booking = Booking.objects.create(
+            booking = Booking(
                 user=user,
                 status=Booking.Status.PENDING if pending else Booking.Status.CONFIRMED,
                 purpose=(purpose or "").strip(),
@@ -168,9 +170,10 @@ def create_booking(
                 cpu_cores=cpu_cores,
                 memory_gib=memory_gib,
             )
-            Allocation.objects.bulk_create(
-                Allocation(booking=booking, unit=unit, start=start, end=end) for unit in target.units
-            )
+            # The booking's rows, each one prepared INSERT (labres.db.insert): no model signals; the
+            # services announce changes with booking_changed.
+            insert([booking])
+            insert([Allocation(booking=booking, unit=unit, start=start, end=end) for unit in target.units])
             booking_changed.send(Booking, booking=booking, event="created", by=user)
     except IntegrityError as error:
         _raise_conflict_from(error, target.units, start, end)
@@ -628,7 +631,7 @@ def _lock(*, units=(), member=None, pooled_server=None):
     if member is not None:
         keys.insert(0, (MEMBER_LOCK_NAMESPACE << 32) | member)
     try:
-        with connection.cursor() as cursor:
+        with prepared_cursor(connection) as cursor:
             # The timeout is set (for this transaction) before the first lock is asked for, and
             # unnest() yields the keys in the sorted array's order.
             cursor.execute(

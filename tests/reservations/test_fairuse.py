@@ -1,5 +1,5 @@
 """Fair use: groups with inherited limits, personal overrides, and every limit at its boundary."""
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.core.exceptions import ValidationError
@@ -117,6 +117,27 @@ def test_most_gpus_at_once_counts_what_the_member_holds_at_the_same_time(student
     assert refused.value.field == "devices"
     # Back to back is not at once: the thalys booking ends when this one starts.
     assert book(student, nyx, "1-3", later + 2 * H).pk
+
+
+def test_at_once_is_exact_to_the_microsecond(student, students, thalys, nyx, later):
+    """Times with microseconds (an early release ends 'now'): back to back is not at once; one microsecond earlier is."""
+    limit(Limit.Kind.MAX_GPUS, group=students, number=4)
+    edge = later + timedelta(minutes=7, seconds=3, microseconds=123457)
+    services.create_booking(student, server=thalys, devices="0-2", start=later, end=edge)
+    book(student, nyx, "0", edge)
+
+    with pytest.raises(LimitExceeded, match="you hold 3 from "):
+        services.create_booking(student, server=nyx, devices="1-2", start=edge - timedelta(microseconds=1), end=edge + H)
+    assert services.create_booking(student, server=nyx, devices="1-3", start=edge, end=edge + H).pk
+
+
+def test_gpu_hours_in_a_week_reach_the_limit_exactly(student, students, thalys, nyx, later):
+    limit(Limit.Kind.GPU_HOURS_WEEK, group=students, number=10)
+    odd = later + timedelta(seconds=17, microseconds=250001)
+    book(student, thalys, "0-1", odd, hours=3)  # 6 GPU-hours
+    assert book(student, nyx, "0-1", odd + 5 * H, hours=2).pk  # 10: at the limit, odd times and all
+    with pytest.raises(LimitExceeded, match="at most 10 GPU-hours in any 7 days"):
+        services.create_booking(student, server=nyx, devices="2", start=odd + 8 * H, end=odd + 8 * H + timedelta(seconds=1))
 
 
 def test_a_whole_server_counts_all_its_gpus(student, students, thalys, later):
@@ -278,25 +299,25 @@ def test_staff_set_group_limits_and_personal_overrides_in_the_admin(staff_client
 
 
 def _brute_busiest(intervals, width, earliest, latest):
-    """Every window start where the covered hours can peak, summed directly: O(n^2), for checking."""
+    """Every window start where the covered amount can peak, summed directly: O(n^2), for checking."""
     starts = {earliest, latest}
-    for a, b in intervals:
+    for a, b, _ in intervals:
         starts.update((a, b, a - width, b - width))
     best = 0.0
     for t in (t for t in starts if earliest <= t <= latest):
-        best = max(best, sum(max(0.0, (min(b, t + width) - max(a, t)).total_seconds()) for a, b in intervals) / 3600)
+        best = max(best, sum(weight * max(0.0, min(b, t + width) - max(a, t)) for a, b, weight in intervals))
     return best
 
 
-@given(st.lists(st.tuples(st.integers(0, 400), st.integers(1, 60)), max_size=25), st.integers(0, 300), st.integers(1, 200))
+@given(st.lists(st.tuples(st.integers(0, 400), st.integers(1, 60), st.integers(1, 8)), max_size=25), st.integers(0, 300), st.integers(1, 200))
 def test_busiest_window_matches_summing_every_window(spans, first, span):
-    from datetime import datetime, timezone as tz
-
+    """On epoch seconds of today's magnitude, as fair use calls it, with GPUs as weights."""
     from reservations.fairuse import busiest_window
 
-    base = datetime(2027, 1, 1, tzinfo=tz.utc)
-    intervals = [(base + a * H, base + (a + n) * H) for a, n in spans]
-    width = 7 * 24 * H / 7 * 3  # three days: windows smaller than the spread, to exercise the edges
-    earliest, latest = base + first * H, base + (first + span) * H
-    hours, _ = busiest_window(intervals, width, earliest, latest)
-    assert abs(hours - _brute_busiest(intervals, width, earliest, latest)) < 1e-6
+    base, hour = datetime(2027, 1, 1, tzinfo=UTC).timestamp(), 3600.0
+    intervals = [(base + a * hour, base + (a + n) * hour, gpus) for a, n, gpus in spans]
+    width = 3 * 24 * hour  # three days: windows smaller than the spread, to exercise the edges
+    earliest, latest = base + first * hour, base + (first + span) * hour
+    amount, at = busiest_window(intervals, width, earliest, latest)
+    assert earliest <= at <= latest
+    assert abs(amount - _brute_busiest(intervals, width, earliest, latest)) < 1e-3
