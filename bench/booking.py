@@ -416,7 +416,11 @@ def database_context(vendor, args):
     with connection.cursor() as cursor:
         cursor.execute("SHOW server_version" if vendor == "postgresql" else "SELECT sqlite_version()")
         version = cursor.fetchone()[0]
+    from django.conf import settings
+
     context = {"vendor": vendor, "version": version, "name": args.db_name}
+    if vendor == "postgresql":
+        context["prepared_statements"] = settings.DATABASE_PREPARED_STATEMENTS
     if vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute("SELECT name, setting FROM pg_settings WHERE name IN ('fsync', 'synchronous_commit', 'shared_buffers', 'max_connections')")
