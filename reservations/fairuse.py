@@ -171,6 +171,45 @@ def check(user, *, server=None, room=None, gpus=0, start, end, now, exclude=None
         _check_weekly(weekly, holds, gpus, a, b)
 
 
+def check_wait(user, *, server=None, room=None, gpus=0, length):
+    """Raise LimitExceeded if a wait for `gpus` GPUs of `server` (or for `room`) for `length` could never be claimed.
+
+    The limits that hold whatever is free and whatever the member holds: may they book there,
+    how long may one booking last, how many GPUs at once, how many GPU-hours in 7 days. What
+    depends on their other bookings is checked when they claim an offer.
+    """
+    rules = rules_for(user, server=server, room=room)
+    if not rules:
+        return
+    access = rules.get(Limit.Kind.ACCESS)
+    if access is not None and not access.limit.allowed:
+        what = f"server {server.name}" if server is not None else f"room {room.name}"
+        raise AccessDenied(f"{access.source} may not book {what}, so waiting for it would not help; ask staff if you need it.", rule=access, field="server" if server else "room")
+    longest = rules.get(Limit.Kind.MAX_LENGTH)
+    if longest is not None and length > parse_duration(longest.limit.duration):
+        raise LimitExceeded(
+            f"{longest.source} may book at most {format_duration(parse_duration(longest.limit.duration))} at a time; "
+            f"ask to wait for that or less (you asked for {format_duration(length)}).",
+            rule=longest, field="length",
+        )
+    at_once = rules.get(Limit.Kind.MAX_GPUS)
+    if gpus and at_once is not None and gpus > at_once.limit.number:
+        most = at_once.limit.number
+        raise LimitExceeded(
+            f"{at_once.source} may hold at most {most} GPU{'s' if most != 1 else ''} at once{_where(at_once)}; "
+            f"ask to wait for {most} or fewer (you asked for {gpus}).",
+            rule=at_once, field="gpus",
+        )
+    weekly = rules.get(Limit.Kind.GPU_HOURS_WEEK)
+    hours = gpus * length.total_seconds() / 3600
+    if gpus and weekly is not None and hours > weekly.limit.number + 1e-6:
+        raise LimitExceeded(
+            f"{weekly.source} may use at most {weekly.limit.number} GPU-hours in any 7 days{_where(weekly)}; "
+            f"{gpus} GPU{'s' if gpus != 1 else ''} for {format_duration(length)} would be {hours:g}.",
+            rule=weekly, field="length",
+        )
+
+
 def gpu_count(target):
     """How many GPUs a services.Target holds (a whole server: all of its GPUs)."""
     if target.server is None:

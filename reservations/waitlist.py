@@ -31,7 +31,7 @@ from django.db import IntegrityError, OperationalError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from . import services
+from . import fairuse, services
 from .errors import BookingConflict, BookingError, NotAllowed
 from .models import Allocation, Booking, Device, Unit, WaitlistEntry
 from .parsing import ParseError, format_device_set, format_duration, parse_device_set, parse_duration
@@ -70,6 +70,8 @@ def join(user, *, server=None, gpus=None, room=None, length, not_after=None, pur
     else:
         server = services._get_server(server)
         gpus = _gpus(server, gpus)
+    whole = Device.objects.filter(server=server, active=True).count() if server is not None and gpus is None else 0
+    fairuse.check_wait(user, server=server, room=room, gpus=gpus or whole, length=length)
     with transaction.atomic():
         taken = WaitlistEntry.objects.filter(user=user, state__in=WaitlistEntry.OPEN, server=server, room=room).first()
         if taken is not None:

@@ -39,6 +39,18 @@ def test_joining_answers_the_entry_with_its_place(as_alice, busy):
     assert body["not_after"].endswith("Z")
 
 
+def test_a_wait_beyond_the_members_limits_answers_409_with_the_limit(as_alice, alice, busy):
+    from reservations.models import Limit
+
+    Limit.objects.create(user=alice, kind=Limit.Kind.MAX_GPUS, number=1)
+    response = as_alice.post(URL, {"server": "tiny", "gpus": 2, "length": "1h"}, format="json")
+    assert response.status_code == 409, response.content
+    error = response.json()["error"]
+    assert (error["code"], error["limit"]["kind"]) == ("limit_exceeded", "max_gpus")
+    assert "ask to wait for 1 or fewer" in error["message"]
+    assert not WaitlistEntry.objects.exists()
+
+
 def test_the_list_shows_only_my_entries(as_alice, as_bob, alice, bob, busy, tiny):
     waitlist.join(alice, server=tiny, gpus=1, length="1h")
     waitlist.join(bob, server=tiny, gpus=2, length="1h")

@@ -103,6 +103,39 @@ def test_a_latest_start_in_the_past_or_too_far_is_refused(alice, tiny):
         waiting_for(alice, tiny, not_after=now + timedelta(days=30), now=now)
 
 
+@pytest.mark.parametrize(
+    "rule, kwargs, field, message",
+    [
+        ({"kind": "max_gpus", "number": 1}, {"gpus": 2}, "gpus", "You (personal limit) may hold at most 1 GPU at once; ask to wait for 1 or fewer (you asked for 2)."),
+        ({"kind": "max_gpus", "number": 1}, {"gpus": None}, "gpus", "ask to wait for 1 or fewer (you asked for 2)"),  # the whole server: its 2 GPUs
+        ({"kind": "max_length", "duration": "2h"}, {"length": "3h"}, "length", "may book at most 2h at a time; ask to wait for that or less (you asked for 3h)."),
+        ({"kind": "gpu_hours_week", "number": 5}, {"gpus": 2, "length": "3h"}, "length", "at most 5 GPU-hours in any 7 days; 2 GPUs for 3h would be 6."),
+        ({"kind": "access", "allowed": False}, {}, "server", "may not book server tiny, so waiting for it would not help"),
+    ],
+)
+def test_a_wait_that_the_limits_would_never_let_be_claimed_is_refused(alice, tiny, rule, kwargs, field, message):
+    from reservations.fairuse import LimitExceeded
+    from reservations.models import Limit
+
+    Limit.objects.create(user=alice, **rule)
+    with pytest.raises(LimitExceeded) as refused:
+        waiting_for(alice, tiny, **kwargs)
+
+    assert message in refused.value.message and refused.value.field == field
+    assert not WaitlistEntry.objects.exists()
+
+
+def test_a_wait_within_the_limits_is_taken_even_while_the_member_holds_other_gpus(alice, bob, tiny):
+    from reservations.models import Limit
+
+    Limit.objects.create(user=alice, kind="max_gpus", number=2)
+    other = ServerFactory(name="other", gpus=2)
+    hold(alice, other, "0-1")  # at the limit now; the claim, later, checks what she holds then
+    hold(bob, tiny, "0-1")
+
+    assert waiting_for(alice, tiny, gpus=2).state == "waiting"
+
+
 def test_one_open_entry_per_member_and_resource(alice, bob, tiny):
     hold(bob, tiny, "0-1")
     first = waiting_for(alice, tiny)
