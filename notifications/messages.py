@@ -225,7 +225,7 @@ def _render(occasion, family, context, zone, override):
         text = render_text(f"notifications/email/{event}.txt", context, zone)
         html = render_html("notifications/email/message.html", {**context, "text": text}, zone)
     payload = {"subject": " ".join(subject.split()), "text": text, "html": html}
-    if EVENTS[event].attach_ics and occasion.booking is not None:
+    if EVENTS[event].attach_ics and occasion.booking is not None and not occasion.extra.get("dates"):  # a series: its dates are listed
         # Built when sent (channels.Email), from the booking as it is then: a calendar gets the
         # latest times, and the booking's transaction does not pay for it.
         payload["attach_ics"] = True
@@ -255,6 +255,15 @@ def slack_blocks(occasion, text, context):
     elif occasion.event == "waitlist_offer" and "entry" in occasion.extra:
         entry = occasion.extra["entry"]
         buttons = [_button("Claim", "waitlist_claim", f"{entry.pk}:{entry.token}", links["claim"], style="primary")]
+    elif occasion.event == "approval_requested" and booking is not None and occasion.extra.get("series_id"):
+        # A series: all its pending dates at once here; the decide page also decides each alone.
+        count = len(occasion.extra.get("dates") or ())
+        series_id = str(occasion.extra["series_id"])
+        buttons = [
+            _button(f"Approve all {count}", "series_approve", series_id, None, style="primary"),
+            _button(f"Decline all {count}", "series_decline", series_id, None, style="danger"),
+            _button("Decide each, or give a reason…", "booking_open", str(booking.pk), links["decide"]),
+        ]
     elif occasion.event == "approval_requested" and booking is not None:
         # Staff decide here; the link button opens the decide page, for a decline with a reason.
         buttons = [

@@ -39,17 +39,29 @@ def on_waitlist_changed(sender, entry, event, why="", **kwargs):
         outbox.record(name, key=key, context={"waitlist_entry": entry.pk, "why": why})
 
 
-def on_series_changed(sender, series, event, by, bookings, skipped=(), **kwargs):
-    """One event for a whole series (created, or the rest cancelled), about its first booking concerned."""
+def on_series_changed(sender, series, event, by, bookings, skipped=(), reason="", **kwargs):
+    """One event for a whole series, about its first booking concerned: created, the rest cancelled,
+    or its pending dates approved or declined together (the member's "approved" / "declined" message,
+    with the series' dates)."""
     def pairs(items):
         return [[item.start.isoformat(), item.end.isoformat()] for item in items]
 
+    by_id = getattr(by, "pk", None)
     context = {"series": series.pk, "rule": series.describe(), "dates": pairs(bookings)}
+    if event in ("series_approved", "series_declined"):
+        name = "approved" if event == "series_approved" else "declined"
+        context["reason"] = reason
+        outbox.record(name, key=f"{name}:s{series.pk}:b{bookings[0].pk}", booking_id=bookings[0].pk, by_id=by_id, context=context)
+        return
     if event == "series_created":
         context["skipped"] = [[*pair, refusal.reason] for pair, refusal in zip(pairs(skipped), skipped)]
     else:
         context["running"] = pairs(skipped)
-    outbox.record(event, key=f"{event}:s{series.pk}", booking_id=bookings[0].pk, by_id=getattr(by, "pk", None), context=context)
-    for booking in bookings if event == "series_created" else ():
-        if booking.status == "pending":  # staff decide each date: each can be approved or declined alone
-            outbox.record("approval_requested", key=f"approval_requested:b{booking.pk}", booking_id=booking.pk, by_id=getattr(by, "pk", None))
+    outbox.record(event, key=f"{event}:s{series.pk}", booking_id=bookings[0].pk, by_id=by_id, context=context)
+    pending = [booking for booking in bookings if booking.status == "pending"] if event == "series_created" else []
+    if pending:
+        # Staff are asked once for the series: they decide all its dates together, or each alone.
+        outbox.record(
+            "approval_requested", key=f"approval_requested:s{series.pk}", booking_id=pending[0].pk, by_id=by_id,
+            context={"series": series.pk, "rule": context["rule"], "dates": pairs(pending)},
+        )

@@ -457,6 +457,39 @@ def decline_booking(booking, *, by, reason="", now=None):
     return booking
 
 
+def decide_series(series, *, by, approve, reason="", now=None):
+    """Staff: approve (or decline) every date of a series still awaiting approval, in one go.
+
+    Each date is decided as approve_booking / decline_booking would; dates already decided or
+    started are left as they are. One message tells the member of all of them ("approved" or
+    "declined" with the series' dates), not one per date. Raises NotAllowed, NotPending.
+    """
+    from notifications.outbox import is_muted, muted
+
+    now = now or timezone.now()
+    if not getattr(by, "is_staff", False):
+        raise NotAllowed(f"Only staff can {'approve' if approve else 'decline'} bookings.")
+    with transaction.atomic():
+        series = BookingSeries.objects.select_for_update().select_related("user").get(pk=series.pk)
+        pending = list(series.bookings.filter(status=Booking.Status.PENDING, start__gt=now).order_by("start", "pk"))
+        if not pending:
+            raise NotPending(f"Series #{series.pk} has no dates awaiting approval; each was decided, or has started.")
+        with (nullcontext() if is_muted() else muted()):
+            decided = [
+                approve_booking(booking, by=by, now=now) if approve else decline_booking(booking, by=by, reason=reason, now=now)
+                for booking in pending
+            ]
+        event = "series_approved" if approve else "series_declined"
+        series_changed.send(BookingSeries, series=series, event=event, by=by, bookings=decided, reason=(reason or "").strip())
+    return SeriesResult(series=series, bookings=decided, skipped=[])
+
+
+def pending_dates(series, now=None):
+    """The dates of a series that still await approval (for the decide page and messages)."""
+    now = now or timezone.now()
+    return list(series.bookings.filter(status=Booking.Status.PENDING, start__gt=now).order_by("start", "pk"))
+
+
 def expire_pending_bookings(now=None):
     """Cancel the pending bookings whose start has come without a decision; returns how many.
 

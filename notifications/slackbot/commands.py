@@ -29,6 +29,8 @@ EXTEND_ACTION = "booking_extend"
 EXTEND_BY = "1h"
 APPROVE_ACTION = "booking_approve"  # on approval_requested messages; staff only (checked by the service)
 DECLINE_ACTION = "booking_decline"
+SERIES_APPROVE_ACTION = "series_approve"  # on a series' approval_requested message: every date still pending
+SERIES_DECLINE_ACTION = "series_decline"
 LINK_ACTIONS = {"booking_open", "gpus_open"}  # buttons with a url: Slack opens the page, and tells us too
 
 
@@ -137,6 +139,8 @@ def handle_action(action_id, value, *, slack_user_id, now=None):
         return _guarded(_claim_offer, user, value, now=now)
     if action_id in (APPROVE_ACTION, DECLINE_ACTION):
         return _guarded(_decide, user, value, approve=action_id == APPROVE_ACTION, now=now)
+    if action_id in (SERIES_APPROVE_ACTION, SERIES_DECLINE_ACTION):
+        return _guarded(_decide_series, user, value, approve=action_id == SERIES_APPROVE_ACTION, now=now)
     return Reply("This button is not known here (any more); try `" + command_name() + " help`.")
 
 
@@ -418,6 +422,26 @@ def _decide(user, text, *, approve, now):
     decide = f"{settings.SITE_URL}/bookings/{booking.pk}/decide/"
     return Reply(
         f"Declined booking #{booking.pk} ({booking.what}) of {slack_escape(booking.user.get_username())}; they are told. "
+        f"To give them a reason next time, decline on <{decide}|the decide page>."
+    )
+
+
+def _decide_series(user, text, *, approve, now):
+    """Approve or decline (without a reason) every date of a series still awaiting approval: staff only."""
+    from reservations.models import BookingSeries
+
+    number = (text or "").strip().lstrip("#")
+    series = BookingSeries.objects.select_related("user").filter(pk=int(number)).first() if number.isdigit() else None
+    if series is None:
+        raise CommandError(f"There is no series #{slack_escape(number)} (any more).")
+    result = services.decide_series(series, by=user, approve=approve, now=now)
+    count = len(result.bookings)
+    what = f"{count} date{'s' if count != 1 else ''} of series #{series.pk} ({slack_escape(result.bookings[0].what)}, {series.describe()})"
+    if approve:
+        return Reply(f"Approved {what} of {slack_escape(series.user.get_username())}; they are told.")
+    decide = f"{settings.SITE_URL}/bookings/{result.bookings[0].pk}/decide/"
+    return Reply(
+        f"Declined {what} of {slack_escape(series.user.get_username())}; they are told. "
         f"To give them a reason next time, decline on <{decide}|the decide page>."
     )
 

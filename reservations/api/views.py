@@ -282,6 +282,16 @@ SERIES_ID = OpenApiParameter("id", int, OpenApiParameter.PATH, description="The 
         summary="Cancel every date of a series that has not started (a running one is left alone)",
         request=None, parameters=[SERIES_ID], responses={200: s.SeriesSerializer, **BOOKING_ERRORS},
     ),
+    approve=extend_schema(
+        summary="Staff: approve every date of a series still awaiting approval (one message to the member)",
+        request=None, parameters=[SERIES_ID],
+        responses={200: s.SeriesSerializer, 409: error("No date of the series awaits a decision any more.")},
+    ),
+    decline=extend_schema(
+        summary="Staff: decline every date of a series still awaiting approval (the reason goes to the member)",
+        request=s.DeclineSerializer, parameters=[SERIES_ID],
+        responses={200: s.SeriesSerializer, 409: error("No date of the series awaits a decision any more.")},
+    ),
 )
 class SeriesViewSet(MemberZoneMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """Recurring bookings: each date is a booking of its own (bookings/{id}/ cancels or changes one);
@@ -311,6 +321,20 @@ class SeriesViewSet(MemberZoneMixin, mixins.RetrieveModelMixin, viewsets.Generic
     def destroy(self, request, pk=None):
         series = get_object_or_404(BookingSeries, pk=pk)
         services.cancel_series(series, by=request.user)
+        return Response(self._data(get_object_or_404(self.get_queryset(), pk=pk)))
+
+    @action(detail=True, methods=["post"])
+    def approve(self, request, pk=None):
+        series = get_object_or_404(BookingSeries, pk=pk)
+        services.decide_series(series, by=request.user, approve=True)
+        return Response(self._data(get_object_or_404(self.get_queryset(), pk=pk)))
+
+    @action(detail=True, methods=["post"])
+    def decline(self, request, pk=None):
+        series = get_object_or_404(BookingSeries, pk=pk)
+        form = s.DeclineSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        services.decide_series(series, by=request.user, approve=False, reason=form.validated_data["reason"])
         return Response(self._data(get_object_or_404(self.get_queryset(), pk=pk)))
 
     def _data(self, series, **extra):

@@ -22,7 +22,7 @@ AROUND = timedelta(hours=12)
 @login_required
 @require_http_methods(["GET", "POST"])
 def decide(request, pk):
-    booking = get_object_or_404(Booking.objects.select_related("user__profile", "server", "room", "decided_by"), pk=pk)
+    booking = get_object_or_404(Booking.objects.select_related("user__profile", "server", "room", "decided_by", "series"), pk=pk)
     if not request.user.is_staff:
         return render(request, "403.html", {"message": "Only staff can approve or decline bookings."}, status=403)
     if request.method == "GET":
@@ -33,6 +33,15 @@ def decide(request, pk):
             booking = services.approve_booking(booking, by=request.user)
         elif action == "decline":
             booking = services.decline_booking(booking, by=request.user, reason=reason)
+        elif action in ("approve_series", "decline_series") and booking.series_id:
+            result = services.decide_series(booking.series, by=request.user, approve=action == "approve_series", reason=reason)
+            count = len(result.bookings)
+            done = "Approved" if action == "approve_series" else "Declined"
+            messages.success(
+                request, f"{done} {count} date{'s' if count != 1 else ''} of series #{booking.series_id}; "
+                f"{booking.user.get_username()} is told in one message.",
+            )
+            return redirect("booking-decide", pk=booking.pk)
         else:
             raise BookingError("Choose Approve or Decline.", field="action")
     except NotAllowed as error:
@@ -61,8 +70,12 @@ def _page(request, booking, *, error=None, reason="", status=200):
         Booking.objects.filter(user_id=booking.user_id, status=Booking.Status.PENDING).exclude(pk=booking.pk)
         .select_related("server", "room").prefetch_related("allocations__unit__device").order_by("start")
     )
+    series_pending = services.pending_dates(booking.series) if booking.series_id else []
+    if series_pending:
+        mine = mine.exclude(series_id=booking.series_id)  # listed with the series
     context = {
         "booking": booking, "around": list(around), "other_pending": list(mine), "error": error, "reason": reason,
+        "series_pending": series_pending,
         "overlapping": {b.pk for b in around if b.start < booking.end and b.end > booking.start},
     }
     return render(request, "reservations/decide.html", context, status=status)

@@ -81,3 +81,17 @@ def test_availability_marks_a_pending_holder(as_bob, pending, later):
     busy = {unit["unit"]: unit["busy"] for unit in units}
     assert busy["h100:0"][0]["booking"] == pending.pk and busy["h100:0"][0]["pending"] is True
     assert busy["h100:2"] == []
+
+
+def test_staff_decide_a_whole_series_and_members_may_not(as_staff, as_alice, alice, later):
+    server = ServerFactory(name="h200", gpus=2, requires_approval=True)
+    result = services.create_series(alice, start=later, end=later + H, repeat="weekly", count=2, server=server, devices="0")
+    url = f"/api/v1/series/{result.series.pk}/"
+
+    error_of(as_alice.post(url + "approve/"), 403, "forbidden")
+    response = as_staff.post(url + "decline/", {"reason": "Not weekly, sorry."}, format="json")
+    assert response.status_code == 200, response.content
+    assert [booking["status"] for booking in response.json()["bookings"]] == ["cancelled", "cancelled"]
+    assert set(Booking.objects.filter(series=result.series).values_list("decision_note", flat=True)) == {"Not weekly, sorry."}
+    error = error_of(as_staff.post(url + "approve/"), 409, "not_pending")
+    assert "no dates awaiting approval" in error["message"]

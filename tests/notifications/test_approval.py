@@ -85,17 +85,77 @@ def test_the_messages_are_sent_once(pending, staff):
     assert len([s for s in subjects if s.startswith("[labres] Declined")]) == 1
 
 
-def test_a_series_on_an_approval_server_asks_staff_about_each_date_and_cancelling_it_covers_pending_dates(h100, alice, staff, later):
+@pytest.fixture
+def series(h100, alice, later):
     from datetime import timedelta
 
-    result = services.create_series(
+    return services.create_series(
         alice, start=later, end=later + timedelta(hours=1), repeat="daily", count=3, server=h100, devices="0", purpose="sweep",
     )
-    assert [booking.status for booking in result.bookings] == ["pending"] * 3
-    asked = rows(event="approval_requested")
-    assert sorted(row.booking_id for row in asked) == sorted(booking.pk for booking in result.bookings)
-    assert {row.recipient for row in asked} == {staff}
 
-    cancelled = services.cancel_series(result.series, by=alice)
+
+def test_a_series_on_an_approval_server_asks_staff_once_with_every_date_and_all_at_once_buttons(series, h100, staff):
+    assert [booking.status for booking in series.bookings] == ["pending"] * 3
+    destination = Destination.objects.create(name="#h100", kind=Destination.Kind.SLACK_WEBHOOK, webhook_url="https://hooks.slack.com/services/T/B/X", server=h100)
+    [email] = rows(event="approval_requested", recipient=staff)
+    assert email.booking_id == series.bookings[0].pk
+    assert "3 dates" in email.payload["subject"] and "every day" in email.payload["subject"]
+    assert email.payload["text"].count("  - ") == 3  # each date listed
+    assert f"/bookings/{series.bookings[0].pk}/decide/" in email.payload["text"]
+    assert "attach_ics" not in email.payload
+
+    [slack] = rows(event="approval_requested", destination=destination)
+    buttons = [element for block in slack.payload["blocks"] if block["type"] == "actions" for element in block["elements"]]
+    assert [(b["action_id"], b["value"]) for b in buttons][:2] == [("series_approve", str(series.series.pk)), ("series_decline", str(series.series.pk))]
+    assert buttons[0]["text"]["text"] == "Approve all 3"
+
+
+def test_the_members_series_message_says_its_dates_await_approval(series, alice):
+    [row] = rows(event="series_created", recipient=alice)
+    assert row.payload["subject"].startswith("[labres] Awaiting approval: h100:0, every day")
+    assert "the dates await approval by staff" in row.payload["text"]
+
+
+def test_cancelling_a_series_covers_its_pending_dates(series, h100, alice):
+    cancelled = services.cancel_series(series.series, by=alice)
     assert len(cancelled.bookings) == 3
     assert not h100.bookings.filter(status__in=["pending", "confirmed"]).exists()
+
+
+def test_a_series_decided_at_once_tells_the_member_once_with_every_date(series, staff, alice):
+    outbox.expand_due()  # the request went out
+    result = services.decide_series(series.series, by=staff, approve=True)
+
+    assert [booking.status for booking in result.bookings] == ["confirmed"] * 3
+    [row] = rows(event="approved", recipient=alice)
+    assert "3 dates" in row.payload["subject"]
+    assert row.payload["text"].count("  - ") == 3
+    assert "attach_ics" not in row.payload  # the feed updates the dates; one .ics would name one of them
+
+
+def test_declining_a_series_at_once_frees_every_date_and_gives_the_reason(series, staff, alice, h100):
+    services.decide_series(series.series, by=staff, approve=False, reason="The H100s are for the paper runs this week")
+
+    assert not h100.bookings.filter(status__in=["pending", "confirmed"]).exists()
+    assert not h100.bookings.filter(allocations__active=True).exists()
+    [row] = rows(event="declined", recipient=alice)
+    assert "The H100s are for the paper runs this week" in row.payload["text"]
+
+
+def test_dates_decided_alone_are_left_and_a_request_with_nothing_left_asks_nobody(series, staff):
+    first, second, third = series.bookings
+    services.decline_booking(first, by=staff, reason="not that day")
+    result = services.decide_series(series.series, by=staff, approve=True)
+    assert [booking.pk for booking in result.bookings] == [second.pk, third.pk]
+    first.refresh_from_db()
+    assert first.decision == "declined"
+
+    assert rows(event="approval_requested") == []  # decided before the request went out
+    with pytest.raises(services.NotPending, match="no dates awaiting approval"):
+        services.decide_series(series.series, by=staff, approve=False)
+
+
+def test_members_cannot_decide_a_series(series, alice):
+    with pytest.raises(services.NotAllowed, match="Only staff"):
+        services.decide_series(series.series, by=alice, approve=True)
+    assert {booking.status for booking in series.series.bookings.all()} == {"pending"}

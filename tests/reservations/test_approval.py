@@ -1,5 +1,6 @@
 """Approval: bookings of a resource that requires it start pending, hold their slot, and are
 approved, declined or expire at their start; only staff decide, each booking once."""
+import re
 from datetime import timedelta
 
 import pytest
@@ -269,6 +270,25 @@ def test_deciding_twice_on_the_page_is_a_409_with_the_reason(client, alice, staf
     again = client.post(reverse("booking-decide", args=[booking.pk]), {"action": "decline"})
     assert again.status_code == 409
     assert "was already approved" in again.content.decode()
+
+
+def test_the_decide_page_of_a_series_date_decides_all_its_pending_dates_at_once(client, alice, staff, h100, later):
+    result = services.create_series(alice, start=later, end=later + H, repeat="daily", count=3, server=h100, devices="0")
+    first, second, third = result.bookings
+    client.force_login(staff)
+    page = client.get(reverse("booking-decide", args=[second.pk])).content.decode()
+    assert f"Part of series #{result.series.pk}" in page and "3 dates await approval" in page
+    assert re.search(r'value="approve_series"[^>]*>Approve all 3 dates', page) and re.search(r'value="decline_series"[^>]*>Decline all 3 dates', page)
+    assert reverse("booking-decide", args=[first.pk]) in page and "(this one)" in page
+
+    services.approve_booking(first, by=staff)  # one decided alone first
+    response = client.post(reverse("booking-decide", args=[second.pk]), {"action": "decline_series", "reason": "Not every day."})
+    assert response.status_code == 302
+    statuses = dict(Booking.objects.filter(series=result.series).values_list("pk", "status"))
+    assert statuses == {first.pk: "confirmed", second.pk: "cancelled", third.pk: "cancelled"}
+    assert Booking.objects.get(pk=third.pk).decision_note == "Not every day."
+    after = client.get(reverse("booking-decide", args=[second.pk])).content.decode()
+    assert "Declined 2 dates of series" in after and "approve_series" not in after
 
 
 def test_a_pending_booking_shows_awaiting_approval_to_its_member(client, alice, h100, later):

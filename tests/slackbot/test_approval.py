@@ -100,3 +100,32 @@ def test_the_decline_with_a_reason_link_button_is_acknowledged_quietly(live_serv
     response = post_interaction(live_server, "booking_open", str(pending.pk), user_id="U0STELLA")
     assert (response.status_code, response.json()) == (200, {})
     assert Booking.objects.get(pk=pending.pk).status == Booking.Status.PENDING
+
+
+@pytest.fixture
+def pending_series(alice):
+    server = ServerFactory(name="h200", gpus=2, requires_approval=True)
+    start = timezone.now() + timedelta(days=1)
+    return services.create_series(alice, start=start, end=start + timedelta(hours=1), repeat="weekly", count=3, server=server, devices="1")
+
+
+def test_a_signed_approve_all_click_approves_every_pending_date_of_the_series(live_server, linked_staff, pending_series):
+    from notifications.slackbot.commands import SERIES_APPROVE_ACTION
+
+    response = post_interaction(live_server, SERIES_APPROVE_ACTION, str(pending_series.series.pk), user_id="U0STELLA")
+    assert response.status_code == 200
+    assert f"Approved 3 dates of series #{pending_series.series.pk}" in response.json()["text"]
+    assert set(pending_series.series.bookings.values_list("status", flat=True)) == {"confirmed"}
+
+
+def test_decline_all_by_a_member_is_refused_and_a_second_click_says_nothing_is_left(live_server, linked_alice, linked_staff, pending_series):
+    from notifications.slackbot.commands import SERIES_DECLINE_ACTION
+
+    response = post_interaction(live_server, SERIES_DECLINE_ACTION, str(pending_series.series.pk), user_id="U0ALICE")
+    assert "Only staff can decline" in response.json()["text"]
+    assert set(pending_series.series.bookings.values_list("status", flat=True)) == {"pending"}
+
+    assert "Declined 3 dates" in handle_action(SERIES_DECLINE_ACTION, str(pending_series.series.pk), slack_user_id="U0STELLA").text
+    again = handle_action(SERIES_DECLINE_ACTION, str(pending_series.series.pk), slack_user_id="U0STELLA").text
+    assert "no dates awaiting approval" in again
+    assert "no series #9999" in handle_action(SERIES_DECLINE_ACTION, "9999", slack_user_id="U0STELLA").text
