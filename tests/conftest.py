@@ -60,8 +60,10 @@ def db_vendor():
 
 @pytest.fixture
 def later():
-    """A fixed base time one day ahead, on a whole minute, so bookings never start in the past."""
-    return (timezone.now() + timedelta(days=1)).replace(second=0, microsecond=0)
+    """Tomorrow at 10:00 in the lab's zone: 10 to 24 hours ahead, so bookings near it never start in
+    the past, and a span of a few hours stays within one day whatever the clock says (texts such as
+    'Tue 24 Nov 10:00–12:00' name the day once)."""
+    return timezone.localtime(timezone.now() + timedelta(days=1)).replace(hour=10, minute=0, second=0, microsecond=0)
 
 
 @pytest.fixture

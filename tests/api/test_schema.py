@@ -53,6 +53,8 @@ def test_every_operation_of_the_contract_is_documented(schema):
         ("/api/v1/series/", "post"),
         ("/api/v1/series/{id}/", "get"),
         ("/api/v1/series/{id}/", "delete"),
+        ("/api/v1/series/{id}/approve/", "post"),
+        ("/api/v1/series/{id}/decline/", "post"),
         ("/api/v1/bookings/{id}/approve/", "post"),
         ("/api/v1/bookings/{id}/decline/", "post"),
         ("/api/v1/claims/", "post"),
