@@ -7,10 +7,12 @@ with errors rolls it back, so nothing the service wrote survives a refused form.
 """
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
 from django.db import router, transaction
 from django.db.models import Count, Q
+from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html
 
@@ -240,9 +242,25 @@ class BookingAdmin(admin.ModelAdmin):
     def approve_selected(self, request, queryset):
         self._decide(request, queryset, "Approved", lambda booking: services.approve_booking(booking, by=request.user))
 
-    @admin.action(description="Decline selected bookings (awaiting approval; no reason given)", permissions=["change"])
+    @admin.action(description="Decline selected bookings (awaiting approval), with a reason", permissions=["change"])
     def decline_selected(self, request, queryset):
-        self._decide(request, queryset, "Declined", lambda booking: services.decline_booking(booking, by=request.user))
+        """First a page that lists the bookings and asks for the reason the members will read; then decline."""
+        reason = request.POST.get("reason", "")
+        if request.POST.get("confirm") == "yes" and len(reason.strip()) <= 500:
+            self._decide(request, queryset, "Declined", lambda booking: services.decline_booking(booking, by=request.user, reason=reason))
+            return None
+        bookings = list(queryset.select_related("user__profile", "server", "room").prefetch_related("allocations__unit__device").order_by("start", "pk"))
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Decline bookings awaiting approval",
+            "opts": self.model._meta,
+            "bookings": bookings,
+            "pending": [booking for booking in bookings if booking.status == Booking.Status.PENDING],
+            "reason": reason,
+            "error": "Keep the reason to 500 characters." if len(reason.strip()) > 500 else "",
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+        }
+        return TemplateResponse(request, "admin/reservations/booking/decline_selected.html", context)
 
     def _decide(self, request, queryset, done, decide):
         count, refusals = 0, []

@@ -307,10 +307,25 @@ def test_admin_actions_approve_and_decline_through_the_services(staff_client, al
     confirmed = book(alice, later, server=thalys, devices="0")
     url = reverse("admin:reservations_booking_changelist")
     staff_client.post(url, {"action": "approve_selected", "_selected_action": [first.pk, confirmed.pk]})
-    staff_client.post(url, {"action": "decline_selected", "_selected_action": [second.pk]})
+    asking = staff_client.post(url, {"action": "decline_selected", "_selected_action": [second.pk, confirmed.pk]})
+    page = asking.content.decode()
+    assert asking.status_code == 200 and Booking.objects.get(pk=second.pk).status == Booking.Status.PENDING  # asked first
+    assert "Decline 1 booking awaiting approval" in page and f"#{second.pk} h100:1" in page and 'name="reason"' in page
+    assert "The other selected bookings await no decision" in page
+
+    staff_client.post(url, {"action": "decline_selected", "_selected_action": [second.pk, confirmed.pk], "confirm": "yes", "reason": "Booked for the demo day."})
     assert Booking.objects.get(pk=first.pk).status == Booking.Status.CONFIRMED
-    assert Booking.objects.get(pk=second.pk).decision == "declined"
+    declined = Booking.objects.get(pk=second.pk)
+    assert (declined.decision, declined.decision_note) == ("declined", "Booked for the demo day.")
     assert Booking.objects.get(pk=confirmed.pk).decision == ""
+
+
+def test_admin_decline_with_a_reason_too_long_asks_again(staff_client, alice, h100, later):
+    booking = book(alice, later, server=h100, devices="0")
+    url = reverse("admin:reservations_booking_changelist")
+    again = staff_client.post(url, {"action": "decline_selected", "_selected_action": [booking.pk], "confirm": "yes", "reason": "x" * 501})
+    assert again.status_code == 200 and "Keep the reason to 500 characters." in again.content.decode()
+    assert Booking.objects.get(pk=booking.pk).status == Booking.Status.PENDING
 
 
 def test_admin_lists_pending_and_links_to_the_decide_page(staff_client, alice, h100, later):
