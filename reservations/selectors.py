@@ -32,6 +32,21 @@ class BoardGroup:
     subtitle: str = ""
     units: list = field(default_factory=list)
     server: object = None  # the Server, for a server's card (its pooled capacities, if any)
+    pools: list = field(default_factory=list)  # [PoolNow] for each capacity the server declares
+
+
+@dataclass(frozen=True)
+class PoolNow:
+    """How much of a server's pooled capacity is booked at this moment: 'CPU cores: 12 of 128 booked'."""
+
+    name: str
+    unit: str
+    capacity: int
+    booked: int
+
+    @property
+    def free(self):
+        return max(self.capacity - self.booked, 0)
 
 
 def now_board(now=None):
@@ -48,10 +63,36 @@ def now_board(now=None):
     for server in servers:
         gpus = [status(("gpu", d.pk), f"GPU {d.index}") for d in server.devices.all()]
         groups.append(BoardGroup(server.name, server.location, gpus or [status(("server", server.pk), server.name)], server=server))
+    _add_pools_now(groups, now)
     rooms = [status(("room", room.pk), room.name) for room in Room.objects.filter(active=True)]
     if rooms:
         groups.append(BoardGroup("Rooms", units=rooms))
     return groups
+
+
+def _add_pools_now(groups, now):
+    """Each pooled server's booked share of its CPU cores and memory at `now`, from one query for all of them."""
+    pooled = {group.server.pk: group for group in groups if group.server.cpu_cores is not None or group.server.memory_gib is not None}
+    if not pooled:
+        return
+    booked = {server_id: {"cpu_cores": 0, "memory_gib": 0} for server_id in pooled}
+    rows = (
+        Booking.objects.filter(server_id__in=list(pooled), status__in=Booking.HOLDING, start__lte=now, end__gt=now)
+        .exclude(status=Booking.Status.PENDING)  # a pending booking whose start came is expiring: it holds nothing now
+        .filter(Q(cpu_cores__gt=0) | Q(memory_gib__gt=0) | Q(whole_server=True))
+        .values_list("server_id", "whole_server", "cpu_cores", "memory_gib")
+    )
+    for server_id, whole, cores, memory in rows:
+        server = pooled[server_id].server
+        booked[server_id]["cpu_cores"] += (server.cpu_cores or 0) if whole else cores
+        booked[server_id]["memory_gib"] += (server.memory_gib or 0) if whole else memory
+    for server_id, group in pooled.items():
+        server = group.server
+        group.pools = [
+            PoolNow(name, unit, capacity, min(booked[server_id][field], capacity))
+            for field, name, unit, capacity in (("cpu_cores", "CPU cores", "", server.cpu_cores), ("memory_gib", "Memory", " GiB", server.memory_gib))
+            if capacity is not None
+        ]
 
 
 @dataclass(frozen=True)

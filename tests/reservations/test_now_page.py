@@ -34,6 +34,25 @@ def test_now_page_shows_who_holds_each_gpu_until_when_and_why(client, alice, bob
     assert page.count('<span class="tag">free</span>') == 6 + 1  # GPUs 2-7, and the room (free now)
 
 
+def test_now_page_shows_how_much_of_each_pool_is_booked_now(client, alice, bob, thalys):
+    ServerFactory(name="big", gpus=2, cpu_cores=128, memory_gib=1024)
+    ServerFactory(name="half", gpus=1, cpu_cores=None, memory_gib=512)
+    now = timezone.now()
+    services.create_booking(alice, start=now, end=now + 2 * H, server="big", cpu_cores=16, memory_gib=64)
+    services.create_booking(bob, start=now, end=now + H, server="big", devices="0", cpu_cores=8)
+    services.create_booking(bob, start=now + 3 * H, end=now + 4 * H, server="big", cpu_cores=100)  # later: not now
+    services.create_booking(alice, start=now, end=now + H, server="half")  # the whole server: all its memory
+    client.force_login(alice)
+
+    page = client.get("/").content.decode()
+
+    assert "CPU cores: 24 of 128 booked, 104 free" in page
+    assert "Memory: 64 of 1024 GiB booked, 960 GiB free" in page
+    assert '<meter min="0" max="128" value="24">' in page
+    assert "Memory: 512 of 512 GiB booked, 0 GiB free" in page
+    assert page.count("CPU cores:") == 1  # half declares no cores; thalys no pools
+
+
 def test_now_page_marks_the_members_own_units(client, alice, thalys):
     now = timezone.now()
     services.create_booking(alice, start=now, end=now + H, server="thalys", devices="3")
