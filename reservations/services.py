@@ -286,25 +286,26 @@ class SeriesResult:
     skipped: list  # Refusal per occurrence not booked (create); running bookings left alone (cancel)
 
 
-def create_series(
-    user, *, start, end, repeat=None, until=None, count=None, purpose="", server=None, devices=None, room=None,
-    cpu_cores=0, memory_gib=0, source=Booking.Source.WEB, on_conflict="ask", time_zone=None, now=None,
-):
-    """Book [start, end) again and again by a repeat rule ('weekly', 'weekdays', an RRULE) until a date or
-    `count` times; each occurrence passes create_booking's checks. Raises BookingError.
+@dataclass(frozen=True)
+class SeriesPlan:
+    """The dates a repeat rule gives, before anything is booked: starts are local (naive, in `zone`)."""
 
-    on_conflict="ask": if any occurrence is refused, nothing is written and SeriesConflict lists each.
-    "skip": the others are booked and the refused ones reported in the result (SeriesConflict if none fits).
-    The rule is read in `time_zone` (default: the member's), so occurrences keep their wall-clock time.
-    One "series_created" notification tells of all of them.
-    """
-    from notifications.outbox import is_muted, muted
+    rule: str
+    until: object
+    zone: object
+    local: datetime
+    starts: list
 
+    def windows(self, length):
+        """Each date as (start, end) in UTC."""
+        return [(begin, begin + length) for begin in (local_start.astimezone(UTC) for local_start in self.starts)]
+
+
+def plan_series(user, *, start, end, repeat=None, until=None, count=None, time_zone=None, now=None):
+    """The dates of a series (see create_series), checked as create_series checks them; raises BookingError."""
     from .recurrence import occurrences, parse_repeat, rule_parts
 
     now = now or timezone.now()
-    if on_conflict not in ("ask", "skip"):
-        raise BookingError("on_conflict is 'ask' (book nothing if a date is taken) or 'skip' (book the others).", field="on_conflict")
     _check_times(start, end, now=now)
     zone = _zone_of(user, time_zone)
     try:
@@ -342,6 +343,28 @@ def create_series(
         )
     if not starts:
         raise BookingError("The repeat gives no date from the start to the until date; check the days and the dates.", field="repeat")
+    return SeriesPlan(rule=rule, until=until, zone=zone, local=local, starts=starts)
+
+
+def create_series(
+    user, *, start, end, repeat=None, until=None, count=None, purpose="", server=None, devices=None, room=None,
+    cpu_cores=0, memory_gib=0, source=Booking.Source.WEB, on_conflict="ask", time_zone=None, now=None,
+):
+    """Book [start, end) again and again by a repeat rule ('weekly', 'weekdays', an RRULE) until a date or
+    `count` times; each occurrence passes create_booking's checks. Raises BookingError.
+
+    on_conflict="ask": if any occurrence is refused, nothing is written and SeriesConflict lists each.
+    "skip": the others are booked and the refused ones reported in the result (SeriesConflict if none fits).
+    The rule is read in `time_zone` (default: the member's), so occurrences keep their wall-clock time.
+    One "series_created" notification tells of all of them.
+    """
+    from notifications.outbox import is_muted, muted
+
+    now = now or timezone.now()
+    if on_conflict not in ("ask", "skip"):
+        raise BookingError("on_conflict is 'ask' (book nothing if a date is taken) or 'skip' (book the others).", field="on_conflict")
+    plan = plan_series(user, start=start, end=end, repeat=repeat, until=until, count=count, time_zone=time_zone, now=now)
+    rule, until, zone, local, starts = plan.rule, plan.until, plan.zone, plan.local, plan.starts
     length = end - start
     resolve_target(server=server, devices=devices, room=room)  # an unknown server is one error, not one per date
     with transaction.atomic():

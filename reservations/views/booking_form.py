@@ -14,7 +14,7 @@ from .. import capacity, fairuse, services
 from ..calendar import booking_calendar
 from ..errors import BookingConflict, BookingError, SeriesConflict
 from ..forms import LOCAL_MINUTE, BookingForm
-from ..models import Booking
+from ..models import Allocation, Booking
 from ..parsing import format_device_set, format_duration
 from ..selectors import nearest_free_start
 from ..templatetags.labres import span
@@ -31,7 +31,7 @@ def book(request):
     if notes:
         check = {"errors": notes}
     elif {"what", "gpus", "devices", "room", "cpu_cores", "memory_gib"} & set(request.GET):  # the link says what; a server alone is not a choice yet
-        check = _check(BookingForm(data, catalog=form.catalog), data)
+        check = _check(BookingForm(data, catalog=form.catalog), data, user=request.user)
     return _page(request, form, check)
 
 
@@ -89,10 +89,10 @@ def _page(request, form, check, *, refused=None, status=200):
 def check(request):
     """Whether the form's choice is free right now; the partial the form's status box shows."""
     data = request.POST if request.method == "POST" else request.GET
-    return render(request, "reservations/_book_check.html", {"check": _check(BookingForm(data), data)})
+    return render(request, "reservations/_book_check.html", {"check": _check(BookingForm(data), data, user=request.user)})
 
 
-def _check(form, data):
+def _check(form, data, *, user=None):
     if not form.is_valid():
         return {"errors": [line for _, line in form.error_summary()]}
     try:
@@ -112,10 +112,41 @@ def _check(form, data):
         except BookingError as error:
             return {"errors": [error.message]}
     place = target.server or target.room
-    return {
+    report = {
         "free": True, "what": _describe(target, amounts, share_only), "start": start, "end": end,
         "approval": bool(place and place.requires_approval),
     }
+    if form.repeats and user is not None:
+        report.update(_series_check(form, target, share_only, user))
+    return report
+
+
+SHOWN_TAKEN_DATES = 10
+
+
+def _series_check(form, target, share_only, user):
+    """For a repeat: how many dates it gives and which are taken already (the booking asks to skip them)."""
+    data = form.cleaned_data
+    try:
+        plan = services.plan_series(user, start=data["start"], end=data["end_at"], repeat=data["repeat"], until=data["until"])
+    except BookingError as error:
+        return {"errors": [error.message]}
+    windows = plan.windows(data["end_at"] - data["start"])
+    taken = [] if share_only else taken_windows(target.units, windows)
+    return {
+        "dates": len(windows), "taken_count": len(taken),
+        "taken_dates": [(a, b, services.find_conflicts(target.units, a, b)) for a, b in taken[:SHOWN_TAKEN_DATES]],
+    }
+
+
+def taken_windows(units, windows):
+    """The windows (start, end) in which any of `units` is held: one query for all of them."""
+    if not windows or not units:
+        return []
+    held = list(
+        Allocation.objects.filter(unit__in=units, active=True, start__lt=windows[-1][1], end__gt=windows[0][0]).values_list("start", "end")
+    )
+    return [(a, b) for a, b in windows if any(start < b and end > a for start, end in held)]
 
 
 def _taken(form, conflicts, data, *, target=None):

@@ -465,6 +465,24 @@ def test_the_form_lists_taken_dates_then_books_the_others_on_request(client, ali
 
 
 @pytest.mark.django_db
+def test_the_live_check_looks_at_every_date_of_the_repeat(client, alice, bob, thalys, book, lab_utc):
+    client.force_login(alice)
+    start = next_weekday(1, 10, UTC)
+    assert "All 3 dates are free." in client.post("/book/check/", book_form(start)).content.decode()
+
+    book(bob, start + timedelta(weeks=2, minutes=30), server=thalys, devices="0", purpose="bob's run")
+    page = client.post("/book/check/", book_form(start)).content.decode()
+    assert "Free: thalys GPU 0" in page  # the first date
+    assert "1 of the 3 dates is taken:" in page
+    assert (start + timedelta(weeks=2)).strftime("%a %d %b") in page and "bob&#x27;s run" in page
+    assert "All 3 dates are free." not in page
+
+    other = client.post("/book/check/", book_form(start, gpus=["thalys:1"])).content.decode()
+    assert "All 3 dates are free." in other
+    assert Booking.objects.filter(user=alice).count() == 0  # a look, not a booking
+
+
+@pytest.mark.django_db
 def test_my_bookings_cancels_the_whole_series_after_confirming(client, alice, thalys, lab_utc):
     client.force_login(alice)
     result = weekly(alice, next_weekday(1, 10, UTC), weeks=3)
