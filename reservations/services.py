@@ -493,8 +493,8 @@ def decide_series(series, *, by, approve, reason="", now=None):
     if not getattr(by, "is_staff", False):
         raise NotAllowed(f"Only staff can {'approve' if approve else 'decline'} bookings.")
     with transaction.atomic():
-        series = BookingSeries.objects.select_for_update().select_related("user").get(pk=series.pk)
-        pending = list(series.bookings.filter(status=Booking.Status.PENDING, start__gt=now).order_by("start", "pk"))
+        series = BookingSeries.objects.select_for_update(of=("self",)).select_related("user").get(pk=series.pk)
+        pending = pending_dates(series, now)
         if not pending:
             raise NotPending(f"Series #{series.pk} has no dates awaiting approval; each was decided, or has started.")
         with (nullcontext() if is_muted() else muted()):

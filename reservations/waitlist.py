@@ -435,8 +435,9 @@ def member_entries(user, *, include_closed_since=None):
 
 
 def on_booking_changed(sender, booking, event, by=None, **kwargs):
-    """A cancellation, an early release or a change may free something: match that server or room after commit."""
-    if event in ("cancelled", "released", "changed"):
+    """A cancellation, an early release, a change, or a decline or expiry of a booking awaiting approval may
+    free something: match that server or room after commit."""
+    if event in ("cancelled", "released", "changed", "declined", "expired"):
         server_id, room_id = booking.server_id, booking.room_id
         transaction.on_commit(lambda: hand_to_worker(server_id=server_id, room_id=room_id))
 

@@ -184,6 +184,21 @@ def test_a_cancellation_triggers_an_offer(alice, bob, tiny, django_capture_on_co
     assert (fresh(entry).state, fresh(entry).offered_devices) == ("offered", "1")
 
 
+def test_declining_a_booking_awaiting_approval_triggers_an_offer(alice, bob, staff, matched_at_once, django_capture_on_commit_callbacks):
+    now = timezone.now()
+    gated = ServerFactory(name="gated", gpus=1, requires_approval=True)
+    pending = services.create_booking(bob, start=now + 30 * M, end=now + 3 * H, server=gated, devices="0")
+    entry = waiting_for(alice, gated, length="2h")
+    assert fresh(entry).state == "waiting"  # the GPU is free for 30 minutes only
+    matched_at_once.clear()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        services.decline_booking(pending, by=staff, reason="not now")
+
+    assert matched_at_once == [(gated.pk, None)]  # handed to a worker by the decline, not left to the sweep
+    assert (fresh(entry).state, fresh(entry).offered_devices) == ("offered", "0")
+
+
 def test_shortening_a_booking_triggers_an_offer(alice, bob, tiny, django_capture_on_commit_callbacks):
     now = timezone.now()
     held = hold(bob, tiny, "0-1", hours=5, now=now)
