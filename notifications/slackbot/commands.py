@@ -431,7 +431,7 @@ def _decide_series(user, text, *, approve, now):
     from reservations.models import BookingSeries
 
     number = (text or "").strip().lstrip("#")
-    series = BookingSeries.objects.select_related("user").filter(pk=int(number)).first() if number.isdigit() else None
+    series = BookingSeries.objects.select_related("user").filter(pk=int(number)).first() if number.isdigit() and len(number) < 19 else None
     if series is None:
         raise CommandError(f"There is no series #{slack_escape(number)} (any more).")
     result = services.decide_series(series, by=user, approve=approve, now=now)

@@ -117,7 +117,10 @@ def _check(form, data, *, user=None):
         "approval": bool(place and place.requires_approval),
     }
     if form.repeats and user is not None:
-        report.update(_series_check(form, target, share_only, user))
+        dates = _series_check(form, target, share_only, user)
+        if "errors" in dates:
+            return dates  # the repeat itself is wrong: that, not "free"
+        report.update(dates)
     return report
 
 

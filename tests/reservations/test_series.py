@@ -479,6 +479,8 @@ def test_the_live_check_looks_at_every_date_of_the_repeat(client, alice, bob, th
 
     other = client.post("/book/check/", book_form(start, gpus=["thalys:1"])).content.decode()
     assert "All 3 dates are free." in other
+    wrong = client.post("/book/check/", book_form(start, until=(start - timedelta(days=1)).date().isoformat())).content.decode()
+    assert "before the first booking starts" in wrong and "Free:" not in wrong
     assert Booking.objects.filter(user=alice).count() == 0  # a look, not a booking
 
 
