@@ -155,10 +155,7 @@ def check(user, *, server=None, room=None, gpus=0, start, end, now, exclude=None
     rules = rules_for(user, server=server, room=room, group_id=group_id)
     if not rules:
         return
-    access = rules.get(Limit.Kind.ACCESS)
-    if access is not None and not access.limit.allowed:
-        what = f"server {server.name}" if server is not None else f"room {room.name}"
-        raise AccessDenied(f"{access.source} may not book {what}; ask staff if you need it.", rule=access, field="server" if server else "room")
+    _check_access(rules, server, room)
     _check_length(rules.get(Limit.Kind.MAX_LENGTH), start, end)
     _check_ahead(rules.get(Limit.Kind.MAX_AHEAD), start, now)
     at_once, weekly = rules.get(Limit.Kind.MAX_GPUS), rules.get(Limit.Kind.GPU_HOURS_WEEK)
@@ -181,10 +178,7 @@ def check_wait(user, *, server=None, room=None, gpus=0, length):
     rules = rules_for(user, server=server, room=room)
     if not rules:
         return
-    access = rules.get(Limit.Kind.ACCESS)
-    if access is not None and not access.limit.allowed:
-        what = f"server {server.name}" if server is not None else f"room {room.name}"
-        raise AccessDenied(f"{access.source} may not book {what}, so waiting for it would not help; ask staff if you need it.", rule=access, field="server" if server else "room")
+    _check_access(rules, server, room, why=", so waiting for it would not help")
     longest = rules.get(Limit.Kind.MAX_LENGTH)
     if longest is not None and length > parse_duration(longest.limit.duration):
         raise LimitExceeded(
@@ -208,6 +202,13 @@ def check_wait(user, *, server=None, room=None, gpus=0, length):
             f"{gpus} GPU{'s' if gpus != 1 else ''} for {format_duration(length)} would be {hours:g}.",
             rule=weekly, field="length",
         )
+
+
+def _check_access(rules, server, room, why=""):
+    access = rules.get(Limit.Kind.ACCESS)
+    if access is not None and not access.limit.allowed:
+        what = f"server {server.name}" if server is not None else f"room {room.name}"
+        raise AccessDenied(f"{access.source} may not book {what}{why}; ask staff if you need it.", rule=access, field="server" if server else "room")
 
 
 def gpu_count(target):
