@@ -166,7 +166,9 @@ def occasions_of(event):
     if booking is None:
         return []
     if "series" in event.context:  # about a series' dates: created, cancelled, asked for approval, decided
-        if event.event == "approval_requested" and not _still_pending(event.context["series"]):
+        from reservations.services import pending_dates
+
+        if event.event == "approval_requested" and not pending_dates(event.context["series"]).exists():
             return []  # every date decided (or expired) before the request went out
         return [(Occasion(event.event, booking=booking, by=event.by, extra=_series_extra(event.context)), event.key)]
     if event.event == "approval_requested" and booking.status != "pending":
@@ -194,12 +196,6 @@ def _waitlist_occasions(event):
     if entry is None:
         return []
     return [(Occasion(event.event, extra={"entry": entry, "why": event.context.get("why", "")}), event.key)]
-
-
-def _still_pending(series_id):
-    from reservations.models import Booking
-
-    return Booking.objects.filter(series_id=series_id, status=Booking.Status.PENDING, start__gt=timezone.now()).exists()
 
 
 def _series_extra(context):

@@ -180,9 +180,10 @@ def check_wait(user, *, server=None, room=None, gpus=0, length):
         return
     _check_access(rules, server, room, why=", so waiting for it would not help")
     longest = rules.get(Limit.Kind.MAX_LENGTH)
-    if longest is not None and length > parse_duration(longest.limit.duration):
+    most_length = parse_duration(longest.limit.duration) if longest is not None else None
+    if most_length is not None and length > most_length:
         raise LimitExceeded(
-            f"{longest.source} may book at most {format_duration(parse_duration(longest.limit.duration))} at a time; "
+            f"{longest.source} may book at most {format_duration(most_length)} at a time; "
             f"ask to wait for that or less (you asked for {format_duration(length)}).",
             rule=longest, field="length",
         )
@@ -272,15 +273,10 @@ def _holds(user, since, until, exclude):
             [user.pk, *statuses, _from_seconds(until), _from_seconds(since), exclude.pk if exclude is not None else 0],
         )
         rows = cursor.fetchall()
-    if connection.vendor != "postgresql":  # SQLite hands back naive UTC datetimes
-        rows = [(server_id, _seconds(a), _seconds(b), gpus) for server_id, a, b, gpus in rows]
+    if connection.vendor != "postgresql":  # SQLite hands back naive UTC datetimes: made aware as Django does
+        aware = connection.ops.convert_datetimefield_value
+        rows = [(server_id, aware(a, None, connection).timestamp(), aware(b, None, connection).timestamp(), gpus) for server_id, a, b, gpus in rows]
     return [row for row in rows if row[3] > 0]
-
-
-def _seconds(value):
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    return (value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp()
 
 
 def _from_seconds(seconds):

@@ -364,7 +364,7 @@ def create_series(
     if on_conflict not in ("ask", "skip"):
         raise BookingError("on_conflict is 'ask' (book nothing if a date is taken) or 'skip' (book the others).", field="on_conflict")
     plan = plan_series(user, start=start, end=end, repeat=repeat, until=until, count=count, time_zone=time_zone, now=now)
-    rule, until, zone, local, starts = plan.rule, plan.until, plan.zone, plan.local, plan.starts
+    rule, until, zone, local = plan.rule, plan.until, plan.zone, plan.local
     length = end - start
     resolve_target(server=server, devices=devices, room=room)  # an unknown server is one error, not one per date
     with transaction.atomic():
@@ -374,19 +374,18 @@ def create_series(
         )
         booked, refused = [], []
         with (nullcontext() if is_muted() else muted()):  # one message for the series, not one per date
-            for local_start in starts:
-                begin = local_start.astimezone(UTC)
+            for begin, finish in plan.windows(length):
                 try:
                     booked.append(create_booking(
-                        user, start=begin, end=begin + length, purpose=purpose, server=server, devices=devices, room=room,
+                        user, start=begin, end=finish, purpose=purpose, server=server, devices=devices, room=room,
                         cpu_cores=cpu_cores, memory_gib=memory_gib, source=source, now=now,
                     ))
                 except Busy:
                     raise
                 except BookingError as error:  # create_booking's savepoint has undone this date alone
-                    refused.append(Refusal(begin, begin + length, error))
+                    refused.append(Refusal(begin, finish, error))
         if refused and (on_conflict == "ask" or not booked):
-            raise SeriesConflict(refused, total=len(starts))
+            raise SeriesConflict(refused, total=len(plan.starts))
         Booking.objects.filter(pk__in=[booking.pk for booking in booked]).update(series=series)
         for booking in booked:
             booking.series = series
@@ -494,7 +493,7 @@ def decide_series(series, *, by, approve, reason="", now=None):
         raise NotAllowed(f"Only staff can {'approve' if approve else 'decline'} bookings.")
     with transaction.atomic():
         series = BookingSeries.objects.select_for_update(of=("self",)).select_related("user").get(pk=series.pk)
-        pending = pending_dates(series, now)
+        pending = list(pending_dates(series, now))
         if not pending:
             raise NotPending(f"Series #{series.pk} has no dates awaiting approval; each was decided, or has started.")
         with (nullcontext() if is_muted() else muted()):
@@ -508,9 +507,10 @@ def decide_series(series, *, by, approve, reason="", now=None):
 
 
 def pending_dates(series, now=None):
-    """The dates of a series that still await approval (for the decide page and messages)."""
-    now = now or timezone.now()
-    return list(series.bookings.filter(status=Booking.Status.PENDING, start__gt=now).order_by("start", "pk"))
+    """The dates of a series (or of the series with this id) still awaiting approval, soonest first: a queryset."""
+    return Booking.objects.filter(
+        series_id=getattr(series, "pk", series), status=Booking.Status.PENDING, start__gt=now or timezone.now(),
+    ).order_by("start", "pk")
 
 
 def expire_pending_bookings(now=None):

@@ -70,7 +70,7 @@ def _page(request, booking, *, error=None, reason="", status=200):
         Booking.objects.filter(user_id=booking.user_id, status=Booking.Status.PENDING).exclude(pk=booking.pk)
         .select_related("server", "room").prefetch_related("allocations__unit__device").order_by("start")
     )
-    series_pending = services.pending_dates(booking.series) if booking.series_id else []
+    series_pending = list(services.pending_dates(booking.series_id)) if booking.series_id else []
     if series_pending:
         mine = mine.exclude(series_id=booking.series_id)  # listed with the series
     context = {
