@@ -1,12 +1,16 @@
 """Shared fixtures. Tests run against the database DATABASE_URL names (SQLite by default)."""
 import os
+import time
 from datetime import timedelta
 
 import pytest
+import time_machine
+from django.conf import settings
 from django.utils import timezone
 
 from reservations import services
 
+from .clock import OFFSET_VARIABLE, SITE, suite_moment
 from .factories import RoomFactory, ServerFactory, UserFactory
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
@@ -22,6 +26,25 @@ def pytest_sessionstart(session):
             redis.Redis.from_url(redis_url, socket_connect_timeout=3).ping()
         except redis.RedisError as error:
             raise pytest.UsageError(f"REDIS_URL={redis_url} is set but Redis does not answer: {error}") from None
+
+
+def pytest_report_header(config):
+    moment = suite_moment(settings.TIME_ZONE)
+    return f"clock: each test starts at {moment.isoformat()} (LABRES_TEST_NOW)" if moment else "clock: the wall clock"
+
+
+@pytest.fixture(autouse=True)
+def clock(monkeypatch):
+    """Each test starts at LABRES_TEST_NOW when it is set, and so do the processes it starts (tests/clock.py)."""
+    moment = suite_moment(settings.TIME_ZONE)
+    if moment is None:
+        yield timezone.now()
+        return
+    monkeypatch.setenv(OFFSET_VARIABLE, repr(moment.timestamp() - time.time()))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(SITE), os.environ.get("PYTHONPATH")])))
+    # A timestamp, not the aware datetime: time-machine would also set TZ from a ZoneInfo.
+    with time_machine.travel(moment.timestamp(), tick=True):
+        yield timezone.now()
 
 
 @pytest.fixture(autouse=True)
@@ -59,11 +82,21 @@ def db_vendor():
 
 
 @pytest.fixture
-def later():
-    """Tomorrow at 10:00 in the lab's zone: 10 to 24 hours ahead, so bookings near it never start in
-    the past, and a span of a few hours stays within one day whatever the clock says (texts such as
-    'Tue 24 Nov 10:00–12:00' name the day once)."""
-    return timezone.localtime(timezone.now() + timedelta(days=1)).replace(hour=10, minute=0, second=0, microsecond=0)
+def later(clock):
+    """The first of today 10:00, today 16:00 and tomorrow 10:00 (lab's zone) that is at least 2 hours
+    ahead: so bookings near it never start in the past, it is within 20 hours (inside any one-day
+    window, such as what `labres status` calls next), and a span of up to 7 hours stays within one day
+    (texts such as 'Tue 24 Nov 10:00–12:00' name the day once), whatever the hour."""
+    return upcoming_anchor(timezone.localtime(clock))
+
+
+def upcoming_anchor(now):
+    today = now.replace(minute=0, second=0, microsecond=0)
+    for anchor in (today.replace(hour=10), today.replace(hour=16), (today + timedelta(days=1)).replace(hour=10)):
+        anchor = timezone.make_aware(anchor.replace(tzinfo=None), now.tzinfo)  # the wall-clock hour, across DST
+        if anchor - now >= timedelta(hours=2):
+            return anchor
+    raise AssertionError("unreachable: tomorrow 10:00 is always more than 2 hours ahead")
 
 
 @pytest.fixture

@@ -5,7 +5,9 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
+from django.utils import timezone
 
+from tests.clock import OFFSET_VARIABLE
 from tests.conftest import IN_CI
 
 CHROMIUM = os.environ.get("LABRES_CHROMIUM", "/usr/bin/chromium")
@@ -45,13 +47,15 @@ def chromium():
 
 
 @pytest.fixture
-def browse(chromium, live_server):
-    """browse(width='desktop') opens a fresh browser context on the live server."""
+def browse(chromium, live_server, clock):
+    """browse(width='desktop') opens a fresh browser context on the live server, its pages' clock on the suite's."""
     contexts = []
 
     def open_page(width="desktop"):
         context = chromium.new_context(viewport={"width": WIDTHS[width], "height": 900}, base_url=live_server.url)
         context.set_default_timeout(10_000)
+        if os.environ.get(OFFSET_VARIABLE):
+            context.clock.install(time=timezone.now())  # then it runs, as the test's does
         contexts.append(context)
         return context.new_page()
 
