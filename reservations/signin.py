@@ -27,6 +27,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.backends import ModelBackend
+from django.contrib.auth.forms import PasswordChangeForm
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -138,6 +139,23 @@ class RefusalFormMixin:
             if refused is None:
                 raise
             raise ValidationError(refused.message, code="too_many_attempts") from None
+
+
+class LimitedPasswordChangeForm(PasswordChangeForm):
+    """Changing one's password checks the old one: a stolen session may not guess it freely either.
+    The view sets `request`."""
+
+    request = None
+
+    def clean_old_password(self):
+        try:
+            attempt = begin_sign_in(self.user.get_username(), client_address(self.request) if self.request else None)
+        except SignInRefused as refused:
+            self.request.signin_refused = refused
+            raise ValidationError(refused.message, code="too_many_attempts") from None
+        old_password = super().clean_old_password()
+        attempt.succeeded()
+        return old_password
 
 
 def _network(address):

@@ -19,7 +19,7 @@ from notifications.models import Preference
 from notifications.slack_identity import SlackLookupError, link_member
 
 from ..models import ApiToken, Profile
-from ..signin import RefusalFormMixin, SignInRefused, reset_mail_allowed
+from ..signin import LimitedPasswordChangeForm, RefusalFormMixin, SignInRefused, reset_mail_allowed
 from . import calendars
 
 
@@ -49,6 +49,23 @@ def admin_sign_in(request, extra_context=None):
     if getattr(request, "signin_refused", None):
         response.status_code = 429
     return response
+
+
+class PasswordChangeView(auth_views.PasswordChangeView):
+    """Django's password change; the old password is checked under the sign-in limits."""
+
+    form_class = LimitedPasswordChangeForm
+
+    def get_form(self, form_class=None):
+        form = super().get_form(form_class)
+        form.request = self.request
+        return form
+
+    def form_invalid(self, form):
+        response = super().form_invalid(form)
+        if getattr(self.request, "signin_refused", None):
+            response.status_code = 429
+        return response
 
 
 class PasswordResetView(auth_views.PasswordResetView):

@@ -287,3 +287,25 @@ def test_password_reset_refuses_an_address_that_asks_too_often(dana, settings):
     assert "Too many password reset requests from your address" in refused.content.decode()
     assert from_elsewhere.status_code == 302
     assert len(mail.outbox) == 1
+
+
+# --- password change ---------------------------------------------------------------------------
+
+
+def test_changing_the_password_checks_the_old_one_under_the_limits(dana, settings):
+    settings.LOGIN_ATTEMPTS_LIMIT = 3
+    client = Client()
+    client.force_login(dana)
+
+    def change(old):
+        data = {"old_password": old, "new_password1": "a new long passphrase", "new_password2": "a new long passphrase"}
+        return client.post("/accounts/password_change/", data, REMOTE_ADDR=ELSEWHERE)
+
+    codes = [change("wrong").status_code for _ in range(3)]
+    refused = change("right-password")
+
+    assert codes == [200, 200, 200]
+    assert refused.status_code == 429
+    assert "Too many failed sign-ins for this account" in refused.content.decode()
+    dana.refresh_from_db()
+    assert dana.check_password("right-password")
