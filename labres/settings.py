@@ -2,6 +2,7 @@
 
 Production sets DATABASE_URL (PostgreSQL), REDIS_URL, SECRET_KEY, ALLOWED_HOSTS; see README.
 """
+import ipaddress
 from datetime import timedelta
 from pathlib import Path
 
@@ -109,8 +110,18 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # worker and beat processes on one machine share them with no server installed.
 REDIS_URL = env.str("REDIS_URL", default="")
 
+# Seconds a cache call to Redis may wait to connect or for an answer: a Redis that hangs costs
+# a request this much, then the call fails (and what uses the cache carries on without it).
+REDIS_TIMEOUT = env.float("REDIS_TIMEOUT", default=0.5)
+
 if REDIS_URL:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "OPTIONS": {"socket_connect_timeout": REDIS_TIMEOUT, "socket_timeout": REDIS_TIMEOUT},
+        }
+    }
     CELERY_BROKER_URL = REDIS_URL
     CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 else:
@@ -305,9 +316,6 @@ WAITLIST_MAX_IGNORED_OFFERS = env.int("WAITLIST_MAX_IGNORED_OFFERS", default=2)
 SERIES_MAX_OCCURRENCES = env.int("SERIES_MAX_OCCURRENCES", default=100)
 
 # --- Auth -------------------------------------------------------------------------------
-# Failed sign-ins allowed per user name and per address within the window, then refused.
-LOGIN_ATTEMPTS_LIMIT = env.int("LOGIN_ATTEMPTS_LIMIT", default=5)
-LOGIN_ATTEMPTS_WINDOW = env.int("LOGIN_ATTEMPTS_WINDOW_SECONDS", default=15 * 60)
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "now"
 LOGOUT_REDIRECT_URL = "login"
@@ -317,6 +325,26 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+
+# --- Client addresses and password guessing (reservations/signin.py) ----------------------
+# Your reverse proxies (addresses or networks, e.g. 10.0.0.5,10.1.0.0/16): only X-Forwarded-For
+# hops they added are believed; empty (the default) trusts no header, the peer address counts.
+TRUSTED_PROXIES = env.list("TRUSTED_PROXIES", default=[])
+for _proxy in TRUSTED_PROXIES:
+    try:
+        ipaddress.ip_network(_proxy.strip(), strict=False)
+    except ValueError:
+        raise ImproperlyConfigured(
+            f"TRUSTED_PROXIES: {_proxy!r} is not an address or a network; write e.g. 10.0.0.5 or 10.1.0.0/16."
+        ) from None
+# Every password check (web and admin sign-in, API token) goes through the limits.
+AUTHENTICATION_BACKENDS = ["reservations.signin.LimitedModelBackend"]
+# Failed sign-ins allowed per account (10x per address) within the window, then refused.
+LOGIN_ATTEMPTS_LIMIT = env.int("LOGIN_ATTEMPTS_LIMIT", default=5)
+LOGIN_ATTEMPTS_WINDOW = env.int("LOGIN_ATTEMPTS_WINDOW_SECONDS", default=15 * 60)
+# Password reset e-mails allowed per e-mail address (10x per client address) within the window.
+PASSWORD_RESET_LIMIT = env.int("PASSWORD_RESET_LIMIT", default=3)
+PASSWORD_RESET_WINDOW = env.int("PASSWORD_RESET_WINDOW_SECONDS", default=60 * 60)
 
 # --- API ---------------------------------------------------------------------------------
 # Requests a minute (or /second, /hour, /day) from one anonymous address; empty: no limit.

@@ -6,15 +6,18 @@ from monitoring.views.health import health
 from notifications.slackbot import views as slack_views
 from notifications.slackbot import views_link as slack_link_views
 from reservations.api.views import NOT_FOUND_NAME, not_found
+from reservations.views.account import AdminSignInForm, admin_sign_in
 
 admin.site.site_header = "labres administration"
 admin.site.site_title = "labres"
+admin.site.login_form = AdminSignInForm  # the sign-in limits' refusal, said as such
 
 urlpatterns = [
     path("", include("reservations.urls")),
     path("", include("monitoring.urls")),
-    path("accounts/", include("django.contrib.auth.urls")),  # logout, password change; sign-in is ours
+    path("accounts/", include("django.contrib.auth.urls")),  # logout, password change; sign-in and reset are ours
     path("health/", health, name="health"),
+    path("admin/login/", admin_sign_in),  # admin.site.login, answering 429 when the limits refuse
     path("admin/", admin.site.urls),
     path("slack/commands/", slack_views.slash_command, name="slack-commands"),
     path("slack/interactions/", slack_views.interaction, name="slack-interactions"),

@@ -16,6 +16,7 @@ A month of a large lab's rollups is hundreds of thousands of rows, so the views 
 `cached_usage_report`, which keeps a report for a few minutes.
 """
 import heapq
+import logging
 import math
 import zoneinfo
 from collections import defaultdict
@@ -35,6 +36,7 @@ from reservations.parsing import format_device_set
 
 from .models import Alert, GpuHour
 
+logger = logging.getLogger(__name__)
 NO_GROUP = "no group"
 DAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 LONGEST_PERIOD_DAYS = 366
@@ -251,10 +253,17 @@ def cached_usage_report(period, *, every_booking=False):
     if not seconds:
         return usage_report(period, every_booking=every_booking)
     key = _report_key(period, every_booking)
-    report = cache.get(key)
+    try:
+        report = cache.get(key)
+    except Exception as error:  # the cache is down: compute the report, as with caching off
+        logger.warning("usage report not cached: the cache failed (%s: %s)", type(error).__name__, error)
+        return usage_report(period, every_booking=every_booking)
     if report is None:
         report = usage_report(period, every_booking=every_booking)
-        cache.set(key, report, seconds)
+        try:
+            cache.set(key, report, seconds)
+        except Exception as error:
+            logger.warning("usage report not cached: the cache failed (%s: %s)", type(error).__name__, error)
     return report
 
 

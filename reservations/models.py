@@ -836,3 +836,16 @@ class BookingSeries(models.Model):
         if rule_parts(rule)["FREQ"] == "WEEKLY" and "BYDAY" not in rule_parts(rule):
             rule += f";BYDAY={DAYS[self.first_date.weekday()]}"  # the day it repeats on is the first date's
         return describe(rule, at=f" at {self.start_time:%H:%M} ({self.time_zone})", until=self.until)
+
+
+class SignInCounter(models.Model):
+    """One counter of the password-guessing limits (reservations/signin.py): failures of an account,
+    of an address, of an account at an address it knows; password reset e-mails. The key is a hash,
+    so the table holds no user names or addresses; a row past `expires` counts as zero."""
+
+    key = models.CharField(max_length=64, primary_key=True)
+    count = models.IntegerField(default=0)
+    expires = models.DateTimeField(db_index=True)
+
+    def __str__(self):
+        return f"{self.key}: {self.count} until {self.expires:%Y-%m-%d %H:%M}"

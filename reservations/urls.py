@@ -33,4 +33,6 @@ urlpatterns = [
     path("waitlist/<int:pk>/withdraw/", waitlist.withdraw, name="waitlist-withdraw"),
     re_path(r"^waitlist/(?P<pk>[0-9]+)/claim/(?P<token>[A-Za-z0-9_-]{1,64})/$", waitlist.claim, name="waitlist-claim"),
     path("accounts/login/", account.SignInView.as_view(), name="login"),
+    path("accounts/password_change/", account.PasswordChangeView.as_view(), name="password_change"),
+    path("accounts/password_reset/", account.PasswordResetView.as_view(), name="password_reset"),
 ]

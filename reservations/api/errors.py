@@ -20,6 +20,14 @@ CODES += ("not_pending",)  # approval: the booking awaits no decision (409)
 BUSY_RETRY_SECONDS = 1
 
 
+class SignInThrottled(exceptions.Throttled):
+    """The guessing limits (reservations/signin.py) refused to check a password: their words, their wait."""
+
+    def __init__(self, refused):
+        super().__init__(wait=refused.retry_after)
+        self.reason = refused.message
+
+
 def exception_handler(exc, context):
     """The response for an exception a view raised, or None to let Django answer 500."""
     response = _domain_error(exc) or _framework_error(exc)
@@ -87,6 +95,7 @@ def _framework_error(exc):
         if wait is not None:
             headers["Retry-After"] = str(wait)
         message = f"Too many requests; try again in {wait} s." if wait is not None else "Too many requests; try again later."
+        message = getattr(exc, "reason", None) or message
         return error_response(exc.status_code, "throttled", message, headers=headers)
     if isinstance(exc, exceptions.ValidationError):
         fields = _flatten(exc.detail)

@@ -21,6 +21,7 @@ from .. import services
 from ..models import Allocation, ApiToken, Booking, BookingSeries, Device, Room, Server, Unit, member_name
 from . import serializers as s
 from .availability import availability
+from .errors import SignInThrottled
 from .filters import BookingFilter, DeviceFilter
 from .schema import error
 from .throttles import AnonThrottle, TokenIssueThrottle
@@ -99,6 +100,9 @@ class TokenView(APIView):
         form = s.TokenRequestSerializer(data=request.data)
         form.is_valid(raise_exception=True)
         user = authenticate(request, username=form.validated_data["username"], password=form.validated_data["password"])
+        refused = getattr(request, "signin_refused", None)
+        if refused is not None:  # the guessing limits (reservations/signin.py) did not check the password
+            raise SignInThrottled(refused)
         if user is None:
             raise ValidationError({"password": ["Wrong user name or password."]})
         token, key = ApiToken.issue(user, form.validated_data["name"] or "cli")

@@ -1,58 +1,88 @@
 """Signing in (rate-limited), the profile page (details, notifications, Slack link), and API tokens."""
 from django import forms
 from django.conf import settings
-from django.contrib import messages
+from django.contrib import admin, messages
+from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth import views as auth_views
+from django.contrib.auth.forms import AuthenticationForm
 from django.contrib.auth.decorators import login_required
-from django.core.cache import cache
 from django.db import IntegrityError, transaction
+from django.http import HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
+from labres.client_address import client_address
 from notifications.events import EVENTS
 from notifications.forms import PreferencesForm
 from notifications.models import Preference
 from notifications.slack_identity import SlackLookupError, link_member
 
 from ..models import ApiToken, Profile
+from ..signin import LimitedPasswordChangeForm, RefusalFormMixin, SignInRefused, reset_mail_allowed
 from . import calendars
 
 
-class SignInView(auth_views.LoginView):
-    """Django's sign-in, refusing a user name or an address after too many failures."""
+class SignInForm(RefusalFormMixin, AuthenticationForm):
+    pass
 
-    def post(self, request, *args, **kwargs):
-        if any((cache.get(key) or 0) >= limit for key, limit in _attempt_keys(request)):
-            form = self.get_form()
-            minutes = max(1, settings.LOGIN_ATTEMPTS_WINDOW // 60)
-            form.errors.clear()
-            form.add_error(None, f"Too many failed sign-ins for this account or address. Try again in {minutes} minutes.")
-            return self.render_to_response(self.get_context_data(form=form), status=429)
-        return super().post(request, *args, **kwargs)
+
+class AdminSignInForm(RefusalFormMixin, AdminAuthenticationForm):
+    pass
+
+
+class SignInView(auth_views.LoginView):
+    """Django's sign-in behind the guessing limits (reservations/signin.py): a refusal answers 429."""
+
+    form_class = SignInForm
 
     def form_invalid(self, form):
-        for key, _ in _attempt_keys(self.request):
-            cache.add(key, 0, timeout=settings.LOGIN_ATTEMPTS_WINDOW)
-            cache.incr(key)
-        return super().form_invalid(form)
+        response = super().form_invalid(form)
+        if getattr(self.request, "signin_refused", None):
+            response.status_code = 429
+        return response
+
+
+def admin_sign_in(request, extra_context=None):
+    """The admin's own sign-in page, with the same limits and the same 429 (AdminSignInForm)."""
+    response = admin.site.login(request, extra_context)
+    if getattr(request, "signin_refused", None):
+        response.status_code = 429
+    return response
+
+
+class PasswordChangeView(auth_views.PasswordChangeView):
+    """Django's password change; the old password is checked under the sign-in limits."""
+
+    form_class = LimitedPasswordChangeForm
+
+    def get_form(self, form_class=None):
+        form = super().get_form(form_class)
+        form.request = self.request
+        return form
+
+    def form_invalid(self, form):
+        response = super().form_invalid(form)
+        if getattr(self.request, "signin_refused", None):
+            response.status_code = 429
+        return response
+
+
+class PasswordResetView(auth_views.PasswordResetView):
+    """Django's password reset, with at most PASSWORD_RESET_LIMIT mails per e-mail address and ten times
+    that many requests per client address in PASSWORD_RESET_WINDOW (reservations/signin.py)."""
 
     def form_valid(self, form):
-        cache.delete(_attempt_keys(self.request)[0][0])
+        try:
+            allowed = reset_mail_allowed(form.cleaned_data["email"], client_address(self.request))
+        except SignInRefused as refused:
+            form.add_error("email", refused.message)
+            response = self.form_invalid(form)
+            response.status_code = 429
+            return response
+        if not allowed:  # the same answer as a mail sent: it must not tell whether the account exists
+            return HttpResponseRedirect(self.get_success_url())
         return super().form_valid(form)
-
-
-def _attempt_keys(request):
-    """(cache key, limit) for the user name tried and for the address it came from.
-
-    An address gets ten times the allowance: a whole lab may sit behind one NAT address.
-    """
-    username = request.POST.get("username", "").strip().lower()[:150]
-    limit = settings.LOGIN_ATTEMPTS_LIMIT
-    return [
-        (f"signin-fail:user:{username}", limit),
-        (f"signin-fail:addr:{request.META.get('REMOTE_ADDR', '')}", 10 * limit),
-    ]
 
 
 class ProfileForm(forms.ModelForm):
