@@ -6,6 +6,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from dateutil.rrule import rrulestr
+from django.utils import timezone
 from hypothesis import given, settings as hypothesis_settings, strategies as st
 
 from reservations import recurrence, services
@@ -207,3 +208,32 @@ def test_json_within_the_bound_reads_as_json_does(data):
     import json
 
     assert parse_json(json.dumps(data)) == data
+
+
+# --- the web pages ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_the_booking_form_refuses_a_repeat_past_what_can_be_booked(client, alice, thalys):
+    client.force_login(alice)
+    start = (timezone.now() + timedelta(days=3)).replace(hour=10, minute=0, second=0, microsecond=0)
+    form = {
+        "what": "gpus", "server": "thalys", "gpus": ["thalys:0"], "devices": "", "room": "", "length": "1h", "duration": "", "end": "",
+        "start": start.strftime("%Y-%m-%dT%H:%M"), "purpose": "", "repeat": "every 2 weeks", "until": (start + timedelta(days=730)).date().isoformat(),
+    }
+
+    response = client.post("/book/", form)
+
+    assert response.status_code == 400
+    assert "goes on past what can be booked" in response.content.decode()
+    assert not Booking.objects.exists()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("path", ["/book/", "/accounts/login/"])
+def test_a_form_post_over_the_body_bound_is_a_400(client, alice, path):
+    client.force_login(alice)
+
+    assert client.post(path, {"purpose": "x" * 1000}).status_code == 200  # the form again, with what is missing
+
+    assert client.post(path, {"purpose": "x" * (1024 * 1024 + 1)}).status_code == 400  # unread
