@@ -184,6 +184,7 @@ typed = st.one_of(
     st.text(max_size=3000),
     st.from_regex(r"[0-9,\- ]{0,3000}", fullmatch=True),
     st.from_regex(r"[0-9dhmgtGT:. \-]{0,300}", fullmatch=True),
+    st.builds(lambda digits, tail: "9" * digits + tail, st.integers(0, 50) | st.integers(4200, 6000), st.sampled_from(["", "d", "h", "G", "-1", ":00"])),
 )
 
 
