@@ -346,6 +346,10 @@ LOGIN_ATTEMPTS_WINDOW = env.int("LOGIN_ATTEMPTS_WINDOW_SECONDS", default=15 * 60
 PASSWORD_RESET_LIMIT = env.int("PASSWORD_RESET_LIMIT", default=3)
 PASSWORD_RESET_WINDOW = env.int("PASSWORD_RESET_WINDOW_SECONDS", default=60 * 60)
 
+# --- Requests ----------------------------------------------------------------------------
+# The largest request body read (forms, Slack, API JSON), in bytes; a larger one is refused (400, API: 413).
+DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("REQUEST_MAX_BYTES", default=1024 * 1024)
+
 # --- API ---------------------------------------------------------------------------------
 # Requests a minute (or /second, /hour, /day) from one anonymous address; empty: no limit.
 API_THROTTLE_ANON = env.str("API_THROTTLE_ANON", default="30/minute")
@@ -363,7 +367,7 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_CLASSES": ["reservations.api.throttles.AnonThrottle", "reservations.api.throttles.UserThrottle"],
     "DEFAULT_PAGINATION_CLASS": "reservations.api.pagination.Pagination",
     "PAGE_SIZE": 50,
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["reservations.api.parsers.JSONParser"],  # bounded by size and depth
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer", "rest_framework.renderers.BrowsableAPIRenderer"],
     "DEFAULT_SCHEMA_CLASS": "reservations.api.schema.AutoSchema",
     "EXCEPTION_HANDLER": "reservations.api.errors.exception_handler",

@@ -2,12 +2,19 @@
 
 Each raises ParseError with a message that names the bad part and shows what would be right.
 """
+import json
 import re
 from datetime import datetime, time, timedelta
 
 # Nobody books a GPU for ten years; the cap also keeps huge numbers from overflowing timedelta.
 MAX_DURATION = timedelta(days=3650)
 MAX_DEVICE_INDEX = 1023
+# What people type is short; a longer text is refused before it is read, so reading costs little.
+MAX_DEVICE_SET_LENGTH = 500
+MAX_DURATION_LENGTH = 50
+# JSON from a request: what the API and Slack send nests a few levels; Python's parser would recurse
+# until it fails.
+MAX_JSON_DEPTH = 32
 
 
 class ParseError(ValueError):
@@ -22,6 +29,8 @@ def parse_device_set(text):
     text = (text or "").strip()
     if not text:
         raise ParseError("The device set is empty; write GPU indices like 0, 0-3 or 0-2,5.")
+    if len(text) > MAX_DEVICE_SET_LENGTH:
+        raise ParseError(f"The device set is {len(text)} characters long; write it in at most {MAX_DEVICE_SET_LENGTH}, e.g. 0-3 or 0-2,5.")
     indices = set()
     for token in text.split(","):
         token = token.strip()
@@ -78,6 +87,8 @@ _DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?$", re.ASCII)
 def parse_duration(text):
     """Read a duration like '30m', '2h', '1h30m' or '1d' into a timedelta."""
     raw = (text or "").strip()
+    if len(raw) > MAX_DURATION_LENGTH:
+        raise ParseError(f"The duration is {len(raw)} characters long; use e.g. 30m, 2h, 1h30m or 1d.")
     compact = raw.lower().replace(" ", "")
     match = _DURATION.match(compact)
     if not compact or not match or not any(match.groups()):
@@ -90,6 +101,11 @@ def parse_duration(text):
     if total_minutes > MAX_DURATION.total_seconds() // 60:
         raise ParseError(f"'{raw}' is too long; durations go up to {MAX_DURATION.days}d.")
     return timedelta(minutes=total_minutes)
+
+
+def _shown(text, most=40):
+    """The start of what was typed, to quote in a message."""
+    return text if len(text) <= most else text[: most - 1] + "…"
 
 
 def format_duration(delta):
@@ -128,8 +144,10 @@ def parse_moment(text, *, now, zone):
     A bare '14:00' is the next 14:00 from now on (today, else tomorrow); times without a zone are in `zone`.
     """
     raw = (text or "").strip()
-    words = raw.lower().split()
     hint = "use e.g. now, 14:00, tomorrow 9:00 or 2026-11-24T14:00"
+    if len(raw) > 100:
+        raise ParseError(f"'{_shown(raw)}' is too long to be a time; {hint}.")
+    words = raw.lower().split()
     if not words:
         raise ParseError(f"The time is empty; {hint}.")
     if words == ["now"]:
@@ -176,7 +194,7 @@ def parse_memory(text):
     raw = str(text if text is not None else "").strip()
     match = _MEMORY.match(raw) if len(raw) <= 40 else None
     if not match:
-        raise ParseError(f"'{raw}' is not an amount of memory; write GiB like 64, 64G, 64GiB or 1T.")
+        raise ParseError(f"'{_shown(raw)}' is not an amount of memory; write GiB like 64, 64G, 64GiB or 1T.")
     number, unit = match.group(1), (match.group(2) or "g").lower()
     if unit == "k":
         raise ParseError(f"'{raw}' is too small to book; memory is booked in whole GiB, e.g. 64G.")
@@ -204,8 +222,27 @@ def parse_cpu_cores(text):
     """Read a number of CPU cores ('16'); 0 means none."""
     raw = str(text if text is not None else "").strip()
     if not raw.isascii() or not raw.isdigit():
-        raise ParseError(f"'{raw}' is not a number of CPU cores; write a whole number like 16.")
-    amount = int(raw)
-    if amount > MAX_CPU_CORES:
-        raise ParseError(f"'{raw}' is more CPU cores than any server has; write a whole number like 16.")
-    return amount
+        raise ParseError(f"'{_shown(raw)}' is not a number of CPU cores; write a whole number like 16.")
+    if len(raw) > 20 or int(raw) > MAX_CPU_CORES:  # int() of thousands of digits is slow, then refused
+        raise ParseError(f"'{_shown(raw)}' is more CPU cores than any server has; write a whole number like 16.")
+    return int(raw)
+
+
+# --- JSON in a request ------------------------------------------------------------------------
+
+
+def parse_json(text, *, parse_constant=None):
+    """Read JSON that came in a request; refuses JSON that nests deeper than MAX_JSON_DEPTH."""
+    too_deep = f"The JSON nests deeper than {MAX_JSON_DEPTH} levels; nothing here takes that."
+    try:
+        data = json.loads(text, parse_constant=parse_constant)
+    except RecursionError:
+        raise ParseError(too_deep) from None
+    except ValueError as error:
+        raise ParseError(str(error)) from None
+    level = [data] if isinstance(data, (dict, list)) else []
+    for _ in range(MAX_JSON_DEPTH):  # level by level, without recursion
+        level = [child for node in level for child in (node.values() if isinstance(node, dict) else node) if isinstance(child, (dict, list))]
+        if not level:
+            return data
+    raise ParseError(too_deep)

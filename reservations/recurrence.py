@@ -5,14 +5,14 @@ perhaps with COUNT); the last date is the series' own `until`, a date in the mem
 Occurrences are wall-clock times in that zone: 10:00 in Berlin stays 10:00 across DST (a time
 that does not exist on the day clocks go forward, 02:30, is read with the offset before the change,
 i.e. 03:30; one that happens twice when they go back is the first of the two).
-As with python-dateutil, the start itself is an occurrence only if the rule matches it
+As in RFC 5545 (and python-dateutil), the start itself is an occurrence only if the rule matches it
 ("weekly on tue" from a Monday starts on the Tuesday).
+Dates are found by walking the days up to a horizon (how far ahead one may book), never further.
 """
 import re
-from datetime import date, datetime, time
+from calendar import monthrange
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
-
-from dateutil.rrule import rrulestr
 
 from .parsing import ParseError
 
@@ -26,6 +26,7 @@ SHOWN_PARTS = {"FREQ", "INTERVAL", "BYDAY", "COUNT"}  # what describe() puts in 
 ALLOWED_PARTS = {"FREQ", "INTERVAL", "BYDAY", "BYMONTHDAY", "BYMONTH", "COUNT", "UNTIL", "WKST"}
 MAX_INTERVAL = 52
 MAX_COUNT = 10_000  # far above any cap; only keeps absurd numbers out
+MAX_TEXT = 200  # what a member types or an RRULE says; longer is not a repeat
 
 EXAMPLES = "e.g. daily, weekdays, weekly, every 2 weeks, weekly on tue,thu, or an RRULE like FREQ=WEEKLY;BYDAY=TU"
 _UNITS = {
@@ -48,6 +49,7 @@ def parse_repeat(text):
 
     '' and 'never' give (None, None): no repeat.
     """
+    _check_length(text)
     raw = " ".join((text or "").split())
     lowered = raw.lower()
     if lowered in ("", "never", "no", "none", "once"):
@@ -102,6 +104,7 @@ def _day_code(token):
 
 def parse_rrule(text):
     """Read an RFC 5545 RRULE ('RRULE:FREQ=WEEKLY;BYDAY=TU;UNTIL=20261215') into (normalized rule, until date or None)."""
+    _check_length(text)
     body = (text or "").strip()
     if body.upper().startswith("RRULE:"):
         body = body[6:]
@@ -143,6 +146,11 @@ def parse_rrule(text):
     if "WKST" in extra and extra["WKST"] not in DAYS:
         raise ParseError(f"WKST={extra['WKST']} is not a day; write e.g. WKST=MO.")
     return format_rule(freq, interval, byday, extra), until
+
+
+def _check_length(text):
+    if text and len(text) > MAX_TEXT:
+        raise ParseError(f"The repeat is {len(text)} characters long; write it in at most {MAX_TEXT}, {EXAMPLES}.")
 
 
 def _number(value, name, low, high):
@@ -204,19 +212,59 @@ def describe(rule, *, at="", until=None):
     return text
 
 
-def occurrences(rule, *, first, until=None, zone, limit):
+def occurrences(rule, *, first, until=None, zone, limit, horizon):
     """The occurrences' starts (aware, in `zone`) from `first` (a naive wall-clock datetime), up to the end
-    of the `until` date; at most `limit` + 1, so a caller can tell that there are more than `limit`."""
-    if until is None and "COUNT" not in rule_parts(rule):
+    of the `until` date; at most `limit` + 1, so a caller can tell that there are more than `limit`.
+
+    Only the days from `first` to the `horizon` date are looked at, one by one: the work is bounded by
+    the horizon whatever the rule says (python-dateutil would walk to the year 9999 looking for a
+    30 February). A caller tells a rule that goes on past the horizon by its COUNT or its until.
+    """
+    parts = rule_parts(rule)
+    if until is None and "COUNT" not in parts:
         raise ParseError("Say until when the booking repeats (a date), or how many times.")
-    until_moment = datetime.combine(until, time.max) if until is not None else None
-    recurrence = rrulestr(rule, dtstart=first)
-    if until_moment is not None:
-        recurrence = recurrence.replace(until=until_moment)
+    last = horizon if until is None else min(until, horizon)
+    wanted = min(int(parts.get("COUNT", MAX_COUNT)), limit + 1)
+    matches = _day_test(parts, first.date())
     zone = ZoneInfo(zone) if isinstance(zone, str) else zone
     starts = []
-    for moment in recurrence:
-        starts.append(moment.replace(tzinfo=zone))
-        if len(starts) > limit:
-            break
+    day = first.date()
+    while day <= last and len(starts) < wanted:
+        if matches(day):
+            starts.append(datetime.combine(day, first.time(), tzinfo=zone))
+        day += timedelta(days=1)
     return starts
+
+
+def _day_test(parts, first):
+    """Whether a day (on or after `first`) is an occurrence of the rule: RFC 5545's reading, as python-dateutil's."""
+    freq, interval = parts["FREQ"], int(parts.get("INTERVAL", "1"))
+    weekdays = {DAYS.index(code) for code in parts["BYDAY"].split(",")} if "BYDAY" in parts else set()
+    monthdays = {int(value) for value in parts["BYMONTHDAY"].split(",")} if "BYMONTHDAY" in parts else set()
+    months = {int(value) for value in parts["BYMONTH"].split(",")} if "BYMONTH" in parts else set()
+    if not weekdays and not monthdays:  # the first date's own day stands in for the days not named
+        if freq == "YEARLY":
+            months, monthdays = months or {first.month}, {first.day}
+        elif freq == "MONTHLY":
+            monthdays = {first.day}
+        elif freq == "WEEKLY":
+            weekdays = {first.weekday()}
+    # Weeks begin on WKST; the first period is the one holding the first date.
+    week_of_first = first - timedelta(days=(first.weekday() - DAYS.index(parts.get("WKST", "MO"))) % 7)
+    periods = {
+        "DAILY": lambda day: (day - first).days,
+        "WEEKLY": lambda day: (day - week_of_first).days // 7,
+        "MONTHLY": lambda day: (day.year - first.year) * 12 + day.month - first.month,
+        "YEARLY": lambda day: day.year - first.year,
+    }
+    period = periods[freq]
+
+    def matches(day):
+        if period(day) % interval or (months and day.month not in months) or (weekdays and day.weekday() not in weekdays):
+            return False
+        if monthdays:
+            from_end = day.day - monthrange(day.year, day.month)[1] - 1  # -1 is the month's last day
+            return day.day in monthdays or from_end in monthdays
+        return True
+
+    return matches

@@ -327,8 +327,11 @@ def plan_series(user, *, start, end, repeat=None, until=None, count=None, time_z
     if until is not None and until < local.date():
         raise BookingError(f"The repeat ends ({until:%d %b %Y}) before the first booking starts ({local:%d %b %Y}).", field="until")
     cap = settings.SERIES_MAX_OCCURRENCES
+    ahead = series_horizon()
+    horizon = timezone.localtime(now + ahead, zone)  # no date past it is looked at: the work is bounded
     try:
-        starts = occurrences(rule, first=local.replace(tzinfo=None), until=until, zone=zone, limit=cap)
+        found = occurrences(rule, first=local.replace(tzinfo=None), until=until, zone=zone, limit=cap, horizon=horizon.date())
+        starts = [moment for moment in found if moment <= horizon]  # on the horizon's day, a later hour is past it
         if starts:
             starts[-1].astimezone(UTC) + (end - start)  # the last end must be a date Python can hold
     except OverflowError:
@@ -341,9 +344,29 @@ def plan_series(user, *, start, end, repeat=None, until=None, count=None, time_z
             f"A series has at most {cap} bookings; this one would have more (the {cap}th on {last:%a %d %b %Y}). "
             "Choose an earlier until date, or fewer times.", field="until",
         )
+    reach = f"bookings can be made up to {ahead.days} days ahead, until {horizon:%a %d %b %Y %H:%M}"
+    if local > horizon:
+        raise BookingError(f"The first date is too far ahead: {reach}.", field="start")
     if not starts:
-        raise BookingError("The repeat gives no date from the start to the until date; check the days and the dates.", field="repeat")
+        last_day = horizon.date() if until is None or until > horizon.date() else until
+        raise BookingError(
+            f"The repeat gives no date from {local:%d %b %Y} to {last_day:%d %b %Y} ({reach}); check the days and the months.",
+            field="repeat",
+        )
+    times = int(rule_parts(rule).get("COUNT", 0))
+    if len(found) > len(starts) or (until is not None and until > horizon.date()) or times > len(starts):
+        more = f"its {times} dates" if times else f"its dates until {until:%d %b %Y}"
+        raise BookingError(
+            f"The repeat goes on past what can be booked ({reach}); {more} reach further. "
+            "Choose an earlier until date, or fewer times.", field="until" if not times else "count" if count else "repeat",
+        )
     return SeriesPlan(rule=rule, until=until, zone=zone, local=local, starts=starts)
+
+
+def series_horizon():
+    """How far ahead a series may reach: as far as one may book (BOOKING_MAX_AHEAD, a year by default)."""
+    ahead = getattr(settings, "BOOKING_MAX_AHEAD", "365d")
+    return parse_duration(ahead) if isinstance(ahead, str) else ahead
 
 
 def create_series(

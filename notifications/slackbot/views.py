@@ -5,7 +5,6 @@ and refused if older than 5 minutes (a replay). Slack wants an answer within 3 s
 commands are answered in the response, slow ones (commands.DEFERRED) are acknowledged at once and
 answered from a worker through the response_url.
 """
-import json
 import logging
 import time
 
@@ -14,6 +13,8 @@ from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 from slack_sdk.signature import SignatureVerifier
+
+from reservations.parsing import parse_json
 
 from . import tasks
 
@@ -34,10 +35,9 @@ def refusal(request):
     signature = request.headers.get("X-Slack-Signature", "")
     if not timestamp or not signature:
         return _error(401, "unsigned", "Missing X-Slack-Request-Timestamp or X-Slack-Signature.")
-    try:
-        age = abs(time.time() - int(timestamp))
-    except ValueError:
+    if not (timestamp.isascii() and timestamp.isdigit() and len(timestamp) <= 12):  # else int() or float() may fail
         return _error(401, "bad_timestamp", "X-Slack-Request-Timestamp is not a Unix time.")
+    age = abs(time.time() - int(timestamp))
     if age > MAX_AGE_SECONDS:
         return _error(401, "stale", "The request is more than 5 minutes old (or from the future); refused as a replay.")
     verifier = SignatureVerifier(settings.SLACK_SIGNING_SECRET)
@@ -78,7 +78,7 @@ def interaction(request):
     from . import commands
 
     try:
-        payload = json.loads(request.POST.get("payload", ""))
+        payload = parse_json(request.POST.get("payload", ""))  # a ParseError is a ValueError
         user_id = payload["user"]["id"]
         action = payload["actions"][0]
     except (ValueError, KeyError, IndexError, TypeError):

@@ -5,7 +5,8 @@ are mapped here too, so views let them through instead of catching each one.
 """
 import math
 
-from django.core.exceptions import ObjectDoesNotExist, PermissionDenied
+from django.conf import settings
+from django.core.exceptions import ObjectDoesNotExist, PermissionDenied, RequestDataTooBig
 from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -17,6 +18,7 @@ from .times import utc_iso
 
 CODES = ("invalid", "conflict", "forbidden", "not_found", "unauthenticated", "throttled", "busy", "method_not_allowed", "series_conflict")
 CODES += ("not_pending",)  # approval: the booking awaits no decision (409)
+CODES += ("too_large",)  # a request body over DATA_UPLOAD_MAX_MEMORY_SIZE (413)
 BUSY_RETRY_SECONDS = 1
 
 
@@ -78,6 +80,9 @@ def _domain_error(exc):
         return error_response(status.HTTP_404_NOT_FOUND, "not_found", "Not found.")
     if isinstance(exc, PermissionDenied):
         return error_response(status.HTTP_403_FORBIDDEN, "forbidden", "You may not do this.")
+    if isinstance(exc, RequestDataTooBig):  # request.body refused it, unread
+        most = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        return error_response(status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, "too_large", f"The request body is larger than {most} bytes, the most the API reads; send less.")
     return None
 
 

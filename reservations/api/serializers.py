@@ -11,7 +11,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from ..models import Booking, Device, Room, Server, member_name
-from ..parsing import ParseError, format_device_set, parse_device_set, parse_duration
+from ..parsing import MAX_DEVICE_INDEX, ParseError, format_device_set, parse_device_set, parse_duration
 from .errors import CODES
 from .times import EARLIEST, LATEST, utc_iso
 
@@ -106,6 +106,8 @@ class DevicesField(serializers.Field):
                 return {"indices": parse_device_set(data)}
             except ParseError as error:
                 raise serializers.ValidationError(str(error)) from None
+        if isinstance(data, list) and len(data) > MAX_DEVICE_INDEX + 1:  # before looking at each
+            raise serializers.ValidationError(f"A server has at most {MAX_DEVICE_INDEX + 1} GPUs; this list has {len(data)} device ids.")
         if isinstance(data, list) and all(isinstance(item, int) and not isinstance(item, bool) for item in data):
             return {"ids": data}
         self.fail("invalid")
@@ -330,10 +332,13 @@ def _indices_of(server, ids):
     found = dict(Device.objects.filter(pk__in=in_range, server=server).values_list("pk", "index"))
     missing = [device_id for device_id in wanted if device_id not in found]
     if missing:
-        listed = ", ".join(str(device_id) for device_id in missing)
+        listed = ", ".join(str(device_id) for device_id in missing[:10]) + (f" and {len(missing) - 10} more" if len(missing) > 10 else "")
         noun = "Device id" if len(missing) == 1 else "Device ids"
         verb = "is not a GPU" if len(missing) == 1 else "are not GPUs"
-        raise serializers.ValidationError({"devices": [f"{noun} {listed} {verb} of {server.name}; see devices/?server={server.name}."]})
+        has = server.devices.count()
+        raise serializers.ValidationError(
+            {"devices": [f"{noun} {listed} {verb} of {server.name} (it has {has} GPU{'' if has == 1 else 's'}); see devices/?server={server.name}."]}
+        )
     return sorted(found[device_id] for device_id in wanted)
 
 

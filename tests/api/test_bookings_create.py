@@ -44,7 +44,7 @@ def test_device_ids_on_another_server_are_400(as_alice, thalys, later):
 
     error = error_of(create(as_alice, server="thalys", devices=[other.pk], start=later.isoformat(), duration="1h"), 400, "invalid")
 
-    assert error["fields"]["devices"] == [f"Device id {other.pk} is not a GPU of thalys; see devices/?server=thalys."]
+    assert error["fields"]["devices"] == [f"Device id {other.pk} is not a GPU of thalys (it has 8 GPUs); see devices/?server=thalys."]
 
 
 def test_devices_of_the_wrong_type_are_400(as_alice, thalys, later):
