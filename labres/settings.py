@@ -116,8 +116,10 @@ if REDIS_URL:
 else:
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+            # Django's file cache with an atomic add() (labres/cache.py); room for a lab's entries.
+            "BACKEND": "labres.cache.FileCache",
             "LOCATION": str(VAR_DIR / "cache"),
+            "OPTIONS": {"MAX_ENTRIES": 10_000},
         }
     }
     _broker_dir = VAR_DIR / "celery" / "broker"
