@@ -81,13 +81,13 @@ def test_a_replayed_claim_is_refused_and_books_nothing(live_server, linked_alice
     headers = signed(body)
     assert post(live_server, "commands", body, headers).status_code == 200
     first = Booking.objects.get(user=linked_alice)
-    services.release_booking(first, by=linked_alice, now=NOW + timedelta(seconds=30))  # GPU 0 is free again
+    services.release_booking(first, by=linked_alice)  # GPU 0 is free again
 
     replay = post(live_server, "commands", body, headers)
 
+    assert list(Booking.objects.filter(user=linked_alice).values_list("pk", flat=True)) == [first.pk]
     assert replay.status_code == 409
     assert replay.json()["error"]["code"] == "replayed"
-    assert list(Booking.objects.filter(user=linked_alice).values_list("pk", flat=True)) == [first.pk]
 
 
 def test_the_same_command_signed_anew_is_not_a_replay(live_server, linked_alice, thalys):
@@ -191,3 +191,26 @@ def test_the_embedded_cache_adds_a_key_once_however_many_race(tmp_path):
     for attempt in range(5):
         won = race(16, lambda i: caches[i].add(f"key-{attempt}", i, timeout=60))
         assert won.count(True) == 1, won
+
+
+class RecordingSocketClient:
+    def __init__(self):
+        self.acknowledged = []
+
+    def send_socket_mode_response(self, response):
+        self.acknowledged.append(response.envelope_id)
+
+
+def test_a_socket_mode_envelope_delivered_twice_is_acknowledged_twice_and_acts_once(linked_alice, thalys):
+    from slack_sdk.socket_mode.request import SocketModeRequest
+
+    from notifications.slackbot.socket_mode import process
+
+    envelope = SocketModeRequest(type="slash_commands", envelope_id="env-7", payload={"text": "claim thalys:0 1h eval", "user_id": "U0ALICE"})
+    client = RecordingSocketClient()
+    process(client, envelope)
+    first = Booking.objects.get(user=linked_alice)
+    services.release_booking(first, by=linked_alice)  # GPU 0 is free again
+    process(client, envelope)
+    assert client.acknowledged == ["env-7", "env-7"]
+    assert list(Booking.objects.filter(user=linked_alice).values_list("pk", flat=True)) == [first.pk]
