@@ -9,12 +9,15 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
+from labres.private_files import private_file, private_folder
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 env = environ.Env()
 
-# Where the embedded defaults keep their files (SQLite database, Celery broker folder, cache).
+# Where the embedded defaults keep their files (SQLite database, Celery broker folder, cache);
+# labres's user's alone: the folder 0700, the database and mail files 0600 (labres/private_files.py).
 VAR_DIR = Path(env.str("LABRES_VAR_DIR", default=str(BASE_DIR / "var")))
-VAR_DIR.mkdir(parents=True, exist_ok=True)
+private_folder(VAR_DIR)
 
 # --- Core -------------------------------------------------------------------------------
 # DEBUG is off unless asked for; `make demo` asks for it.
@@ -96,6 +99,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     )
     # Tests use a file, not shared-cache memory: racing threads need real SQLite locking.
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}
+    # Made 0600 before SQLite makes it (its -wal and -shm files take the database file's mode).
+    if Path(DATABASES["default"]["NAME"]).parent.is_dir():
+        private_file(DATABASES["default"]["NAME"])
 else:
     DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
     DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
@@ -127,12 +133,15 @@ if REDIS_URL:
 else:
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+            # Django's file cache with an atomic add() (labres/cache.py); room for a lab's entries.
+            "BACKEND": "labres.cache.FileCache",
             "LOCATION": str(VAR_DIR / "cache"),
+            "OPTIONS": {"MAX_ENTRIES": 10_000},
         }
     }
     _broker_dir = VAR_DIR / "celery" / "broker"
-    _broker_dir.mkdir(parents=True, exist_ok=True)
+    private_folder(VAR_DIR / "celery")
+    private_folder(_broker_dir)
     CELERY_BROKER_URL = "filesystem://"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_broker_dir),
@@ -175,7 +184,7 @@ DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="labres <labres@local
 if env.str("EMAIL_URL", default=""):
     vars().update(env.email_url("EMAIL_URL"))
 else:
-    EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
+    EMAIL_BACKEND = "labres.private_files.FileEmailBackend"  # Django's, with the folder 0700 and files 0600
     EMAIL_FILE_PATH = str(VAR_DIR / "mail")
 EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=20)
 # Slack: the bot token (xoxb-...) for direct messages and channel posts; empty means no Slack bot.
@@ -405,9 +414,23 @@ STORAGES = {
 }
 
 # --- Security (behind a TLS proxy in production) ------------------------------------------
-SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env.bool("BEHIND_TLS_PROXY", default=False) else None
-SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=not DEBUG and bool(CSRF_TRUSTED_ORIGINS))
+# BEHIND_TLS_PROXY=1: a proxy terminates TLS and sets X-Forwarded-Proto (https); then cookies are
+# Secure, plain HTTP is redirected to HTTPS, and browsers are told to keep to HTTPS (HSTS).
+BEHIND_TLS_PROXY = env.bool("BEHIND_TLS_PROXY", default=False)
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if BEHIND_TLS_PROXY else None
+# Session and CSRF cookies only over HTTPS: behind the proxy, or when HTTPS origins are trusted.
+SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=BEHIND_TLS_PROXY or (not DEBUG and bool(CSRF_TRUSTED_ORIGINS)))
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+# Redirect plain HTTP to HTTPS; not the probes, which call a web process directly inside the network.
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=BEHIND_TLS_PROXY)
+SECURE_REDIRECT_EXEMPT = [r"^health/$", r"^metrics$"]
+# HSTS: how long browsers keep to HTTPS (seconds; 0: no header). includeSubDomains and preload bind
+# every host under the name (preload for good, once listed): a lab turns them on knowingly, so
+# Django's reminders that they are off (W005, W021) are silenced.
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=365 * 24 * 3600 if BEHIND_TLS_PROXY else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=False)
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
+SILENCED_SYSTEM_CHECKS = ["security.W005", "security.W021"]
 
 # --- Logging ----------------------------------------------------------------------------
 LOGGING = {

@@ -4,6 +4,7 @@ Members see the whole lab's figures: seeing who books and who uses is the point.
 whole days in the member's time zone; the figures come from monitoring.analytics.
 """
 import csv
+import unicodedata
 
 from django import forms
 from django.conf import settings
@@ -30,8 +31,10 @@ CSV_KINDS = ("member", "group", "server", "booking")
 CHART_MEMBERS = 30  # the member chart shows the most-booked; the table lists all
 # Heat map levels: (lowest mean utilization, CSS class, legend). Below the first: idle.
 HEAT_LEVELS = ((80, "h5", "80% or more"), (50, "h4", "50–79%"), (25, "h3", "25–49%"), (5, "h2", "5–24%"), (0, "h1", "under 5%"))
-# Characters a spreadsheet reads as the start of a formula (CSV injection).
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+# Characters a spreadsheet reads as the start of a formula (CSV injection, as OWASP lists them), after
+# NFKC (fullwidth ＝＋－＠ and small ﹦﹢﹣﹫ become =+-@) and with the minus sign; tab and CR count as themselves.
+FORMULA_START = frozenset("=+-@\u2212")
+FORMULA_CONTROLS = frozenset("\t\r")
 
 
 class PeriodForm(forms.Form):
@@ -206,9 +209,21 @@ def _cell(value):
         return ""
     if isinstance(value, float):
         return f"{value:.3f}"
-    if isinstance(value, str) and value.startswith(FORMULA_START):
+    if isinstance(value, str) and _runs_as_formula(value):
         return "'" + value
     return value
+
+
+def _runs_as_formula(text):
+    """Whether a spreadsheet could read `text` as a formula: its first character is tab or CR, or the first one
+    past what a spreadsheet may skip (white space, line breaks, zero-width and other invisible characters) starts one."""
+    for char in text:
+        if char in FORMULA_CONTROLS:
+            return True
+        if char.isspace() or unicodedata.category(char) in ("Cc", "Cf", "Zs", "Zl", "Zp"):
+            continue
+        return unicodedata.normalize("NFKC", char)[:1] in FORMULA_START
+    return False
 
 
 def _local_iso(moment):

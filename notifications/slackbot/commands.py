@@ -39,6 +39,7 @@ class Reply:
     text: str  # plain-text fallback
     blocks: list | None = None  # Block Kit
     in_channel: bool = False  # shared-state changes when SLACK_ANNOUNCE is on; else only the caller sees it
+    refused: bool = False  # nothing was done (bad input, not allowed): a button may be pressed again
 
     def as_slack(self):
         answer = {"response_type": "in_channel" if self.in_channel else "ephemeral", "text": self.text}
@@ -103,7 +104,7 @@ def member_for(slack_user_id):
 
 
 def link_first():
-    return Reply(f"Link your Slack account first: {command_name()} link you@lab.org")
+    return Reply(f"Link your Slack account first: {command_name()} link you@lab.org", refused=True)
 
 
 def handle_command(text, *, slack_user_id, now=None):
@@ -141,10 +142,19 @@ def handle_action(action_id, value, *, slack_user_id, now=None):
         return _guarded(_decide, user, value, approve=action_id == APPROVE_ACTION, now=now)
     if action_id in (SERIES_APPROVE_ACTION, SERIES_DECLINE_ACTION):
         return _guarded(_decide_series, user, value, approve=action_id == SERIES_APPROVE_ACTION, now=now)
-    return Reply("This button is not known here (any more); try `" + command_name() + " help`.")
+    return Reply("This button is not known here (any more); try `" + command_name() + " help`.", refused=True)
 
 
 WAITLIST_CLAIM_ACTION = "waitlist_claim"
+
+
+def pressed_again(action_id, value):
+    """The answer to a button pressed again on a message where it already acted (it acts once)."""
+    again = ""
+    if action_id == EXTEND_ACTION:
+        booking_id, _, duration = (value or "").partition(":")
+        again = f" To extend it once more: `{command_name()} extend {slack_escape(booking_id)} {slack_escape(duration or EXTEND_BY)}`."
+    return Reply(f"You already pressed this button on this message, and it did its work then; a button acts once.{again}", refused=True)
 
 
 def _claim_offer(user, value, *, now):
@@ -167,7 +177,7 @@ def _guarded(handler, *args, **kwargs):
         try:
             return handler(*args, **kwargs)
         except (CommandError, BookingError, ParseError, LinkError) as error:
-            return Reply(str(error))
+            return Reply(str(error), refused=True)
 
 
 # --- commands -------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from slack_sdk import WebClient
 from slack_sdk.socket_mode import SocketModeClient
 from slack_sdk.socket_mode.response import SocketModeResponse
 
-from . import tasks
+from . import replays, tasks
 
 logger = logging.getLogger(__name__)
 
@@ -32,7 +32,10 @@ def process(client, request):
     """Acknowledge one envelope and answer it; nothing a handler does escapes this function."""
     close_old_connections()  # listeners run in a thread pool: no stale database connection
     try:
-        if request.type == "slash_commands":
+        if not replays.first_time("envelope", request.envelope_id, seconds=replays.REQUEST_MEMORY_SECONDS):
+            # Slack sends an envelope again when it missed the acknowledgement: acknowledge, do not act twice.
+            client.send_socket_mode_response(SocketModeResponse(envelope_id=request.envelope_id))
+        elif request.type == "slash_commands":
             _command(client, request)
         elif request.type == "interactive":
             _interaction(client, request)
@@ -67,7 +70,9 @@ def _interaction(client, request):
     if payload.get("type") != "block_actions" or not payload.get("actions"):
         return
     action = payload["actions"][0]
-    reply = tasks.run_action(action.get("action_id", ""), action.get("value", ""), (payload.get("user") or {}).get("id", ""))
+    user_id = (payload.get("user") or {}).get("id", "")
+    press = replays.button_press(payload, user_id, action)
+    reply = tasks.run_action(action.get("action_id", ""), action.get("value", ""), user_id, press=press)
     response_url = payload.get("response_url")
     if response_url:
         tasks.post_to_response_url(response_url, reply, replace_original=False)

@@ -17,7 +17,7 @@ def safe_reply(handle, *args, **kwargs):
         return handle(*args, **kwargs)
     except Exception as error:
         logger.exception("slack handler %s failed", getattr(handle, "__name__", handle))
-        return commands.Reply(text=f"Something went wrong: {error}. Please try again, or tell the lab's staff.")
+        return commands.Reply(text=f"Something went wrong: {error}. Please try again, or tell the lab's staff.", refused=True)
 
 
 def run_command(text, slack_user_id):
@@ -27,11 +27,17 @@ def run_command(text, slack_user_id):
     return safe_reply(commands.handle_command, text, slack_user_id=slack_user_id)
 
 
-def run_action(action_id, value, slack_user_id):
-    """The reply to a button, whatever happens."""
-    from . import commands
+def run_action(action_id, value, slack_user_id, *, press=None):
+    """The reply to a button, whatever happens. A `press` (replays.button_press) acts once: the same
+    button pressed again on the same message by the same member is answered, not acted on."""
+    from . import commands, replays
 
-    return safe_reply(commands.handle_action, action_id, value, slack_user_id=slack_user_id)
+    if press is not None and not replays.first_time("button", *press, seconds=replays.BUTTON_MEMORY_SECONDS):
+        return commands.pressed_again(action_id, value)
+    reply = safe_reply(commands.handle_action, action_id, value, slack_user_id=slack_user_id)
+    if press is not None and reply.refused:
+        replays.forget("button", *press)  # it did nothing: pressing it again may work (a conflict gone)
+    return reply
 
 
 def post_to_response_url(response_url, reply, *, replace_original=None):

@@ -1,7 +1,8 @@
 """Slack's HTTP endpoints: slash commands and button clicks.
 
 Each request is checked against Slack's signature (HMAC of the raw body with the signing secret)
-and refused if older than 5 minutes (a replay). Slack wants an answer within 3 seconds: quick
+and refused if older than 5 minutes, or if the same signed request was already received (a
+replay: replays.py); a button acts once per message. Slack wants an answer within 3 seconds: quick
 commands are answered in the response, slow ones (commands.DEFERRED) are acknowledged at once and
 answered from a worker through the response_url.
 """
@@ -16,7 +17,7 @@ from slack_sdk.signature import SignatureVerifier
 
 from reservations.parsing import parse_json
 
-from . import tasks
+from . import replays, tasks
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +44,8 @@ def refusal(request):
     verifier = SignatureVerifier(settings.SLACK_SIGNING_SECRET)
     if not verifier.is_valid(body=request.body, timestamp=timestamp, signature=signature):
         return _error(401, "bad_signature", "The Slack signature does not match this request.")
+    if not replays.first_time("request", timestamp, signature, seconds=replays.REQUEST_MEMORY_SECONDS):
+        return _error(409, "replayed", "This signed request was already received; Slack sends each request once, so a repeat is refused as a replay.")
     return None
 
 
@@ -87,7 +90,8 @@ def interaction(request):
         return _slack_json(commands.Reply(text=f"labres does not handle {payload.get('type')!r} interactions."))
     if action.get("action_id") in commands.LINK_ACTIONS:
         return JsonResponse({})  # the page opened in the browser; nothing to answer in Slack
-    reply = tasks.run_action(action.get("action_id", ""), action.get("value", ""), user_id)
+    press = replays.button_press(payload, user_id, action)
+    reply = tasks.run_action(action.get("action_id", ""), action.get("value", ""), user_id, press=press)
     response_url = payload.get("response_url")
     if response_url and tasks.post_to_response_url(response_url, reply, replace_original=False):
         return JsonResponse({})
