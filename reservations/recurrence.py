@@ -218,7 +218,7 @@ def occurrences(rule, *, first, until=None, zone, limit, horizon):
 
     Only the days from `first` to the `horizon` date are looked at, one by one: the work is bounded by
     the horizon whatever the rule says (python-dateutil would walk to the year 9999 looking for a
-    30 February). A caller tells a rule that goes on past the horizon by its COUNT or its until.
+    30 February, even given an UNTIL: it compares only matching dates with it). A caller tells a rule that goes on past the horizon by its COUNT or its until.
     """
     parts = rule_parts(rule)
     if until is None and "COUNT" not in parts:
