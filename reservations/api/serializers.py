@@ -11,9 +11,9 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from ..models import Booking, Device, Room, Server, member_name
-from ..parsing import ParseError, format_device_set, parse_device_set, parse_duration
+from ..parsing import EARLIEST, LATEST, ParseError, format_device_set, parse_device_set, parse_duration
 from .errors import CODES
-from .times import EARLIEST, LATEST, utc_iso
+from .times import utc_iso
 
 BIGINT_MAX = 2**63 - 1
 STATES = ("upcoming", "running", "ended", "cancelled", "released", "pending")
