@@ -38,12 +38,12 @@ class TimeField(serializers.DateTimeField):
     default_error_messages = {"range": "Times must lie between 1970 and 2999."}
 
     def to_internal_value(self, value):
-        moment = super().to_internal_value(value)  # aware, in the active (member's) zone
         try:
+            moment = super().to_internal_value(value)  # aware, in the active (member's) zone
             # In UTC, so that adding a duration adds real time even across a daylight-saving change.
             moment = moment.astimezone(UTC)
-        except OverflowError:
-            self.fail("overflow")
+        except OverflowError:  # year 9999 west of UTC, year 1 east of it (DRF converts while reading)
+            self.fail("range")
         if not EARLIEST <= moment < LATEST:
             self.fail("range")
         return moment
