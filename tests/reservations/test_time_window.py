@@ -240,3 +240,33 @@ def test_parse_moment_gives_a_time_within_reach_or_says_why(moment, zone, offset
     assert EARLIEST <= parsed < LATEST
     parsed.astimezone(UTC) + MAX_DURATION  # what surfaces do next cannot overflow
     parsed - MAX_DURATION
+
+
+# --- the migration that adds the constraints -------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_migration_cancels_a_booking_stored_out_of_reach_and_keeps_the_overlap_rule(alice, thalys, later, db_vendor):
+    from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
+
+    booking = services.create_booking(alice, start=later, end=later + H, server="thalys", devices="0", purpose="eval")
+    executor = MigrationExecutor(connection)
+    executor.migrate([("reservations", "0013_waitlist")])
+    # What the change page wrote before: 9999-12-31 23:00 in Sao Paulo, year 10000 on PostgreSQL.
+    far = "10000-01-01 02:00:00+00" if db_vendor == "postgresql" else "9999-12-31 23:00:00"
+    with connection.cursor() as cursor:
+        for table in ("reservations_booking", "reservations_allocation"):
+            cursor.execute(f'UPDATE {table} SET "end" = %s WHERE {"id" if table.endswith("booking") else "booking_id"} = %s', [far, booking.pk])
+    executor = MigrationExecutor(connection)
+    executor.loader.build_graph()
+    executor.migrate(executor.loader.graph.leaf_nodes())
+
+    booking = Booking.objects.get(pk=booking.pk)
+    assert (booking.status, booking.start, booking.end) == ("cancelled", booking.created_at, booking.created_at + timedelta(minutes=1))
+    assert not booking.allocations.get().active
+    again = services.create_booking(alice, start=later, end=later + H, server="thalys", devices="0")
+    other = services.create_booking(alice, start=later, end=later + H, server="thalys", devices="1")
+    with pytest.raises(IntegrityError, match="allocation_overlap|allocation_no_overlap"), transaction.atomic():
+        # the overlap rule (on SQLite: triggers) survived the tables' rebuild
+        Allocation.objects.create(booking=other, unit=again.allocations.get().unit, start=later, end=later + H)
