@@ -270,3 +270,29 @@ def test_the_migration_cancels_a_booking_stored_out_of_reach_and_keeps_the_overl
     with pytest.raises(IntegrityError, match="allocation_overlap|allocation_no_overlap"), transaction.atomic():
         # the overlap rule (on SQLite: triggers) survived the tables' rebuild
         Allocation.objects.create(booking=other, unit=again.allocations.get().unit, start=later, end=later + H)
+
+
+def test_the_admin_answers_year_9999_west_of_utc_with_a_form_error(staff_client, root, upcoming):
+    from tests.reservations.test_admin import change_data, change_url, form_errors
+
+    in_zone(root, WEST)
+    data = {**change_data(upcoming), "start_0": "9999-12-31", "start_1": "22:00:00", "end_0": "9999-12-31", "end_1": "23:00:00"}
+
+    response = staff_client.post(change_url(upcoming), data)
+
+    assert response.status_code == 200
+    assert "Bookings start at most 365d ahead" in form_errors(response)["start"][0]
+    before = upcoming.start
+    upcoming.refresh_from_db()
+    assert upcoming.start == before
+
+
+def test_the_admin_refuses_a_purpose_with_a_line_break(staff_client, upcoming):
+    from tests.reservations.test_admin import change_data, change_url, form_errors
+
+    response = staff_client.post(change_url(upcoming), change_data(upcoming, purpose="eval\rBcc: eve"))
+
+    assert response.status_code == 200
+    assert "control character (U+000D)" in form_errors(response)["purpose"][0]
+    upcoming.refresh_from_db()
+    assert upcoming.purpose == "eval"
