@@ -314,6 +314,8 @@ USE_I18N = False
 # --- Bookings ---------------------------------------------------------------------------
 # The longest a single booking may last, written as a duration (30m, 2h, 1d, 14d).
 BOOKING_MAX_LENGTH = env.str("BOOKING_MAX_LENGTH", default="14d")
+# How far ahead any booking may start (or a series repeat), for everyone, whatever fair use allows.
+BOOKING_MAX_AHEAD = env.str("BOOKING_MAX_AHEAD", default="365d")
 # How far in the past a booking may start, so that "now" typed a moment ago still works.
 BOOKING_PAST_GRACE = env.str("BOOKING_PAST_GRACE", default="5m")
 # Waitlist ("tell me when"): how long an entry waits at most, how long an offer holds, and how

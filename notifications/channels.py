@@ -155,10 +155,12 @@ class Email(Channel):
         if not user.email:
             raise DeliveryError(f"{user.get_username()} has no e-mail address.", permanent=True)
         from reservations.models import member_name
+        from reservations.text import plain
 
         payload = notification.payload
         message = EmailMultiAlternatives(
-            subject=payload["subject"], body=payload["text"], to=[formataddr((member_name(user), user.email))],
+            # plain: a name stored before line breaks were refused must not break the header for good.
+            subject=payload["subject"], body=payload["text"], to=[formataddr((plain(member_name(user)), user.email))],
             # Machine-sent: no vacation or out-of-office replies, please (RFC 3834; Exchange's own header).
             headers={"Auto-Submitted": "auto-generated", "X-Auto-Response-Suppress": "All"},
         )

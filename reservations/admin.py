@@ -207,10 +207,13 @@ class BookingAdmin(admin.ModelAdmin):
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
         # A POST comes back here only when the form or an inline was refused; the form's clean()
         # may already have written through the service, so undo it with the rest of the request.
+        # Marked after the page's context is built (it may query, e.g. a content type not cached
+        # yet), which a transaction marked for rollback refuses; the page renders after it.
+        response = super().render_change_form(request, context, add=add, change=change, form_url=form_url, obj=obj)
         using = router.db_for_write(self.model)
         if request.method == "POST" and transaction.get_connection(using).in_atomic_block:
             transaction.set_rollback(True, using=using)
-        return super().render_change_form(request, context, add=add, change=change, form_url=form_url, obj=obj)
+        return response
 
     def has_delete_permission(self, request, obj=None):
         return False  # bookings are cancelled, never deleted: their history matters

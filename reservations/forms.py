@@ -333,7 +333,7 @@ class BookingForm(forms.Form):
         if error.field in ("cpu_cores", "memory_gib"):
             # A whole server takes all of the pools: its inputs are hidden then, the server's choice is at fault.
             return error.field if self.cleaned_data.get("what") in ("gpus", "shares") else "server"
-        if error.field in ("server", "devices", "room", "start"):
+        if error.field in ("server", "devices", "room", "start", "purpose"):
             if error.field == "server" and self.cleaned_data.get("what") == "room":
                 return "room"
             return error.field

@@ -11,6 +11,13 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from .parsing import EARLIEST, LATEST
+from .text import refuse_control_characters
+
+# Rows outside the times labres reads at all are refused by the database too: a booking in year
+# 10000 (9999-12-31 23:00 west of UTC) could be stored by PostgreSQL but not read back by Python.
+WITHIN_REACH = Q(start__gte=EARLIEST, end__lte=LATEST)
+
 
 class Server(models.Model):
     name = models.SlugField(max_length=64, unique=True, help_text="Short name used in device sets, e.g. thalys:0-1.")
@@ -177,7 +184,7 @@ class Booking(models.Model):
     LIVE = (Status.CONFIRMED, Status.PENDING)
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="bookings")
-    purpose = models.CharField(max_length=200, blank=True)
+    purpose = models.CharField(max_length=200, blank=True, validators=[refuse_control_characters])
     start = models.DateTimeField()
     end = models.DateTimeField()
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.CONFIRMED)
@@ -202,12 +209,15 @@ class Booking(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="decided_bookings",
     )
     decided_at = models.DateTimeField(null=True, blank=True)
-    decision_note = models.CharField(max_length=500, blank=True, help_text="The reason given to the member on a decline.")
+    decision_note = models.CharField(
+        max_length=500, blank=True, validators=[refuse_control_characters], help_text="The reason given to the member on a decline.",
+    )
 
     class Meta:
         ordering = ["-start"]
         constraints = [
             models.CheckConstraint(name="booking_end_after_start", condition=Q(end__gt=models.F("start"))),
+            models.CheckConstraint(name="booking_within_reach", condition=WITHIN_REACH),
             models.CheckConstraint(
                 name="booking_server_xor_room",
                 condition=(Q(server__isnull=False, room__isnull=True) | Q(server__isnull=True, room__isnull=False, whole_server=False)),
@@ -287,6 +297,7 @@ class Allocation(models.Model):
     class Meta:
         constraints = [
             models.CheckConstraint(name="allocation_end_after_start", condition=Q(end__gt=models.F("start"))),
+            models.CheckConstraint(name="allocation_within_reach", condition=WITHIN_REACH),
             models.UniqueConstraint(fields=["booking", "unit"], name="allocation_unit_once_per_booking"),
         ]
         # The conflict lookup: active allocations of a unit that end after a given time.
@@ -312,7 +323,9 @@ class Profile(models.Model):
     """A member's own settings: the name others see, and the time zone times are shown in."""
 
     user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="profile")
-    display_name = models.CharField(max_length=100, blank=True, help_text="How others see you; empty means your full name.")
+    display_name = models.CharField(
+        max_length=100, blank=True, validators=[refuse_control_characters], help_text="How others see you; empty means your full name.",
+    )
     time_zone = models.CharField(max_length=64, blank=True, choices=_time_zone_choices, help_text="Empty means the lab's time zone.")
     unix_username = models.CharField(
         max_length=32,
@@ -733,7 +746,7 @@ class WaitlistEntry(models.Model):
     room = models.ForeignKey(Room, null=True, blank=True, on_delete=models.CASCADE, related_name="waitlist_entries")
     length = models.DurationField(help_text="How long the booking would last.")
     not_after = models.DateTimeField(help_text="The latest useful start; the entry lapses after it.")
-    purpose = models.CharField(max_length=200, blank=True)
+    purpose = models.CharField(max_length=200, blank=True, validators=[refuse_control_characters])
     created_at = models.DateTimeField(auto_now_add=True)
     queued_at = models.DateTimeField(db_index=True, help_text="Its place in line: earlier is first.")
     state = models.CharField(max_length=10, choices=State.choices, default=State.WAITING)
@@ -817,7 +830,7 @@ class BookingSeries(models.Model):
     length = models.DurationField()
     time_zone = models.CharField(max_length=64)
     until = models.DateField(null=True, blank=True, help_text="The last date an occurrence may start on (empty: the rule has COUNT).")
-    purpose = models.CharField(max_length=200, blank=True)
+    purpose = models.CharField(max_length=200, blank=True, validators=[refuse_control_characters])
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -4,7 +4,7 @@ Each raises ParseError with a message that names the bad part and shows what wou
 """
 import json
 import re
-from datetime import datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta
 
 # Nobody books a GPU for ten years; the cap also keeps huge numbers from overflowing timedelta.
 MAX_DURATION = timedelta(days=3650)
@@ -15,6 +15,12 @@ MAX_DURATION_LENGTH = 50
 # JSON from a request: what the API and Slack send nests a few levels; Python's parser would recurse
 # until it fails.
 MAX_JSON_DEPTH = 32
+
+# The instants labres reads at all (UTC): outside them a zone's offset or a length added could
+# overflow Python's datetime (years 1 to 9999), and no lab books there. The database refuses
+# bookings outside them too (the constraints on Booking and Allocation).
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(3000, 1, 1, tzinfo=UTC)
 
 
 class ParseError(ValueError):
@@ -168,6 +174,17 @@ def parse_moment(text, *, now, zone):
         raise ParseError(f"'{raw}' is not a time; {hint}.") from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=zone)
+    return within_reach(moment)
+
+
+def within_reach(moment):
+    """`moment` (aware) itself if it lies from EARLIEST to before LATEST; else ParseError saying so."""
+    try:
+        inside = EARLIEST <= moment.astimezone(UTC) < LATEST
+    except OverflowError:  # year 1 east of UTC, year 9999 west of it
+        inside = False
+    if not inside:
+        raise ParseError(f"{moment.replace(tzinfo=None).isoformat(' ', 'minutes')} is out of range; write a time from {EARLIEST.year} to {LATEST.year - 1}.")
     return moment
 
 

@@ -18,8 +18,9 @@ from labres.db import insert, prepared_cursor
 from . import capacity, fairuse
 from .errors import BookingConflict, BookingError, Busy, Conflict, NotAllowed, NotPending, Refusal, SeriesConflict
 from .models import Allocation, Booking, BookingSeries, Device, Profile, Room, Server, Unit
-from .parsing import ParseError, format_device_set, format_duration, parse_device_set, parse_duration
+from .parsing import EARLIEST, ParseError, format_device_set, format_duration, parse_device_set, parse_duration
 from .signals import booking_changed, series_changed
+from .text import check_text
 
 OVERLAP_SQLSTATE = "23P01"  # PostgreSQL exclusion_violation
 SQLITE_OVERLAP_MARKER = "allocation_overlap"  # the message of the SQLite triggers
@@ -135,6 +136,7 @@ def create_booking(
     if share_only:
         target = Target(server=target.server, devices=(), room=None, units=())
     _check_times(start, end, now=now, allow_past_start=allow_past_start)
+    purpose = _purpose(purpose)
     pending = needs_approval(user, target, source)
     if pending and start <= now:
         place = f"server {target.server.name}" if target.server is not None else f"room {target.room.name}"
@@ -160,7 +162,7 @@ def create_booking(
             booking = Booking(
                 user=user,
                 status=Booking.Status.PENDING if pending else Booking.Status.CONFIRMED,
-                purpose=(purpose or "").strip(),
+                purpose=purpose,
                 start=start,
                 end=end,
                 source=source,
@@ -230,6 +232,7 @@ def extend_booking(booking, *, by, duration=None, end=None, now=None):
 def change_booking(booking, *, by, start=None, end=None, purpose=None, now=None):
     """Move a booking's start and/or end, or change its purpose; the units stay the same. Refused if that overlaps."""
     now = now or timezone.now()
+    purpose = None if purpose is None else _purpose(purpose)
     try:
         with transaction.atomic():
             booking = _lock_for_change(booking, by, now)
@@ -264,7 +267,7 @@ def change_booking(booking, *, by, start=None, end=None, purpose=None, now=None)
             before = (booking.start, booking.end)
             booking.start, booking.end = new_start, new_end
             if purpose is not None:
-                booking.purpose = purpose.strip()
+                booking.purpose = purpose
             booking.sequence += 1
             booking.save(update_fields=["start", "end", "purpose", "sequence", "updated_at"])
             booking.allocations.update(start=new_start, end=new_end)
@@ -365,8 +368,7 @@ def plan_series(user, *, start, end, repeat=None, until=None, count=None, time_z
 
 def series_horizon():
     """How far ahead a series may reach: as far as one may book (BOOKING_MAX_AHEAD, a year by default)."""
-    ahead = getattr(settings, "BOOKING_MAX_AHEAD", "365d")
-    return parse_duration(ahead) if isinstance(ahead, str) else ahead
+    return parse_duration(settings.BOOKING_MAX_AHEAD)
 
 
 def create_series(
@@ -387,13 +389,14 @@ def create_series(
     if on_conflict not in ("ask", "skip"):
         raise BookingError("on_conflict is 'ask' (book nothing if a date is taken) or 'skip' (book the others).", field="on_conflict")
     plan = plan_series(user, start=start, end=end, repeat=repeat, until=until, count=count, time_zone=time_zone, now=now)
+    purpose = _purpose(purpose)
     rule, until, zone, local = plan.rule, plan.until, plan.zone, plan.local
     length = end - start
     resolve_target(server=server, devices=devices, room=room)  # an unknown server is one error, not one per date
     with transaction.atomic():
         series = BookingSeries.objects.create(
             user=user, rule=rule, first_date=local.date(), start_time=local.time().replace(tzinfo=None), length=length,
-            time_zone=str(zone), until=until, purpose=(purpose or "").strip(),
+            time_zone=str(zone), until=until, purpose=purpose,
         )
         booked, refused = [], []
         with (nullcontext() if is_muted() else muted()):  # one message for the series, not one per date
@@ -487,9 +490,7 @@ def decline_booking(booking, *, by, reason="", now=None):
     `reason` is shown to the member. Raises NotAllowed, NotPending.
     """
     now = now or timezone.now()
-    reason = (reason or "").strip()
-    if len(reason) > 500:
-        raise BookingError(f"Keep the reason to 500 characters; it has {len(reason)}.", field="reason")
+    reason = _reason(reason)
     with transaction.atomic():
         booking = _lock_for_decision(booking, by, now, verb="decline")
         booking.status = Booking.Status.CANCELLED
@@ -514,6 +515,7 @@ def decide_series(series, *, by, approve, reason="", now=None):
     now = now or timezone.now()
     if not getattr(by, "is_staff", False):
         raise NotAllowed(f"Only staff can {'approve' if approve else 'decline'} bookings.")
+    reason = _reason(reason)
     with transaction.atomic():
         series = BookingSeries.objects.select_for_update(of=("self",)).select_related("user").get(pk=series.pk)
         pending = list(pending_dates(series, now))
@@ -525,7 +527,7 @@ def decide_series(series, *, by, approve, reason="", now=None):
                 for booking in pending
             ]
         event = "series_approved" if approve else "series_declined"
-        series_changed.send(BookingSeries, series=series, event=event, by=by, bookings=decided, reason=(reason or "").strip())
+        series_changed.send(BookingSeries, series=series, event=event, by=by, bookings=decided, reason=reason)
     return SeriesResult(series=series, bookings=decided, skipped=[])
 
 
@@ -602,12 +604,40 @@ def _check_times(start, end, *, now, allow_past_start=False):
     grace = parse_duration(settings.BOOKING_PAST_GRACE)
     if not allow_past_start and start < now - grace:
         raise BookingError("The start is in the past; book from now on.", field="start")
+    if start < EARLIEST:
+        raise BookingError(f"The start is before {EARLIEST.year}; check the year.", field="start")
+    # Compared, not added to: a far-off time in a zone off UTC may be a moment Python cannot convert.
+    ahead = parse_duration(settings.BOOKING_MAX_AHEAD)
+    if start > now + ahead:
+        raise BookingError(
+            f"Bookings start at most {format_duration(ahead)} ahead, by {_day(now + ahead)}; this one would start on {_day(start)}.",
+            field="start",
+        )
     longest = parse_duration(settings.BOOKING_MAX_LENGTH)
     if end - start > longest:
         raise BookingError(
             f"A booking may last at most {format_duration(longest)}; this one would last {format_duration(end - start)}.",
             field="end",
         )
+
+
+def _purpose(purpose):
+    """A booking's (or series', or waitlist entry's) purpose: one line of plain text, as long as the column holds."""
+    return check_text(purpose, field="purpose", label="purpose", max_length=Booking._meta.get_field("purpose").max_length)
+
+
+def _reason(reason):
+    """Staff's reason for a decline, shown to the member."""
+    return check_text(reason, field="reason", label="reason", max_length=Booking._meta.get_field("decision_note").max_length)
+
+
+def _day(moment):
+    """'31 Dec 2027' in the active zone; a date too far off to convert is written as it was given."""
+    try:
+        moment = timezone.localtime(moment)
+    except OverflowError:
+        pass
+    return f"{moment.day} {moment:%b} {moment.year}"
 
 
 def _get_server(server):

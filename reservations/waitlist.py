@@ -63,6 +63,7 @@ def join(user, *, server=None, gpus=None, room=None, length, not_after=None, pur
         raise BookingError("Wait for a server (some GPUs or the whole of it) or a room, not both and not neither.", field="server")
     length = _length(length)
     not_after = _not_after(not_after, now)
+    purpose = services._purpose(purpose)
     if room is not None:
         room = services._get_room(room)
         if gpus is not None:
@@ -83,7 +84,7 @@ def join(user, *, server=None, gpus=None, room=None, length, not_after=None, pur
             with transaction.atomic():
                 entry = WaitlistEntry.objects.create(
                     user=user, server=server, room=room, gpus=gpus, length=length, not_after=not_after,
-                    purpose=(purpose or "").strip()[:200], queued_at=now,
+                    purpose=purpose, queued_at=now,
                 )
         except IntegrityError:  # the same member joined the same line at the same moment (one open entry each)
             raise BookingError("You are already waiting there; withdraw that entry first.", field="server" if server else "room") from None

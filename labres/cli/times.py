@@ -42,7 +42,10 @@ def parse_time(text, *, now, after=None):
     except ValueError:
         raise CliError(f"'{raw}' is not a time; use e.g. {TIME_EXAMPLES}.") from None
     if moment.tzinfo is not None:
-        return moment.isoformat(), moment.astimezone().replace(tzinfo=None)
+        try:
+            return moment.isoformat(), moment.astimezone().replace(tzinfo=None)
+        except OverflowError:  # year 9999 west of here, or year 1 east of it
+            raise CliError(f"'{raw}' is out of range; use e.g. {TIME_EXAMPLES}.") from None
     return moment.isoformat(timespec="minutes" if not moment.second and not moment.microsecond else "seconds"), moment
 
 

@@ -5,6 +5,7 @@ whole days in the member's time zone; the figures come from monitoring.analytics
 """
 import csv
 import unicodedata
+from datetime import timedelta
 
 from django import forms
 from django.conf import settings
@@ -15,6 +16,8 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.http import urlencode
 from django.utils.safestring import mark_safe
+
+from reservations.parsing import EARLIEST, LATEST
 
 from ..analytics import (
     DAY_NAMES,
@@ -28,6 +31,8 @@ from ..analytics import (
 )
 
 CSV_KINDS = ("member", "group", "server", "booking")
+# The days a period may cover: the times labres reads at all, whatever the member's zone.
+FIRST_DAY, LAST_DAY = EARLIEST.date(), LATEST.date() - timedelta(days=1)
 CHART_MEMBERS = 30  # the member chart shows the most-booked; the table lists all
 # Heat map levels: (lowest mean utilization, CSS class, legend). Below the first: idle.
 HEAT_LEVELS = ((80, "h5", "80% or more"), (50, "h4", "50–79%"), (25, "h3", "25–49%"), (5, "h2", "5–24%"), (0, "h1", "under 5%"))
@@ -60,6 +65,11 @@ class PeriodForm(forms.Form):
         cleaned = super().clean()
         start, end = cleaned.get("start"), cleaned.get("end")
         if start is None or end is None:
+            return cleaned
+        for name, day in (("start", start), ("end", end)):
+            if not FIRST_DAY <= day <= LAST_DAY:
+                self.add_error(name, f"{day.isoformat()} is out of range; write a date from {FIRST_DAY.isoformat()} to {LAST_DAY.isoformat()}.")
+        if self.errors:
             return cleaned
         if end < start:
             self.add_error("end", "The end is before the start.")
@@ -220,7 +230,7 @@ def _runs_as_formula(text):
     for char in text:
         if char in FORMULA_CONTROLS:
             return True
-        if char.isspace() or unicodedata.category(char) in ("Cc", "Cf", "Zs", "Zl", "Zp"):
+        if char.isspace() or unicodedata.category(char)[0] in "CZ":  # controls, invisible, unassigned, separators
             continue
         return unicodedata.normalize("NFKC", char)[:1] in FORMULA_START
     return False

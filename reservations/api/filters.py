@@ -7,8 +7,8 @@ from django_filters.widgets import BooleanWidget
 from drf_spectacular.utils import extend_schema_field
 
 from ..models import Allocation, Booking, Device
+from ..parsing import EARLIEST, LATEST
 from .serializers import BIGINT_MAX, STATES
-from .times import EARLIEST, LATEST
 
 
 class TimeFormField(django_filters.fields.IsoDateTimeField):

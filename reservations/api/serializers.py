@@ -11,9 +11,9 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from ..models import Booking, Device, Room, Server, member_name
-from ..parsing import MAX_DEVICE_INDEX, ParseError, format_device_set, parse_device_set, parse_duration
+from ..parsing import EARLIEST, LATEST, MAX_DEVICE_INDEX, ParseError, format_device_set, parse_device_set, parse_duration
 from .errors import CODES
-from .times import EARLIEST, LATEST, utc_iso
+from .times import utc_iso
 
 BIGINT_MAX = 2**63 - 1
 STATES = ("upcoming", "running", "ended", "cancelled", "released", "pending")
@@ -38,12 +38,12 @@ class TimeField(serializers.DateTimeField):
     default_error_messages = {"range": "Times must lie between 1970 and 2999."}
 
     def to_internal_value(self, value):
-        moment = super().to_internal_value(value)  # aware, in the active (member's) zone
         try:
+            moment = super().to_internal_value(value)  # aware, in the active (member's) zone
             # In UTC, so that adding a duration adds real time even across a daylight-saving change.
             moment = moment.astimezone(UTC)
-        except OverflowError:
-            self.fail("overflow")
+        except OverflowError:  # year 9999 west of UTC, year 1 east of it (DRF converts while reading)
+            self.fail("range")
         if not EARLIEST <= moment < LATEST:
             self.fail("range")
         return moment

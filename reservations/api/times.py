@@ -1,14 +1,10 @@
 """Times at the API's edge: read in the member's zone, written in UTC with Z."""
 import zoneinfo
-from datetime import UTC, datetime
+from datetime import UTC
 
 from django.conf import settings
 from django.core.exceptions import ObjectDoesNotExist
 from django.utils import timezone
-
-# Times the API accepts; outside them datetime arithmetic (start + duration) could overflow.
-EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
-LATEST = datetime(3000, 1, 1, tzinfo=UTC)
 
 
 def utc_iso(moment):

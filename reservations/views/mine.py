@@ -15,6 +15,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from .. import services
 from ..errors import BookingConflict, BookingError, NotAllowed
+from ..forms import LocalDateTimeField
 from ..models import Booking, BookingSeries
 from ..selectors import member_bookings
 from ..waitlist import member_entries
@@ -33,8 +34,8 @@ def my_bookings(request, *, errors=None, status=200):
 
 
 class ChangeTimeForm(forms.Form):
-    start = forms.DateTimeField(label="Start", required=False)  # left out for a running booking
-    end = forms.DateTimeField(label="End")
+    start = LocalDateTimeField(label="Start", required=False)  # left out for a running booking
+    end = LocalDateTimeField(label="End")
 
 
 @require_POST

@@ -308,7 +308,7 @@ def test_a_berlin_member_sees_a_dst_week_with_bars_placed_by_real_time(client, a
     alice.profile.time_zone = "Europe/Berlin"
     alice.profile.save()
     start = datetime(2030, 10, 27, 12, tzinfo=BERLIN)  # after the clocks went back: 11:00 UTC
-    services.create_booking(alice, start=start, end=start + H, server="thalys", devices="0")
+    services.create_booking(alice, start=start, end=start + H, server="thalys", devices="0", now=start - 24 * H)  # booked the day before
 
     response = timeline(client, alice, date="2030-10-23")
 

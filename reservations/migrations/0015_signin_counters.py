@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('reservations', '0013_waitlist'),
+        ('reservations', '0014_times_within_reach_and_plain_text'),
     ]
 
     operations = [
