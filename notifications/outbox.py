@@ -36,8 +36,9 @@ from .models import Destination, Notification, OutboxEvent, Preference
 
 logger = logging.getLogger(__name__)
 
-# How long a claimed row belongs to its sender; a worker that died mid-send frees it after this.
-SEND_LEASE = timedelta(minutes=2)
+# How long a claimed row belongs to its sender at least; a worker that died mid-send frees it after
+# its lease (see send_lease()).
+MIN_SEND_LEASE = timedelta(minutes=2)
 # How long a claimed event belongs to its expander (the claim commits only with the expansion).
 EXPAND_LEASE = timedelta(minutes=2)
 # "Someone booked right after you": a booking starting at most this long after yours ends.
@@ -451,13 +452,20 @@ def sweep(now=None, limit=500):
     return sum(send_one(row_id, now=now) for row_id in due)
 
 
+def send_lease():
+    """How long a claimed row belongs to its sender: well over the longest a channel may take (its
+    timeout, thrice), so that a slow sender that is still alive is never overtaken by the sweep."""
+    longest = max(settings.NOTIFY_HTTP_TIMEOUT, settings.EMAIL_TIMEOUT or 0)
+    return max(MIN_SEND_LEASE, timedelta(seconds=3 * longest))
+
+
 def send_one(row_id, *, now=None):
     """Claim one row and send it; 1 if this call sent it, else 0 (not due, taken, or failed)."""
     now = now or timezone.now()
     # The lease runs from the claim, not from `now`: a sweep's `now` is when it started, and a
     # sweep that took longer than the lease would otherwise claim rows whose lease had already
     # ended, for the next sweep to claim and send again.
-    lease_end = max(now, timezone.now()) + SEND_LEASE
+    lease_end = max(now, timezone.now()) + send_lease()
     claimed = Notification.objects.filter(
         pk=row_id, state__in=[Notification.State.PENDING, Notification.State.SENDING], next_attempt_at__lte=now,
     ).update(state=Notification.State.SENDING, attempts=F("attempts") + 1, next_attempt_at=lease_end)
