@@ -469,3 +469,23 @@ def test_a_worker_killed_mid_delivery_loses_nothing_and_repeats_at_most_the_mess
     assert booking_numbers(fake_slack.messages()) == sorted([b.pk for b in bookings] + [in_flight.booking_id])
     assert set(Notification.objects.values_list("state", flat=True)) == {"sent"}
     assert Notification.objects.get(pk=in_flight.pk).attempts == 2
+
+
+@pytest.mark.celery
+@pytest.mark.django_db(transaction=True)
+def test_a_periodic_task_runs_promptly_behind_a_backlog_of_deliveries(start_worker, settings):
+    """Beat's tasks have their own queue, which the worker takes from in turn with the default
+    one: a sweep sent behind a backlog of deliveries runs long before the backlog is done (before,
+    one queue in order: after it, often past its expiry)."""
+    backlog = 100
+    for n in range(backlog):
+        app.send_task("notifications.tasks.deliver", args=[[f"created:b{n}"]])  # no such event: a quick no-op each
+    entry = settings.CELERY_BEAT_SCHEDULE["sweep-outbox"]
+    sweep = app.send_task(entry["task"], **entry["options"])  # as beat sends it
+
+    worker = start_worker()
+
+    if not wait_for(lambda: f"{entry['task']}[{sweep.id}] succeeded" in worker.output, timeout=60):
+        pytest.fail("the worker did not run the sweep:\n" + worker.output[-3000:])
+    assert waiting_in(settings.CELERY_TASK_DEFAULT_QUEUE) > backlog / 2, "the sweep waited for most of the backlog"
+    assert wait_for(lambda: waiting_in(settings.CELERY_TASK_DEFAULT_QUEUE) == 0, timeout=120), "the backlog was not drained"
