@@ -164,8 +164,11 @@ class FakeSlack:
                 self.send_header("Content-Length", str(len(data)))
                 for name, value in answer.headers.items():
                     self.send_header(name, value)
-                self.end_headers()
-                self.wfile.write(data)
+                try:
+                    self.end_headers()
+                    self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the caller gave up (timed out, or its process was killed) before the answer came
 
             do_GET = do_POST = _handle
 

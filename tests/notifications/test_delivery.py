@@ -489,3 +489,15 @@ def test_a_periodic_task_runs_promptly_behind_a_backlog_of_deliveries(start_work
         pytest.fail("the worker did not run the sweep:\n" + worker.output[-3000:])
     assert waiting_in(settings.CELERY_TASK_DEFAULT_QUEUE) > backlog / 2, "the sweep waited for most of the backlog"
     assert wait_for(lambda: waiting_in(settings.CELERY_TASK_DEFAULT_QUEUE) == 0, timeout=120), "the backlog was not drained"
+
+
+def test_a_sweep_with_its_budget_spent_leaves_the_rest_for_the_next_run(alice, thalys, later, book, fake_slack):
+    hears_nothing(alice)
+    webhook_on(thalys, fake_slack)
+    for device in "012":
+        book(alice, later, server=thalys, devices=device)
+
+    assert outbox.sweep(budget=0) == 0  # spent before it began: nothing expanded, nothing sent
+    assert OutboxEvent.objects.filter(state="pending").count() == 3
+    assert outbox.sweep(budget=60) == 3
+    assert len(fake_slack.messages()) == 3
