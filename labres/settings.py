@@ -7,6 +7,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import environ
+from kombu import Queue
 from django.core.exceptions import ImproperlyConfigured
 
 from labres.private_files import private_file, private_folder
@@ -148,8 +149,16 @@ else:
         "data_folder_out": str(_broker_dir),
         "control_folder": str(VAR_DIR / "celery" / "control"),
         "store_processed": False,
+        # How long a worker sleeps when it finds nothing it may take; kombu's 1 s capped the
+        # folder broker at about one task per second per worker process (bench/notifications.py).
+        "polling_interval": env.float("BROKER_POLLING_INTERVAL", default=0.05),
     }
 
+# Beat's periodic tasks have a queue of their own, which every portal worker consumes beside the
+# default one, taking from each in turn: a backlog of deliveries never holds up a sweep or a reminder.
+CELERY_TASK_DEFAULT_QUEUE = "celery"
+PERIODIC_QUEUE = "periodic"
+CELERY_TASK_QUEUES = [Queue(name, routing_key=name) for name in (CELERY_TASK_DEFAULT_QUEUE, PERIODIC_QUEUE)]
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
@@ -303,6 +312,9 @@ CELERY_BEAT_SCHEDULE = {
         "options": {"expires": 60},
     },
 }
+
+for _entry in CELERY_BEAT_SCHEDULE.values():
+    _entry["options"]["queue"] = PERIODIC_QUEUE
 
 # --- Time -------------------------------------------------------------------------------
 # Stored in UTC; shown in TIME_ZONE unless a member chooses another.

@@ -9,6 +9,7 @@ import smtplib
 import socket
 from email.utils import formataddr, parseaddr
 from http.client import HTTPException
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
@@ -162,7 +163,7 @@ class Email(Channel):
             # plain: a name stored before line breaks were refused must not break the header for good.
             subject=payload["subject"], body=payload["text"], to=[formataddr((plain(member_name(user)), user.email))],
             # Machine-sent: no vacation or out-of-office replies, please (RFC 3834; Exchange's own header).
-            headers={"Auto-Submitted": "auto-generated", "X-Auto-Response-Suppress": "All"},
+            headers={"Auto-Submitted": "auto-generated", "X-Auto-Response-Suppress": "All", "Message-ID": message_id(notification)},
         )
         if payload.get("html"):
             message.attach_alternative(payload["html"], "text/html")
@@ -176,6 +177,13 @@ class Email(Channel):
             raise DeliveryError(f"The e-mail to {user.email!r} could not be written: {error}.", permanent=True) from None
         except OSError as error:  # smtplib's errors, refused connections and timeouts are all OSErrors
             raise smtp_delivery_error(error) from None
+
+
+def message_id(notification):
+    """The same Message-ID on every try of one outbox row, so that a repeat after a worker died
+    mid-send (see the README's delivery guarantee) can be recognised by mail servers and clients."""
+    host = urlsplit(settings.SITE_URL).hostname or "labres"
+    return f"<notification-{notification.pk}.{notification.created_at:%Y%m%dT%H%M%S%f}@{host}>"
 
 
 def smtp_delivery_error(error):

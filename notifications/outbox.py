@@ -1,4 +1,4 @@
-"""The outbox: queue messages with the change that causes them, and send each exactly once.
+"""The outbox: queue messages with the change that causes them, exactly once, and send them at least once.
 
 Two steps. A change writes what happened, record(): one OutboxEvent row in the change's
 transaction, nothing rendered, nothing else read, so the change stays cheap. After commit, a
@@ -9,8 +9,10 @@ rows. Reminders, found outside any change, write their rows directly with notify
 If the broker is down, nothing is lost: sweep() (beat, every 30 s) expands the events and sends
 the rows that are due. An event is expanded, and a row sent, by whoever claims it first (a
 conditional UPDATE), so two workers, or a task and the sweep, never queue or send a message
-twice; a row's key is unique besides. Failures back off exponentially, Slack's Retry-After is
-honoured, and after NOTIFY_MAX_ATTEMPTS a row is left failed for staff.
+twice; a row's key is unique besides. The one repeat left: a worker that dies after the channel
+took a row and before it marked it sent; the sweep sends that row again once its lease is over.
+Failures back off exponentially, Slack's Retry-After is honoured, and after NOTIFY_MAX_ATTEMPTS a
+row is left failed for staff.
 """
 import atexit
 import logging
@@ -36,8 +38,9 @@ from .models import Destination, Notification, OutboxEvent, Preference
 
 logger = logging.getLogger(__name__)
 
-# How long a claimed row belongs to its sender; a worker that died mid-send frees it after this.
-SEND_LEASE = timedelta(minutes=2)
+# How long a claimed row belongs to its sender at least; a worker that died mid-send frees it after
+# its lease (see send_lease()).
+MIN_SEND_LEASE = timedelta(minutes=2)
 # How long a claimed event belongs to its expander (the claim commits only with the expansion).
 EXPAND_LEASE = timedelta(minutes=2)
 # "Someone booked right after you": a booking starting at most this long after yours ends.
@@ -118,8 +121,11 @@ def _expansion_failed(event_id, error, now):
     )
 
 
-def expand_due(now=None, limit=500):
-    """Expand the events that are due (never handed to a worker, failed earlier); returns the keys of the rows written."""
+def expand_due(now=None, limit=500, deadline=None):
+    """Expand the events that are due (never handed to a worker, failed earlier); returns the keys of the rows written.
+
+    With `deadline` (a time.monotonic() value), it stops there; the rest waits for the next run.
+    """
     now = now or timezone.now()
     due = list(
         OutboxEvent.objects.filter(state__in=[OutboxEvent.State.PENDING, OutboxEvent.State.EXPANDING], next_attempt_at__lte=now)
@@ -128,6 +134,8 @@ def expand_due(now=None, limit=500):
     )
     keys = []
     for event_id in due:
+        if deadline is not None and time.monotonic() > deadline:
+            break
         keys += expand(event_id, now=now)
     return keys
 
@@ -323,6 +331,10 @@ def _destinations(occasion):
 # A broker that is down must not hold up the change that queued the messages (this runs after
 # commit, inside the web request): one connection attempt, short socket timeouts, no retries.
 HAND_OVER_TIMEOUT = 2  # seconds
+# Under a burst of changes, one task per change costs the worker more than the messages do: keys
+# handed over within this long of each other (seconds) travel in one task (bench/notifications.py).
+HAND_OVER_LINGER = 0.05
+HAND_OVER_MOST = 20  # changes per task at most: a task stays short, and beat's tasks get their turn
 HAND_OVER_TRANSPORT_OPTIONS = {"max_retries": 0, "socket_connect_timeout": HAND_OVER_TIMEOUT, "socket_timeout": HAND_OVER_TIMEOUT}
 
 
@@ -380,9 +392,9 @@ class _HandOver:
     def _run(self, waiting):
         while True:
             batches = [waiting.get()]
-            while len(batches) < 100:
+            while len(batches) < HAND_OVER_MOST:  # what comes within HAND_OVER_LINGER of the last goes in the same task
                 try:
-                    batches.append(waiting.get_nowait())
+                    batches.append(waiting.get(timeout=HAND_OVER_LINGER))
                 except Empty:
                     break
             try:
@@ -438,17 +450,35 @@ def deliver(keys=None, *, ids=None, now=None):
     return sent
 
 
-def sweep(now=None, limit=500):
+def sweep(now=None, limit=500, budget=None):
     """Expand the events that are due, then send the rows that are due: never handed to a worker,
-    waiting for a retry, or claimed by a worker that died; returns how many rows were sent."""
+    waiting for a retry, or claimed by a worker that died; returns how many rows were sent.
+
+    With `budget` (seconds), it stops starting new work after that long: beat's sweep must not hold
+    a worker (and beat's other tasks queued behind it) for minutes while a backlog drains.
+    """
     now = now or timezone.now()
-    expand_due(now=now, limit=limit)
+    began = time.monotonic()
+    deadline = began + budget if budget is not None else None
+    expand_due(now=now, limit=limit, deadline=began + budget / 2 if budget is not None else None)  # half left for sending
     due = list(
         Notification.objects.filter(state__in=[Notification.State.PENDING, Notification.State.SENDING], next_attempt_at__lte=now)
         .order_by("next_attempt_at")
         .values_list("pk", flat=True)[:limit]
     )
-    return sum(send_one(row_id, now=now) for row_id in due)
+    sent = 0
+    for row_id in due:
+        if deadline is not None and time.monotonic() > deadline:
+            break
+        sent += send_one(row_id, now=now)
+    return sent
+
+
+def send_lease():
+    """How long a claimed row belongs to its sender: well over the longest a channel may take (its
+    timeout, thrice), so that a slow sender that is still alive is never overtaken by the sweep."""
+    longest = max(settings.NOTIFY_HTTP_TIMEOUT, settings.EMAIL_TIMEOUT or 0)
+    return max(MIN_SEND_LEASE, timedelta(seconds=3 * longest))
 
 
 def send_one(row_id, *, now=None):
@@ -457,7 +487,7 @@ def send_one(row_id, *, now=None):
     # The lease runs from the claim, not from `now`: a sweep's `now` is when it started, and a
     # sweep that took longer than the lease would otherwise claim rows whose lease had already
     # ended, for the next sweep to claim and send again.
-    lease_end = max(now, timezone.now()) + SEND_LEASE
+    lease_end = max(now, timezone.now()) + send_lease()
     claimed = Notification.objects.filter(
         pk=row_id, state__in=[Notification.State.PENDING, Notification.State.SENDING], next_attempt_at__lte=now,
     ).update(state=Notification.State.SENDING, attempts=F("attempts") + 1, next_attempt_at=lease_end)

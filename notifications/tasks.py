@@ -3,6 +3,10 @@ from celery import shared_task
 
 from . import outbox, reminders, slack_identity
 
+# Seconds beat's sweeps spend at most on one run: behind a backlog they would otherwise take minutes,
+# and beat's other tasks wait behind them on the periodic queue. What is left waits for the next run.
+SWEEP_BUDGET = 5
+
 
 @shared_task(name="notifications.tasks.deliver", ignore_result=True)
 def deliver(keys):
@@ -13,14 +17,14 @@ def deliver(keys):
 @shared_task(name="notifications.tasks.sweep_outbox", ignore_result=True)
 def sweep_outbox():
     """Expand and send what is due: never handed to a worker, waiting for a retry, or left by a dead worker."""
-    return outbox.sweep()
+    return outbox.sweep(budget=SWEEP_BUDGET)
 
 
 @shared_task(name="notifications.tasks.send_reminders", ignore_result=True)
 def send_reminders():
     """Queue starts-soon, ends-soon and ended reminders, then send what is due."""
     counts = reminders.send_reminders()
-    outbox.sweep()
+    outbox.sweep(budget=SWEEP_BUDGET)
     return counts
 
 

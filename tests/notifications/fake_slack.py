@@ -1,7 +1,7 @@
 """A local stand-in for Slack: the Web API (chat.postMessage, users.lookupByEmail) and incoming
 webhooks, over real HTTP. It records what it receives, and answers what a test scripts
 (429 with Retry-After, 500, 404 no_service, a garbled answer, no answer at all) before going
-back to answering like Slack.
+back to answering like Slack; with `delay` set, every answer comes that many seconds late.
 """
 import json
 import threading
@@ -37,6 +37,7 @@ class FakeSlack:
         self.users_by_email = {}  # what users.lookupByEmail finds: e-mail -> user id, or a user object ({"id", "deleted", ...})
         self.emails_by_id = {}  # what users.info tells of a user id: its profile e-mail
         self._scripted = []  # (path prefix or "", Answer), used up in order
+        self.delay = 0  # seconds each answer waits after the request is recorded: a slow Slack that has posted the message already
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -147,6 +148,8 @@ class FakeSlack:
                 received.status = answer.status
                 with fake._lock:
                     fake.received.append(received)
+                if fake.delay:
+                    fake._stopping.wait(timeout=fake.delay)
                 if answer.how == "garbled":
                     self.wfile.write(b"GARBAGE\r\n\r\n")
                     self.close_connection = True
@@ -161,8 +164,11 @@ class FakeSlack:
                 self.send_header("Content-Length", str(len(data)))
                 for name, value in answer.headers.items():
                     self.send_header(name, value)
-                self.end_headers()
-                self.wfile.write(data)
+                try:
+                    self.end_headers()
+                    self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the caller gave up (timed out, or its process was killed) before the answer came
 
             do_GET = do_POST = _handle
 

@@ -21,7 +21,7 @@ from notifications.reminders import send_reminders
 from reservations import services
 from reservations.models import Booking
 from tests.factories import ServerFactory
-from tests.workers import CELERY_WORKER, WorkerProcess, purge, wait_for, waiting_in
+from tests.workers import wait_for, waiting_in
 
 REMINDERS = ["starts_soon", "ends_soon", "ended"]
 
@@ -251,7 +251,7 @@ def test_a_row_left_sending_by_a_dead_worker_is_sent_once_after_its_lease(alice,
     [row] = rows()
     assert (row.state, row.attempts) == ("sending", 1)
     lease_end = row.next_attempt_at
-    assert lease_end >= timezone.now() + outbox.SEND_LEASE - timedelta(seconds=5)
+    assert lease_end >= timezone.now() + outbox.send_lease() - timedelta(seconds=5)
 
     assert outbox.sweep(now=lease_end - timedelta(seconds=1)) == 0  # the lease still holds
     assert outbox.sweep(now=lease_end) == 1
@@ -278,7 +278,7 @@ def test_a_sweep_that_started_long_ago_claims_each_row_for_a_full_lease(alice, t
         send(channel, notification)
 
     monkeypatch.setattr(SlackWebhook, "send", slow_send)
-    started = timezone.now() - outbox.SEND_LEASE - timedelta(minutes=1)
+    started = timezone.now() - outbox.send_lease() - timedelta(minutes=1)
     outbox.expand_due()
     Notification.objects.update(next_attempt_at=started)
 
@@ -288,23 +288,6 @@ def test_a_sweep_that_started_long_ago_claims_each_row_for_a_full_lease(alice, t
 
 
 # --- the broker and a real worker -------------------------------------------------------------------
-
-
-@pytest.fixture
-def start_worker():
-    purge(["celery"])  # a message left by an earlier run must not stand in for this test's
-    workers = []
-
-    def start():
-        worker = WorkerProcess([*CELERY_WORKER, "--queues", "celery"])
-        workers.append(worker)
-        worker.wait_ready()
-        return worker
-
-    yield start
-    for worker in workers:
-        worker.stop()
-    purge(["celery"])
 
 
 def closed_port():
@@ -430,3 +413,91 @@ def test_a_new_booking_reaches_slack_through_the_worker_without_a_sweep(alice, t
     assert list(OutboxEvent.objects.values_list("state", "attempts")) == [("expanded", 1)]  # by the worker
     [row] = rows()
     assert (row.state, row.attempts) == ("sent", 1)
+
+
+def test_a_sender_slower_than_two_minutes_keeps_its_row_for_longer_than_its_channel_may_take(alice, thalys, later, book, fake_slack, monkeypatch, settings):
+    """With a long Slack timeout, the sweep that runs while a slow (but live) sender still waits for
+    Slack's answer must not find the row's lease over and post it again."""
+    settings.NOTIFY_HTTP_TIMEOUT = 300
+    hears_nothing(alice)
+    webhook_on(thalys, fake_slack)
+    book(alice, later, server=thalys, devices="0")
+    outbox.expand_due()
+    [row] = Notification.objects.all()
+    from notifications.channels import SlackWebhook
+
+    send = SlackWebhook.send
+    swept_meanwhile = []
+
+    def slow_send(channel, notification):
+        send(channel, notification)  # Slack has it; its answer is slow, up to the timeout
+        swept_meanwhile.append(outbox.sweep(now=row.next_attempt_at + timedelta(seconds=3 * 300 - 1)))
+
+    monkeypatch.setattr(SlackWebhook, "send", slow_send)
+    assert outbox.sweep(now=row.next_attempt_at) == 1
+
+    assert swept_meanwhile == [0]
+    assert len(fake_slack.messages()) == 1
+
+
+@pytest.mark.celery
+@pytest.mark.hands_to_worker
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_killed_mid_delivery_loses_nothing_and_repeats_at_most_the_message_in_flight(alice, thalys, later, fake_slack, start_worker):
+    hears_nothing(alice)
+    webhook_on(thalys, fake_slack)
+    bookings = [services.create_booking(alice, start=later, end=later + timedelta(hours=1), server="thalys", devices=str(i)) for i in range(3)]
+    assert outbox.wait_for_hand_overs(timeout=5)  # the deliver tasks wait on the broker
+    fake_slack.delay = 30  # Slack posts each message at once and answers late
+    worker = start_worker()
+
+    if not wait_for(lambda: len(fake_slack.calls("webhook")) == 1, timeout=20):
+        pytest.fail("the worker posted nothing:\n" + worker.output[-3000:])
+    worker.process.kill()  # SIGKILL while the post is in flight: no chance to mark it sent
+    worker.process.wait(timeout=10)
+    fake_slack.delay = 0
+
+    [in_flight] = Notification.objects.filter(state="sending")
+    assert in_flight.attempts == 1
+    assert Notification.objects.exclude(pk=in_flight.pk).filter(state="sent").count() == 0
+    lease_end = in_flight.next_attempt_at
+    assert outbox.sweep(now=lease_end - timedelta(seconds=1)) == 2  # the others; the one in flight keeps its lease
+    assert outbox.sweep(now=lease_end) == 1  # unknown whether Slack has it: sent again
+    assert outbox.sweep(now=lease_end + timedelta(hours=1)) == 0
+
+    # Nothing lost; the one message in flight when the worker died arrived twice, no other.
+    assert booking_numbers(fake_slack.messages()) == sorted([b.pk for b in bookings] + [in_flight.booking_id])
+    assert set(Notification.objects.values_list("state", flat=True)) == {"sent"}
+    assert Notification.objects.get(pk=in_flight.pk).attempts == 2
+
+
+@pytest.mark.celery
+@pytest.mark.django_db(transaction=True)
+def test_a_periodic_task_runs_promptly_behind_a_backlog_of_deliveries(start_worker, settings):
+    """Beat's tasks have their own queue, which the worker takes from in turn with the default
+    one: a sweep sent behind a backlog of deliveries runs long before the backlog is done (before,
+    one queue in order: after it, often past its expiry)."""
+    backlog = 100
+    for n in range(backlog):
+        app.send_task("notifications.tasks.deliver", args=[[f"created:b{n}"]])  # no such event: a quick no-op each
+    entry = settings.CELERY_BEAT_SCHEDULE["sweep-outbox"]
+    sweep = app.send_task(entry["task"], **entry["options"])  # as beat sends it
+
+    worker = start_worker()
+
+    if not wait_for(lambda: f"{entry['task']}[{sweep.id}] succeeded" in worker.output, timeout=60):
+        pytest.fail("the worker did not run the sweep:\n" + worker.output[-3000:])
+    assert waiting_in(settings.CELERY_TASK_DEFAULT_QUEUE) > backlog / 2, "the sweep waited for most of the backlog"
+    assert wait_for(lambda: waiting_in(settings.CELERY_TASK_DEFAULT_QUEUE) == 0, timeout=120), "the backlog was not drained"
+
+
+def test_a_sweep_with_its_budget_spent_leaves_the_rest_for_the_next_run(alice, thalys, later, book, fake_slack):
+    hears_nothing(alice)
+    webhook_on(thalys, fake_slack)
+    for device in "012":
+        book(alice, later, server=thalys, devices=device)
+
+    assert outbox.sweep(budget=0) == 0  # spent before it began: nothing expanded, nothing sent
+    assert OutboxEvent.objects.filter(state="pending").count() == 3
+    assert outbox.sweep(budget=60) == 3
+    assert len(fake_slack.messages()) == 3

@@ -1,5 +1,6 @@
 """E-mail: what members receive (text, HTML, .ics, their time zone, staff's texts) and delivery
 through a real SMTP server (aiosmtpd), including a server that is down or refuses."""
+import asyncio
 import email
 import re
 import socket
@@ -21,6 +22,7 @@ from notifications.reminders import send_reminders
 from reservations import services
 
 from tests.factories import UserFactory
+from tests.workers import wait_for
 
 SITE = "https://labres.example.org"
 PURPOSE = "training resnet"
@@ -359,6 +361,7 @@ class Recorder:
     def __init__(self, refuse=None):
         self.refuse = refuse or {}
         self.envelopes = []
+        self.slow = 0  # seconds between taking a message and answering 250: the sender may die meanwhile
 
     async def handle_MAIL(self, server, session, envelope, address, mail_options):
         if "MAIL" in self.refuse:
@@ -376,6 +379,8 @@ class Recorder:
         if "DATA" in self.refuse:
             return self.refuse["DATA"]
         self.envelopes.append(envelope)
+        if self.slow:
+            await asyncio.sleep(self.slow)
         return "250 Message accepted for delivery"
 
 
@@ -445,6 +450,42 @@ def test_an_email_queued_while_the_mail_server_is_down_goes_out_once_when_it_is_
     assert [envelope.rcpt_tos for envelope in server.envelopes] == [["alice@lab.example.org"]]
     row.refresh_from_db()
     assert (row.state, row.attempts, row.last_error) == ("sent", 2, "")
+
+
+@pytest.mark.celery
+@pytest.mark.hands_to_worker
+@pytest.mark.django_db(transaction=True)
+def test_an_email_sent_again_after_its_worker_died_mid_send_has_the_same_message_id(alice, thalys, later, smtp, start_worker):
+    """A worker killed after the mail server took the message but before it answered: the sweep
+    sends it again after the lease, with the same Message-ID, so mail servers and clients can
+    tell the repeat from a new message."""
+    server = smtp()
+    server.slow = 30
+    services.create_booking(alice, start=later, end=later + timedelta(hours=1), server="thalys", devices="0")
+    assert outbox.wait_for_hand_overs(timeout=5)
+    worker = start_worker(EMAIL_URL=f"smtp://127.0.0.1:{smtp.port}", SITE_URL=SITE)
+
+    if not wait_for(lambda: len(server.envelopes) == 1, timeout=20):
+        pytest.fail("the worker sent no e-mail:\n" + worker.output[-3000:])
+    worker.process.kill()
+    worker.process.wait(timeout=10)
+    server.slow = 0
+    [row] = Notification.objects.all()
+    assert (row.state, row.attempts) == ("sending", 1)
+    assert outbox.sweep(now=row.next_attempt_at) == 1
+
+    first, again = (received(envelope) for envelope in server.envelopes)
+    assert first["Message-ID"] == again["Message-ID"] == f"<notification-{row.pk}.{row.created_at:%Y%m%dT%H%M%S%f}@labres.example.org>"
+    row.refresh_from_db()
+    assert (row.state, row.attempts) == ("sent", 2)
+
+
+def test_each_outbox_row_has_its_own_message_id(alice, thalys, book, later):
+    book(alice, later, server=thalys, devices="0")
+    book(alice, later, server=thalys, devices="1")
+    assert outbox.sweep() == 2
+    ids = [message.message()["Message-ID"] for message in mail.outbox]
+    assert len(set(ids)) == 2 and all(value.endswith("@labres.example.org>") for value in ids)
 
 
 def test_a_mailbox_the_server_refuses_fails_at_once(alice, thalys, book, later, smtp):
