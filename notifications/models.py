@@ -168,6 +168,8 @@ class OutboxEvent(models.Model):
         # Claimed: the claim commits only with the rows, so others see pending (crashed: retried) or expanded.
         EXPANDING = "expanding", "expanding"
         EXPANDED = "expanded", "expanded"
+        # Its expansion failed NOTIFY_MAX_ATTEMPTS times: left for staff ("Expand now" retries it).
+        FAILED = "failed", "failed"
 
     key = models.CharField(max_length=200, unique=True)
     event = models.CharField(max_length=30, choices=Event.choices)

@@ -114,9 +114,11 @@ def expand(event_id, *, now=None):
 
 
 def _expansion_failed(event_id, error, now):
+    """Retry later, with backoff; after NOTIFY_MAX_ATTEMPTS, leave it failed for staff rather than retry for ever."""
     attempts = (OutboxEvent.objects.filter(pk=event_id).values_list("attempts", flat=True).first() or 0) + 1
+    state = OutboxEvent.State.FAILED if attempts >= settings.NOTIFY_MAX_ATTEMPTS else OutboxEvent.State.PENDING
     OutboxEvent.objects.filter(pk=event_id, state__in=[OutboxEvent.State.PENDING, OutboxEvent.State.EXPANDING]).update(
-        state=OutboxEvent.State.PENDING, attempts=attempts, next_attempt_at=now + retry_delay(attempts),
+        state=state, attempts=attempts, next_attempt_at=now + retry_delay(attempts),
         last_error=f"{type(error).__name__}: {error}"[:2000],
     )
 

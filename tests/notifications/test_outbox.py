@@ -207,6 +207,23 @@ def test_an_event_that_fails_to_expand_is_retried_later_and_others_go_on(alice, 
     assert (event.state, event.attempts) == ("expanded", 2)
 
 
+def test_an_event_that_never_expands_is_left_failed_after_the_last_attempt(alice, thalys, book, later, monkeypatch, settings):
+    """A message that cannot be rendered (a bug, or a booking no template can show) stops being retried."""
+    settings.NOTIFY_MAX_ATTEMPTS = 3
+    book(alice, later, server=thalys, devices="0")
+    monkeypatch.setattr("notifications.outbox.render", lambda *args, **kwargs: (_ for _ in ()).throw(OverflowError("date value out of range")))
+    now = timezone.now()
+
+    for _ in range(5):
+        outbox.sweep(now=now)
+        now += timedelta(hours=2)  # past any backoff
+
+    event = OutboxEvent.objects.get()
+    assert (event.state, event.attempts, event.last_error) == ("failed", 3, "OverflowError: date value out of range")
+    assert outbox.expand_due(now=now + timedelta(days=1)) == []
+    assert outbox.retry_events(OutboxEvent.objects.all(), now=now) == 1  # staff's "Expand now" still can
+
+
 def test_a_booking_deleted_before_expansion_sends_nothing(alice, thalys, book, later):
     booking = book(alice, later, server=thalys, devices="0")
     booking.delete()
