@@ -76,12 +76,14 @@ def _others(server, since, until, exclude):
     connection = transaction.get_connection()
     q = connection.ops.quote_name
     statuses = list(Booking.HOLDING)
+    adapt = connection.ops.adapt_datetimefield_value
     with prepared_cursor(connection) as cursor:
         cursor.execute(
             f"SELECT start, {q('end')}, whole_server, cpu_cores, memory_gib FROM {Booking._meta.db_table}"
             f" WHERE server_id = %s AND status IN ({', '.join(['%s'] * len(statuses))}) AND start < %s AND {q('end')} > %s"
             f" AND (cpu_cores > 0 OR memory_gib > 0 OR whole_server) AND id <> %s",
-            [server.pk, *statuses, until, since, exclude.pk if exclude is not None else 0],
+            # Adapted as the ORM would: SQLite compares the text, which must be naive UTC like the stored values.
+            [server.pk, *statuses, adapt(until), adapt(since), exclude.pk if exclude is not None else 0],
         )
         rows = cursor.fetchall()
     if connection.vendor != "postgresql":  # SQLite hands back naive UTC datetimes

@@ -259,6 +259,7 @@ def _holds(user, since, until, exclude):
     connection = transaction.get_connection()
     q = connection.ops.quote_name
     statuses = list(Booking.HOLDING)
+    adapt = connection.ops.adapt_datetimefield_value
     if connection.vendor == "postgresql":
         times = f"EXTRACT(EPOCH FROM b.start)::float8, EXTRACT(EPOCH FROM b.{q('end')})::float8"
     else:
@@ -270,7 +271,8 @@ def _holds(user, since, until, exclude):
             f" - CASE WHEN b.whole_server THEN 1 ELSE 0 END"
             f" FROM {Booking._meta.db_table} b WHERE b.user_id = %s AND b.status IN ({', '.join(['%s'] * len(statuses))})"
             f" AND b.server_id IS NOT NULL AND b.start < %s AND b.{q('end')} > %s AND b.id <> %s",
-            [user.pk, *statuses, _from_seconds(until), _from_seconds(since), exclude.pk if exclude is not None else 0],
+            # Adapted as the ORM would: SQLite compares the text, which must be naive UTC like the stored values.
+            [user.pk, *statuses, adapt(_from_seconds(until)), adapt(_from_seconds(since)), exclude.pk if exclude is not None else 0],
         )
         rows = cursor.fetchall()
     if connection.vendor != "postgresql":  # SQLite hands back naive UTC datetimes: made aware as Django does

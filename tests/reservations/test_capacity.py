@@ -1,5 +1,6 @@
 """Pooled capacities: CPU cores and memory shared by bookings, never more than the server has at any instant."""
 from datetime import timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
@@ -29,6 +30,18 @@ def test_a_booking_may_ask_for_cores_and_memory_alone_or_with_gpus(alice, bob, b
     assert not alone.whole_server and alone.allocations.count() == 0
     assert alone.what == "big: 32 CPU cores, 256 GiB"
     assert with_gpus.what == "big:0-1 + 16 CPU cores" and with_gpus.allocations.count() == 2
+
+
+@pytest.mark.parametrize("zone", ["America/New_York", "Asia/Tokyo"])
+def test_times_in_any_zone_are_compared_as_instants(alice, bob, big, later, zone):
+    """A form or the API hands the service times in the member's zone: on SQLite, whose stored times are
+    naive UTC text, they must be compared as the same instants (the check once let 1000 + 64 GiB of 1024 in)."""
+    share(bob, big, later, memory_gib=1000)
+    there = later.astimezone(ZoneInfo(zone))
+
+    with pytest.raises(CapacityExceeded, match="1000 are booked"):
+        share(alice, big, there, memory_gib=64)
+    assert share(alice, big, there + H, memory_gib=64).pk  # right after it: back to back
 
 
 def test_the_sum_at_any_instant_stays_within_the_capacity(alice, bob, big, later):
