@@ -94,7 +94,7 @@ def _unknown_server(name, now, monitored=False):
     from .commands import Reply
 
     names = [group.title for group in now_board(now) if group.title != "Rooms"]
-    known = ", ".join(names) or "none yet"
+    known = ", ".join(slack_escape(name) for name in names) or "none yet"
     what = "monitored server" if monitored else "server"
     return Reply(f"There is no {what} '{slack_escape(name)}'; servers: {known}.")
 
@@ -107,9 +107,9 @@ def _unit_line(unit, load, mentions, zone):
         following = ""
         if unit.next is not None:
             following = f", next {_who(unit.next, mentions)} from {_clock(unit.next.start, zone)}"
-        return f"`{unit.label}` free{following}{mark}"
+        return f"`{slack_escape(unit.label)}` free{following}{mark}"
     purpose = f", {slack_escape(holding.purpose)}" if holding.purpose else ""
-    return f"`{unit.label}` {_who(holding, mentions)} until {_clock(holding.end, zone)}{purpose}{mark}"
+    return f"`{slack_escape(unit.label)}` {_who(holding, mentions)} until {_clock(holding.end, zone)}{purpose}{mark}"
 
 
 def _pool_line(server, used):

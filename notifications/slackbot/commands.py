@@ -176,8 +176,10 @@ def _guarded(handler, *args, **kwargs):
     with timezone.override(time_zone_of(user)):
         try:
             return handler(*args, **kwargs)
-        except (CommandError, BookingError, ParseError, LinkError) as error:
+        except CommandError as error:  # mrkdwn already, its values escaped where it was written
             return Reply(str(error), refused=True)
+        except (BookingError, ParseError, LinkError) as error:  # plain text that names others' purposes, or echoes input
+            return Reply(slack_escape(error), refused=True)
 
 
 # --- commands -------------------------------------------------------------------------------
@@ -340,7 +342,7 @@ def _target(text, subcommand):
     try:
         return parse_target(text)
     except ParseError as error:
-        raise usage_error(subcommand, str(error)) from None
+        raise usage_error(subcommand, slack_escape(error)) from None
 
 
 # cpus=16 / cores=16 and mem=64G / memory=64G, anywhere after the target; the other words keep their order.
@@ -369,7 +371,7 @@ def _duration(text):
     try:
         return parse_duration(text)
     except ParseError as error:
-        raise CommandError(str(error)) from None
+        raise CommandError(slack_escape(error)) from None
 
 
 def _start_and_rest(words, user, now):
@@ -383,7 +385,7 @@ def _start_and_rest(words, user, now):
     try:
         return parse_moment(words[0], now=now, zone=zone), words[1:]
     except ParseError as error:
-        raise CommandError(str(error)) from None
+        raise CommandError(slack_escape(error)) from None
 
 
 def _booking(user, text):
@@ -406,7 +408,7 @@ def _release_by_id(user, text, *, now):
 
 
 def _release(user, booking, now):
-    what = booking.what
+    what = slack_escape(booking.what)
     if booking.start > now and booking.status in Booking.LIVE:
         services.cancel_booking(booking, by=user, now=now)
         return _announce(user, f"cancelled booking #{booking.pk} ({what})", f"Cancelled booking #{booking.pk} ({what}).")
@@ -419,7 +421,7 @@ def _extend(user, args, *, now):
     length = _duration(args[1])
     booking = services.extend_booking(booking, by=user, duration=length, now=now)
     zone = time_zone_of(user)
-    return Reply(f"Extended booking #{booking.pk} ({booking.what}); it now runs {format_span(booking.start, booking.end, zone, joiner='–')}.")
+    return Reply(f"Extended booking #{booking.pk} ({slack_escape(booking.what)}); it now runs {format_span(booking.start, booking.end, zone, joiner='–')}.")
 
 
 def _decide(user, text, *, approve, now):
@@ -427,11 +429,11 @@ def _decide(user, text, *, approve, now):
     booking = _booking(user, text)
     if approve:
         services.approve_booking(booking, by=user, now=now)
-        return Reply(f"Approved booking #{booking.pk} ({booking.what}) of {slack_escape(booking.user.get_username())}; they are told.")
+        return Reply(f"Approved booking #{booking.pk} ({slack_escape(booking.what)}) of {slack_escape(booking.user.get_username())}; they are told.")
     services.decline_booking(booking, by=user, now=now)
     decide = f"{settings.SITE_URL}/bookings/{booking.pk}/decide/"
     return Reply(
-        f"Declined booking #{booking.pk} ({booking.what}) of {slack_escape(booking.user.get_username())}; they are told. "
+        f"Declined booking #{booking.pk} ({slack_escape(booking.what)}) of {slack_escape(booking.user.get_username())}; they are told. "
         f"To give them a reason next time, decline on <{decide}|the decide page>."
     )
 
@@ -446,7 +448,7 @@ def _decide_series(user, text, *, approve, now):
         raise CommandError(f"There is no series #{slack_escape(number)} (any more).")
     result = services.decide_series(series, by=user, approve=approve, now=now)
     count = len(result.bookings)
-    what = f"{count} date{'s' if count != 1 else ''} of series #{series.pk} ({slack_escape(result.bookings[0].what)}, {series.describe()})"
+    what = f"{count} date{'s' if count != 1 else ''} of series #{series.pk} ({slack_escape(result.bookings[0].what)}, {slack_escape(series.describe())})"
     if approve:
         return Reply(f"Approved {what} of {slack_escape(series.user.get_username())}; they are told.")
     decide = f"{settings.SITE_URL}/bookings/{result.bookings[0].pk}/decide/"
@@ -469,7 +471,7 @@ def _line(booking, user):
     purpose = f" ({slack_escape(booking.purpose)})" if booking.purpose else ""
     span = format_span(booking.start, booking.end, time_zone_of(user))
     waiting = ", _awaiting approval_" if booking.status == Booking.Status.PENDING else ""
-    return f"#{booking.pk} {booking.what}, {span}{purpose}{waiting}"
+    return f"#{booking.pk} {slack_escape(booking.what)}, {span}{purpose}{waiting}"
 
 
 def _announce(user, shared_text, own_text):

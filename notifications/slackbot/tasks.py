@@ -6,6 +6,8 @@ from celery import shared_task
 from django.conf import settings
 from slack_sdk.webhook import WebhookClient
 
+from ..messages import slack_escape
+
 logger = logging.getLogger(__name__)
 
 
@@ -17,7 +19,7 @@ def safe_reply(handle, *args, **kwargs):
         return handle(*args, **kwargs)
     except Exception as error:
         logger.exception("slack handler %s failed", getattr(handle, "__name__", handle))
-        return commands.Reply(text=f"Something went wrong: {error}. Please try again, or tell the lab's staff.", refused=True)
+        return commands.Reply(text=f"Something went wrong: {slack_escape(error)}. Please try again, or tell the lab's staff.", refused=True)
 
 
 def run_command(text, slack_user_id):
