@@ -20,6 +20,7 @@ from reservations.selectors import member_bookings
 from ..messages import slack_escape, time_zone_of
 from . import linking
 from .linking import LinkError
+from .words import words as typed_words
 
 # Subcommands the HTTP endpoint answers through response_url from a Celery task (they read telemetry).
 DEFERRED = {"realtime", "status"}
@@ -108,9 +109,10 @@ def link_first():
 
 
 def handle_command(text, *, slack_user_id, now=None):
-    """Answer one slash command; `text` is what follows the command name ("" means status)."""
+    """Answer one slash command; `text` is what follows the command name ("" means status), as Slack
+    sends it (escaped, with <@U…|name> and <mailto:…|…> tokens: words.py reads it back)."""
     now = now or timezone.now()
-    words = (text or "").split()
+    words = typed_words(text)
     subcommand = words[0].lower() if words else "status"
     args = words[1:]
     if subcommand == "help":
@@ -311,15 +313,15 @@ def link(args, *, slack_user_id, now):
         caller = member_for(slack_user_id)
         if caller is None or not caller.is_staff:
             raise CommandError(f"Only staff can link someone else. To link yourself: `{command_name()} link you@lab.org`.")
-        match = re.fullmatch(r"<@([UW][A-Z0-9]+)(?:\|[^>]*)?>", args[0])
-        if not match:
+        slack_id = args[0].member_id
+        if not slack_id:
             raise CommandError(f"Mention the member to link, e.g. `{command_name()} link @alice alice@lab.org`.")
         member = linking.member_with_email(args[1])
-        linking.set_slack_id(member, match.group(1))
-        return Reply(f"Linked <@{match.group(1)}> to {slack_escape(member.get_username())}.")
+        linking.set_slack_id(member, slack_id)
+        return Reply(f"Linked <@{slack_id}> to {slack_escape(member.get_username())}.")
     if len(args) != 1:
         raise usage_error("link")
-    email = _email(args[0])
+    email = args[0]
     member = linking.member_with_email(email)
     if linking.slack_email_of(slack_user_id).lower() == email.lower():
         linking.set_slack_id(member, slack_user_id)
@@ -327,12 +329,6 @@ def link(args, *, slack_user_id, now):
     linking.check_free(member, slack_user_id)
     linking.mail_confirmation(member, slack_user_id)
     return Reply(f"I e-mailed a confirmation link to {slack_escape(email)}; open it within a day to link your Slack account.")
-
-
-def _email(text):
-    # Slack turns typed addresses into <mailto:a@b|a@b>.
-    match = re.fullmatch(r"<mailto:([^|>]+)(?:\|[^>]*)?>", text)
-    return match.group(1) if match else text
 
 
 # --- helpers --------------------------------------------------------------------------------
