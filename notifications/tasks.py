@@ -2,6 +2,7 @@
 from celery import shared_task
 
 from . import outbox, reminders, slack_identity
+from .slackbot import tasks as slackbot_tasks  # noqa: F401 - registers the Slack answers with every worker
 
 
 @shared_task(name="notifications.tasks.deliver", ignore_result=True)
