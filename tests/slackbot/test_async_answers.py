@@ -30,6 +30,12 @@ def signing_secret(settings):
     settings.ALLOWED_HOSTS = ["*"]
 
 
+@pytest.fixture(autouse=True)
+def warm(live_server):
+    """One request first, so that the times measured are the endpoint's, not the first import of Django's views."""
+    assert requests.post(f"{live_server.url}/slack/interactions/", timeout=30).status_code == 401
+
+
 @pytest.fixture
 def running(alice, thalys):
     """Alice (linked as U0ALICE) holds thalys:0-1 from a minute ago for 2 hours."""
