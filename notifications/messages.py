@@ -6,10 +6,12 @@ A MessageTemplate row for (event, channel) replaces the files. Every template ge
 variables in VARIABLES, with times shown in the recipient's time zone.
 """
 import logging
+import re
 import zoneinfo
 from dataclasses import dataclass, field
 
 from django.conf import settings
+from django.db import models
 from django.db.models import Prefetch
 from django.template import Context, Engine, Template, TemplateDoesNotExist
 from django.template.loader import get_template
@@ -87,7 +89,94 @@ class Occasion:
 
 
 def slack_escape(text):
+    """`text` as Slack shows it literally in mrkdwn (and in a message's top-level text): its &, < and >
+    written as entities, so that no <!channel>, <@U…> mention or <https://…|link> can be formed.
+
+    The one escape for every member-written text (purposes, names, reasons, server and room names)
+    that goes into a Slack message or reply. plain_text objects (button labels) carry none.
+    """
     return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+class SlackText:
+    """A model as a Slack template sees it: every text it gives is escaped, so that a staff template
+    writing {{ booking.purpose }} or {{ entry.user.first_name }} is as safe as {{ purpose }}."""
+
+    def __init__(self, wrapped):
+        self._wrapped = wrapped
+
+    def __getattr__(self, name):
+        if name.startswith("_"):  # templates cannot ask for these; copy and pickle may
+            raise AttributeError(name)
+        return slack_safe(getattr(self._wrapped, name))
+
+    def __str__(self):
+        return slack_escape(self._wrapped)
+
+    def __eq__(self, other):
+        return self._wrapped == (other._wrapped if isinstance(other, SlackText) else other)
+
+    def __hash__(self):
+        return hash(self._wrapped)
+
+
+def slack_safe(value):
+    """`value` for a Slack template: a text escaped, a model (or manager) seen through SlackText,
+    a method's result and a list's items likewise; numbers, times and the rest as they are."""
+    if isinstance(value, str):
+        return slack_escape(value)
+    if isinstance(value, (models.Model, models.Manager)):
+        return SlackText(value)
+    if isinstance(value, (list, tuple, models.QuerySet)):
+        return [slack_safe(item) for item in value]
+    if callable(value) and not isinstance(value, type):
+        if getattr(value, "alters_data", False):
+            return None  # a template must not save or delete, escaped or not
+
+        def call(*args, **kwargs):
+            return slack_safe(value(*args, **kwargs))
+
+        return call
+    return value
+
+
+# Block Kit's limits: a section's text, and the blocks of one message.
+SECTION_TEXT_LIMIT = 3000
+MESSAGE_BLOCK_LIMIT = 50
+# What a cut must not split: an entity, or a <…> link or mention.
+_ATOMS = re.compile(r"&(?:amp|lt|gt);|<[^<>\n]*>")
+
+
+def slack_sections(lines, limit=SECTION_TEXT_LIMIT):
+    """Lines of mrkdwn (escaped already) grouped, in order, into texts of at most `limit` characters:
+    cut between lines, and a line too long alone at a space, never inside an entity or a <…>.
+    Returns the texts as lists of lines."""
+    pieces, lines_here, size = [], [], 0
+    for line in lines:
+        for part in _cut(line, limit):
+            if lines_here and size + 1 + len(part) > limit:
+                pieces.append(lines_here)
+                lines_here, size = [], 0
+            size += len(part) + (1 if lines_here else 0)
+            lines_here.append(part)
+    if lines_here:
+        pieces.append(lines_here)
+    return pieces
+
+
+def _cut(line, limit):
+    parts = []
+    while len(line) > limit:
+        inside = set()
+        for atom in _ATOMS.finditer(line, 0, limit + 200):
+            inside.update(range(atom.start() + 1, atom.end()))
+        cuts = [i for i in range(limit, 0, -1) if i not in inside]
+        spaces = [i for i in cuts if line[i - 1] == " "]
+        cut = (spaces or cuts or [limit])[0]
+        parts.append(line[:cut].rstrip())
+        line = line[cut:]
+    parts.append(line)
+    return parts
 
 
 def link(name, *args, query=""):
@@ -122,10 +211,9 @@ def context_for(occasion, *, user=None, family="slack", destination=None):
             "profile": link("profile"),
             "gpus": link("gpus"),
         },
-        **occasion.extra,
+        # Texts in extra (a series' rule, why a date was skipped or an entry lapsed) name others and their purposes.
+        **({name: slack_safe(value) for name, value in occasion.extra.items()} if family == "slack" else occasion.extra),
     }
-    if context.get("skipped"):  # why a date of a series was skipped names others and their purposes
-        context["skipped"] = [(start, end, escape(why)) for start, end, why in context["skipped"]]
     if alert is not None:
         context["server"] = alert.server
         context["server_name"] = escape(alert.server.name)
@@ -167,6 +255,9 @@ def context_for(occasion, *, user=None, family="slack", destination=None):
         context["next_booking"] = occasion.next_booking
         context["next_owner"] = escape(member_name(occasion.next_booking.user))
         context["next_units"] = escape(occasion.next_booking.what)
+    if family == "slack":  # the objects too, for templates that read their fields ({{ booking.purpose }})
+        for name in ("user", "booking", "alert", "entry", "next_booking", "server"):
+            context[name] = slack_safe(context.get(name))
     return context, zone
 
 
@@ -242,9 +333,15 @@ def booking_ics(booking_id):
 
 
 def slack_blocks(occasion, text, context):
-    """Block Kit for a message: the text, then buttons where there is something to do."""
-    blocks = [{"type": "section", "text": {"type": "mrkdwn", "text": text[:3000]}}]
+    """Block Kit for a message: the text (in as many sections as it needs), then buttons where there
+    is something to do, and where times are shown."""
+    sections = slack_sections(text.split("\n"))
+    room = MESSAGE_BLOCK_LIMIT - 3  # the buttons, the zone, and a note on what is left out
     links = context["links"]
+    blocks = [{"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(lines)}} for lines in sections[:room]]
+    if len(sections) > room:
+        where = f"<{links['booking']}|the booking page>" if "booking" in links else f"<{links['mine']}|your bookings>"
+        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": f"{len(sections) - room} more parts of this message are on {where}."}]})
     booking = occasion.booking
     buttons = []
     if occasion.event == "ends_soon" and booking is not None:

@@ -547,7 +547,7 @@ def queue_test_message(destination, by=None):
 
     now = timezone.now()
     who = f" by {slack_escape(member_name(by))}" if by is not None else ""
-    text = f"A test message from labres, sent{who} from the admin. This destination ({destination.scope}) works."
+    text = f"A test message from labres, sent{who} from the admin. This destination ({slack_escape(destination.scope)}) works."
     row = Notification.objects.create(
         key=f"test:d{destination.pk}:{now:%Y%m%dT%H%M%S.%f}", event="test", channel=destination.kind,
         destination=destination, next_attempt_at=now,

@@ -2,6 +2,7 @@
 from celery import shared_task
 
 from . import outbox, reminders, slack_identity
+from .slackbot import tasks as slackbot_tasks  # noqa: F401 - registers the Slack answers with every worker
 
 # Seconds beat's sweeps spend at most on one run: behind a backlog they would otherwise take minutes,
 # and beat's other tasks wait behind them on the periodic queue. What is left waits for the next run.

@@ -1,4 +1,6 @@
-"""Block Kit for /gpu status and /gpu realtime, kept within Slack's limits (50 blocks, 3000 characters a text).
+"""Block Kit for /gpu status and /gpu realtime, kept within Slack's limits (50 blocks, 3000 characters a text):
+each server's lines, escaped, go into as many sections as they need, cut between GPUs; what does not
+fit in 50 blocks is counted, with where to see it.
 
 A constant number of queries however many servers: one read of the Now board, one of live
 telemetry, one of the holders' Slack ids.
@@ -9,10 +11,9 @@ from monitoring.live import HostState, Load, live_hosts
 from reservations.models import Profile
 from reservations.selectors import now_board, pool_use
 
-from ..messages import slack_escape, time_zone_of
+from ..messages import MESSAGE_BLOCK_LIMIT, SECTION_TEXT_LIMIT, link, slack_escape, slack_sections, time_zone_of
 
-MAX_BLOCKS = 50
-MAX_TEXT = 3000
+CONTINUED = " (continued)"  # after a server's title, on the sections after its first
 
 LOAD_MARKS = {
     Load.IDLE: ":white_circle: idle",
@@ -58,11 +59,11 @@ def status_reply(user, *, now=None, server=None):
             lines.append(_unit_line(unit, loads.get(index, Load.NO_DATA), mentions, zone))
         if group.server is not None and group.server.pk in pools:
             lines.append(_pool_line(group.server, pools[group.server.pk]))
-        sections.append("\n".join(lines))
+        sections.append(lines)
     free = sum(unit.free for group in groups for unit in group.units)
     total = sum(len(group.units) for group in groups)
     text = f"{free} of {total} GPUs free now."
-    return Reply(text, blocks=_blocks(header, sections, f"{command_name()} status SERVER"))
+    return Reply(text, blocks=_blocks(header, sections, f"{command_name()} status SERVER", link("now"), "the Now page"))
 
 
 def realtime_reply(user, *, now=None, server=None):
@@ -83,18 +84,18 @@ def realtime_reply(user, *, now=None, server=None):
             lines[0] += f", read {_clock(host.last_seen_at, zone)}"
         for gpu in host.gpus:
             lines.append(_gpu_line(gpu))
-        sections.append("\n".join(lines))
+        sections.append(lines)
     if not sections:
         return Reply("No monitored servers report telemetry yet.")
     header = f"*GPUs live* ({_clock(now, zone)} {now.astimezone(zone).tzname()})"
-    return Reply(f"Live telemetry of {len(hosts)} servers.", blocks=_blocks(header, sections, f"{command_name()} realtime SERVER"))
+    return Reply(f"Live telemetry of {len(hosts)} servers.", blocks=_blocks(header, sections, f"{command_name()} realtime SERVER", link("gpus"), "the GPUs page"))
 
 
 def _unknown_server(name, now, monitored=False):
     from .commands import Reply
 
     names = [group.title for group in now_board(now) if group.title != "Rooms"]
-    known = ", ".join(names) or "none yet"
+    known = ", ".join(slack_escape(name) for name in names) or "none yet"
     what = "monitored server" if monitored else "server"
     return Reply(f"There is no {what} '{slack_escape(name)}'; servers: {known}.")
 
@@ -107,9 +108,9 @@ def _unit_line(unit, load, mentions, zone):
         following = ""
         if unit.next is not None:
             following = f", next {_who(unit.next, mentions)} from {_clock(unit.next.start, zone)}"
-        return f"`{unit.label}` free{following}{mark}"
+        return f"`{slack_escape(unit.label)}` free{following}{mark}"
     purpose = f", {slack_escape(holding.purpose)}" if holding.purpose else ""
-    return f"`{unit.label}` {_who(holding, mentions)} until {_clock(holding.end, zone)}{purpose}{mark}"
+    return f"`{slack_escape(unit.label)}` {_who(holding, mentions)} until {_clock(holding.end, zone)}{purpose}{mark}"
 
 
 def _pool_line(server, used):
@@ -157,19 +158,26 @@ def _clock(moment, zone):
     return f"{moment.astimezone(zone):%a %H:%M}"
 
 
-def _blocks(header, sections, hint):
-    """A header, one section per server, and if they do not all fit, a note on how to see the rest."""
-    blocks = [{"type": "section", "text": {"type": "mrkdwn", "text": _fit(header)}}]
-    room = MAX_BLOCKS - 1
-    shown = sections if len(sections) <= room else sections[: room - 1]
-    blocks += [{"type": "section", "text": {"type": "mrkdwn", "text": _fit(text)}} for text in shown]
-    left = len(sections) - len(shown)
+def _blocks(header, servers, hint, page, page_name):
+    """A header, then each server's lines (its title first, then one line per GPU) in sections of at
+    most 3,000 characters. If they need more than a message's 50 blocks, a last line says how many
+    GPUs of how many servers are left out, and where to see them."""
+    pieces = []
+    for number, (title, *lines) in enumerate(servers):
+        for part, chunk in enumerate(slack_sections(lines, limit=SECTION_TEXT_LIMIT - len(title) - len(CONTINUED) - 1) or [[]]):
+            pieces.append((number, [title + (CONTINUED if part else ""), *chunk]))
+    room = MESSAGE_BLOCK_LIMIT - 1
+    if len(pieces) > room:
+        room -= 1  # for the note
+    blocks = [_section(header)] + [_section("\n".join(lines)) for _, lines in pieces[:room]]
+    left = pieces[room:]
     if left:
-        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": f"and {left} more servers: `{hint}`"}]})
+        gpus = sum(1 for _, lines in left for line in lines if line.startswith("`"))  # a GPU's line starts with its label
+        cut = len({number for number, _ in left})
+        note = f"Not shown, for Slack's limit of {MESSAGE_BLOCK_LIMIT} blocks: {gpus} GPU{'s' if gpus != 1 else ''} of {cut} server{'s' if cut != 1 else ''}. "
+        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": note + f"See a server alone with `{hint}`, or all on <{page}|{page_name}>."}]})
     return blocks
 
 
-def _fit(text):
-    if len(text) <= MAX_TEXT:
-        return text
-    return text[: MAX_TEXT - 1] + "…"
+def _section(text):
+    return {"type": "section", "text": {"type": "mrkdwn", "text": text}}

@@ -20,6 +20,7 @@ from reservations.selectors import member_bookings
 from ..messages import slack_escape, time_zone_of
 from . import linking
 from .linking import LinkError
+from .words import words as typed_words
 
 # Subcommands the HTTP endpoint answers through response_url from a Celery task (they read telemetry).
 DEFERRED = {"realtime", "status"}
@@ -108,9 +109,10 @@ def link_first():
 
 
 def handle_command(text, *, slack_user_id, now=None):
-    """Answer one slash command; `text` is what follows the command name ("" means status)."""
+    """Answer one slash command; `text` is what follows the command name ("" means status), as Slack
+    sends it (escaped, with <@U…|name> and <mailto:…|…> tokens: words.py reads it back)."""
     now = now or timezone.now()
-    words = (text or "").split()
+    words = typed_words(text)
     subcommand = words[0].lower() if words else "status"
     args = words[1:]
     if subcommand == "help":
@@ -176,8 +178,10 @@ def _guarded(handler, *args, **kwargs):
     with timezone.override(time_zone_of(user)):
         try:
             return handler(*args, **kwargs)
-        except (CommandError, BookingError, ParseError, LinkError) as error:
+        except CommandError as error:  # mrkdwn already, its values escaped where it was written
             return Reply(str(error), refused=True)
+        except (BookingError, ParseError, LinkError) as error:  # plain text that names others' purposes, or echoes input
+            return Reply(slack_escape(error), refused=True)
 
 
 # --- commands -------------------------------------------------------------------------------
@@ -309,15 +313,15 @@ def link(args, *, slack_user_id, now):
         caller = member_for(slack_user_id)
         if caller is None or not caller.is_staff:
             raise CommandError(f"Only staff can link someone else. To link yourself: `{command_name()} link you@lab.org`.")
-        match = re.fullmatch(r"<@([UW][A-Z0-9]+)(?:\|[^>]*)?>", args[0])
-        if not match:
+        slack_id = args[0].member_id
+        if not slack_id:
             raise CommandError(f"Mention the member to link, e.g. `{command_name()} link @alice alice@lab.org`.")
         member = linking.member_with_email(args[1])
-        linking.set_slack_id(member, match.group(1))
-        return Reply(f"Linked <@{match.group(1)}> to {slack_escape(member.get_username())}.")
+        linking.set_slack_id(member, slack_id)
+        return Reply(f"Linked <@{slack_id}> to {slack_escape(member.get_username())}.")
     if len(args) != 1:
         raise usage_error("link")
-    email = _email(args[0])
+    email = args[0]
     member = linking.member_with_email(email)
     if linking.slack_email_of(slack_user_id).lower() == email.lower():
         linking.set_slack_id(member, slack_user_id)
@@ -327,12 +331,6 @@ def link(args, *, slack_user_id, now):
     return Reply(f"I e-mailed a confirmation link to {slack_escape(email)}; open it within a day to link your Slack account.")
 
 
-def _email(text):
-    # Slack turns typed addresses into <mailto:a@b|a@b>.
-    match = re.fullmatch(r"<mailto:([^|>]+)(?:\|[^>]*)?>", text)
-    return match.group(1) if match else text
-
-
 # --- helpers --------------------------------------------------------------------------------
 
 
@@ -340,7 +338,7 @@ def _target(text, subcommand):
     try:
         return parse_target(text)
     except ParseError as error:
-        raise usage_error(subcommand, str(error)) from None
+        raise usage_error(subcommand, slack_escape(error)) from None
 
 
 # cpus=16 / cores=16 and mem=64G / memory=64G, anywhere after the target; the other words keep their order.
@@ -369,7 +367,7 @@ def _duration(text):
     try:
         return parse_duration(text)
     except ParseError as error:
-        raise CommandError(str(error)) from None
+        raise CommandError(slack_escape(error)) from None
 
 
 def _start_and_rest(words, user, now):
@@ -383,7 +381,7 @@ def _start_and_rest(words, user, now):
     try:
         return parse_moment(words[0], now=now, zone=zone), words[1:]
     except ParseError as error:
-        raise CommandError(str(error)) from None
+        raise CommandError(slack_escape(error)) from None
 
 
 def _booking(user, text):
@@ -406,7 +404,7 @@ def _release_by_id(user, text, *, now):
 
 
 def _release(user, booking, now):
-    what = booking.what
+    what = slack_escape(booking.what)
     if booking.start > now and booking.status in Booking.LIVE:
         services.cancel_booking(booking, by=user, now=now)
         return _announce(user, f"cancelled booking #{booking.pk} ({what})", f"Cancelled booking #{booking.pk} ({what}).")
@@ -419,7 +417,7 @@ def _extend(user, args, *, now):
     length = _duration(args[1])
     booking = services.extend_booking(booking, by=user, duration=length, now=now)
     zone = time_zone_of(user)
-    return Reply(f"Extended booking #{booking.pk} ({booking.what}); it now runs {format_span(booking.start, booking.end, zone, joiner='–')}.")
+    return Reply(f"Extended booking #{booking.pk} ({slack_escape(booking.what)}); it now runs {format_span(booking.start, booking.end, zone, joiner='–')}.")
 
 
 def _decide(user, text, *, approve, now):
@@ -427,11 +425,11 @@ def _decide(user, text, *, approve, now):
     booking = _booking(user, text)
     if approve:
         services.approve_booking(booking, by=user, now=now)
-        return Reply(f"Approved booking #{booking.pk} ({booking.what}) of {slack_escape(booking.user.get_username())}; they are told.")
+        return Reply(f"Approved booking #{booking.pk} ({slack_escape(booking.what)}) of {slack_escape(booking.user.get_username())}; they are told.")
     services.decline_booking(booking, by=user, now=now)
     decide = f"{settings.SITE_URL}/bookings/{booking.pk}/decide/"
     return Reply(
-        f"Declined booking #{booking.pk} ({booking.what}) of {slack_escape(booking.user.get_username())}; they are told. "
+        f"Declined booking #{booking.pk} ({slack_escape(booking.what)}) of {slack_escape(booking.user.get_username())}; they are told. "
         f"To give them a reason next time, decline on <{decide}|the decide page>."
     )
 
@@ -446,7 +444,7 @@ def _decide_series(user, text, *, approve, now):
         raise CommandError(f"There is no series #{slack_escape(number)} (any more).")
     result = services.decide_series(series, by=user, approve=approve, now=now)
     count = len(result.bookings)
-    what = f"{count} date{'s' if count != 1 else ''} of series #{series.pk} ({slack_escape(result.bookings[0].what)}, {series.describe()})"
+    what = f"{count} date{'s' if count != 1 else ''} of series #{series.pk} ({slack_escape(result.bookings[0].what)}, {slack_escape(series.describe())})"
     if approve:
         return Reply(f"Approved {what} of {slack_escape(series.user.get_username())}; they are told.")
     decide = f"{settings.SITE_URL}/bookings/{result.bookings[0].pk}/decide/"
@@ -469,7 +467,7 @@ def _line(booking, user):
     purpose = f" ({slack_escape(booking.purpose)})" if booking.purpose else ""
     span = format_span(booking.start, booking.end, time_zone_of(user))
     waiting = ", _awaiting approval_" if booking.status == Booking.Status.PENDING else ""
-    return f"#{booking.pk} {booking.what}, {span}{purpose}{waiting}"
+    return f"#{booking.pk} {slack_escape(booking.what)}, {span}{purpose}{waiting}"
 
 
 def _announce(user, shared_text, own_text):

@@ -21,6 +21,9 @@ logger = logging.getLogger(__name__)
 REQUEST_MEMORY_SECONDS = 10 * 60
 # A button acts once per message and member for this long (a message's buttons stay pressable).
 BUTTON_MEMORY_SECONDS = 24 * 3600
+# While a press is being acted on (in a worker, after Slack was answered): long enough for any
+# action, short enough that a press a dead worker never finished can be made again.
+ACTING_SECONDS = 5 * 60
 
 
 def _key(kind, parts):
@@ -35,6 +38,14 @@ def first_time(kind, *parts, seconds):
     except Exception as error:  # noqa: BLE001 - any cache backend's failure: fail open, logged
         logger.warning("slack %s: the cache cannot be asked whether it was seen (%s); letting it through", kind, error)
         return True
+
+
+def keep(kind, *parts, seconds):
+    """Remember these parts for `seconds` from now (a press that did its work)."""
+    try:
+        cache.set(_key(kind, parts), 1, timeout=seconds)
+    except Exception as error:  # noqa: BLE001
+        logger.warning("slack %s: could not remember a press (%s)", kind, error)
 
 
 def forget(kind, *parts):

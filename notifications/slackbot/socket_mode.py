@@ -58,7 +58,7 @@ def _command(client, request):
     if subcommand in commands.DEFERRED and response_url:
         working = commands.Reply(text="Working on it…").as_slack()
         client.send_socket_mode_response(SocketModeResponse(envelope_id=request.envelope_id, payload=working))
-        tasks.post_to_response_url(response_url, tasks.run_command(text, user_id))
+        tasks.answer_command(text, user_id, response_url)
         return
     reply = tasks.run_command(text, user_id)
     client.send_socket_mode_response(SocketModeResponse(envelope_id=request.envelope_id, payload=reply.as_slack()))
@@ -72,7 +72,8 @@ def _interaction(client, request):
     action = payload["actions"][0]
     user_id = (payload.get("user") or {}).get("id", "")
     press = replays.button_press(payload, user_id, action)
-    reply = tasks.run_action(action.get("action_id", ""), action.get("value", ""), user_id, press=press)
     response_url = payload.get("response_url")
-    if response_url:
-        tasks.post_to_response_url(response_url, reply, replace_original=False)
+    if response_url:  # acknowledged already: act and answer here, in the listener's thread
+        tasks.answer_action(action.get("action_id", ""), action.get("value", ""), user_id, response_url, press)
+    else:
+        tasks.run_action(action.get("action_id", ""), action.get("value", ""), user_id, press=press)

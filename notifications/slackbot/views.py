@@ -3,14 +3,14 @@
 Each request is checked against Slack's signature (HMAC of the raw body with the signing secret)
 and refused if older than 5 minutes, or if the same signed request was already received (a
 replay: replays.py); a button acts once per message. Slack wants an answer within 3 seconds: quick
-commands are answered in the response, slow ones (commands.DEFERRED) are acknowledged at once and
-answered from a worker through the response_url.
+commands are answered in the response; slow ones (commands.DEFERRED) and buttons are acknowledged at
+once and answered through the response_url, from a worker or, with the broker down, a thread
+(tasks.answer_later): the request never waits on the broker, the work, or Slack.
 """
-import logging
 import time
 
 from django.conf import settings
-from django.http import JsonResponse
+from django.http import HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 from slack_sdk.signature import SignatureVerifier
@@ -18,8 +18,6 @@ from slack_sdk.signature import SignatureVerifier
 from reservations.parsing import parse_json
 
 from . import replays, tasks
-
-logger = logging.getLogger(__name__)
 
 MAX_AGE_SECONDS = 5 * 60  # Slack's advice: older requests may be replays
 
@@ -66,7 +64,8 @@ def slash_command(request):
     user_id = request.POST.get("user_id", "")
     response_url = request.POST.get("response_url", "")
     subcommand = text.split(maxsplit=1)[0].lower() if text else ""
-    if (subcommand or "status") in commands.DEFERRED and response_url and hand_to_worker(text, user_id, response_url):
+    if (subcommand or "status") in commands.DEFERRED and response_url:
+        tasks.answer_later(tasks.answer_command, [text, user_id, response_url])
         return _slack_json(commands.Reply(text="Working on it…"))
     return _slack_json(tasks.run_command(text, user_id))
 
@@ -91,21 +90,9 @@ def interaction(request):
     if action.get("action_id") in commands.LINK_ACTIONS:
         return JsonResponse({})  # the page opened in the browser; nothing to answer in Slack
     press = replays.button_press(payload, user_id, action)
-    reply = tasks.run_action(action.get("action_id", ""), action.get("value", ""), user_id, press=press)
+    action_id, value = action.get("action_id", ""), action.get("value", "")
     response_url = payload.get("response_url")
-    if response_url and tasks.post_to_response_url(response_url, reply, replace_original=False):
-        return JsonResponse({})
-    return _slack_json(reply)
-
-
-def hand_to_worker(text, user_id, response_url):
-    """Queue the slow command for a worker; False if the broker cannot be reached (answer here then)."""
-    from notifications.outbox import send_task_once
-
-    # As the outbox does: a broker that is down costs the member a slower answer, not Slack's timeout.
-    try:
-        send_task_once(tasks.answer_command, [text, user_id, response_url])
-    except Exception as error:
-        logger.warning("could not hand a slack command to a worker (%s); answering inline", error)
-        return False
-    return True
+    if not response_url:  # no message to answer to later (Slack sends one with every message button)
+        return _slack_json(tasks.run_action(action_id, value, user_id, press=press))
+    tasks.answer_later(tasks.answer_action, [action_id, value, user_id, response_url, press])
+    return HttpResponse(status=200)  # Slack's acknowledgement; the answer follows through response_url

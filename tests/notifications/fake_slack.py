@@ -1,7 +1,7 @@
 """A local stand-in for Slack: the Web API (chat.postMessage, users.lookupByEmail) and incoming
 webhooks, over real HTTP. It records what it receives, and answers what a test scripts
-(429 with Retry-After, 500, 404 no_service, a garbled answer, no answer at all) before going
-back to answering like Slack; with `delay` set, every answer comes that many seconds late.
+(429 with Retry-After, 500, 404 no_service, a garbled answer, a slow answer, no answer at all)
+before going back to answering like Slack; with `delay` set, every answer comes that many seconds late.
 """
 import json
 import threading
@@ -29,6 +29,7 @@ class Answer:
     body: str
     headers: dict = field(default_factory=dict)
     how: str = "http"  # "http"; "garbled": bytes that are no HTTP answer; "silent": no answer until the server stops
+    delay: float = 0  # seconds to wait before answering (a slow Slack)
 
 
 class FakeSlack:
@@ -85,6 +86,11 @@ class FakeSlack:
         """Accept the next requests and answer nothing (until the server stops): the caller times out."""
         with self._lock:
             self._scripted += [(path, Answer(0, "", how="silent"))] * times
+
+    def slow_next(self, seconds, *, times=1, path=""):
+        """Answer the next requests like Slack, but only after `seconds`."""
+        with self._lock:
+            self._scripted += [(path, Answer(0, "", how="slow", delay=seconds))] * times
 
     def rate_limit_next(self, retry_after=7, *, times=1, path=""):
         """Slack's 429: the Web API answers {"ok": false, "error": "ratelimited"}, webhooks "rate_limited"."""
@@ -145,6 +151,9 @@ class FakeSlack:
                     body = {k: v[0] for k, v in parse_qs(raw or parts.query).items()}
                 received = Received(self.command, parts.path, dict(self.headers), body)
                 answer = fake._scripted_answer(parts.path) or fake._slack_answer(received)
+                if answer.how == "slow":
+                    fake._stopping.wait(timeout=answer.delay)
+                    answer = fake._slack_answer(received)
                 received.status = answer.status
                 with fake._lock:
                     fake.received.append(received)

@@ -256,7 +256,7 @@ def test_status_stays_within_slack_limits_for_50_servers(alice_slack, now):
     reply = run("status", alice_slack, now)
     assert len(reply.blocks) <= 50
     assert all(len(block["text"]["text"]) <= 3000 for block in reply.blocks if "text" in block)
-    assert "more servers: `/gpu status SERVER`" in str(reply.blocks[-1])
+    assert "of 2 servers. See a server alone with `/gpu status SERVER`" in str(reply.blocks[-1])
 
 
 def test_status_queries_do_not_grow_with_servers(alice, bob, alice_slack, bob_slack, book, now, django_assert_max_num_queries):
