@@ -413,9 +413,15 @@ def sync(calendar, *, now=None, allow_files=False):
 
 def _sync(calendar, now, allow_files):
     calendar = ExternalCalendar.objects.select_related("server", "room").get(pk=calendar.pk)
-    rows = {(row.uid, row.recurrence): row for row in calendar.events.select_related("booking__user")}
+    # An event is known by its UID (and RECURRENCE-ID) on the calendar's server or room, whichever
+    # calendar brought it: an edited export imported under a new name finds the same rows and bookings.
+    rows = {
+        (row.uid, row.recurrence): row
+        for row in ImportedEvent.objects.filter(server=calendar.server_id, room=calendar.room_id).select_related("booking__user")
+    }
+    own = list(calendar.events.all())
     # Events waiting for a free slot or a member must be looked at again even if the source is unchanged.
-    pending = any(row.state in ImportedEvent.PROBLEMS for row in rows.values())
+    pending = any(row.state in ImportedEvent.PROBLEMS for row in own)
     horizon = now + parse_duration(settings.CALENDAR_IMPORT_HORIZON)
     try:
         fetched = fetch(calendar, allow_files=allow_files, conditional=not pending)
@@ -434,8 +440,9 @@ def _sync(calendar, now, allow_files):
             continue  # a broken source repeating one occurrence; the first one counts
         seen.add(key)
         summary.outcomes.append(_apply_safely(calendar, occurrence, rows.get(key), now))
-    for key, row in rows.items():
-        if key not in seen and row.start is not None and row.start < horizon:
+    for row in own:  # what this calendar showed before and shows no more (another calendar's events are its own)
+        moved_away = (row.server_id, row.room_id) != (calendar.server_id, calendar.room_id)  # the calendar was pointed elsewhere
+        if (moved_away or (row.uid, row.recurrence) not in seen) and row.start is not None and row.start < horizon:
             summary.removed += _forget(row, now)
     _record(calendar, now, error="", status=summary.status, etag=fetched.etag, last_modified=fetched.last_modified)
     return summary
@@ -604,11 +611,18 @@ def _save_row(calendar, occurrence, row, outcome):
         "applied_hash": outcome.applied_hash,
     }
     if row is None:
-        ImportedEvent.objects.create(calendar=calendar, uid=occurrence.uid, recurrence=occurrence.recurrence, **values)
+        ImportedEvent.objects.create(
+            calendar=calendar, server=calendar.server, room=calendar.room, uid=occurrence.uid, recurrence=occurrence.recurrence, **values,
+        )
         return
-    current = {name: getattr(row, name) for name in values if name != "booking"}
-    values_without_booking = {name: value for name, value in values.items() if name != "booking"}
-    if current != values_without_booking or row.booking_id != (outcome.booking.pk if outcome.booking else None):
+    values["calendar"] = calendar  # the calendar that showed it last owns it now
+    current = {name: getattr(row, name) for name in values if name not in ("booking", "calendar")}
+    values_without_links = {name: value for name, value in values.items() if name not in ("booking", "calendar")}
+    if (
+        current != values_without_links
+        or row.booking_id != (outcome.booking.pk if outcome.booking else None)
+        or row.calendar_id != calendar.pk
+    ):
         for name, value in values.items():
             setattr(row, name, value)
         row.save()

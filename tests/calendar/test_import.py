@@ -12,7 +12,7 @@ from reservations import icsimport, services
 from reservations.icsimport import TitleError, parse_title
 from reservations.models import Booking, ExternalCalendar, ImportedEvent
 from reservations.parsing import format_device_set
-from tests.factories import UserFactory
+from tests.factories import ServerFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -512,6 +512,37 @@ def test_command_imports_a_file_and_a_rerun_changes_nothing(tmp_path, alice, tha
     assert ExternalCalendar.objects.count() == 1 and Booking.objects.count() == 1
     booking.refresh_from_db()
     assert booking.sequence == 0 and "(unchanged)" in output
+
+
+def test_command_knows_an_event_by_its_uid_whatever_the_files_name(tmp_path, alice, thalys, later):
+    first, edited, final = tmp_path / "lab.ics", tmp_path / "lab (1).ics", tmp_path / "export-final.ics"
+    first.write_bytes(ics(event("a@google.com", "alice 0-1 training", later)))
+    run_command(str(first), "--server", "thalys")
+    booking = Booking.objects.get()
+
+    edited.write_bytes(ics(event("a@google.com", "alice 0-1 training", later + timedelta(hours=1))))
+    output = run_command(str(edited), "--server", "thalys")
+
+    assert "(updated)" in output and "conflict" not in output
+    assert list(Booking.objects.values_list("pk", "start")) == [(booking.pk, later + timedelta(hours=1))]
+
+    final.write_bytes(ics(event("a@google.com", "alice 0-1 training", later + timedelta(hours=1), extra="STATUS:CANCELLED")))
+    output = run_command(str(final), "--server", "thalys")
+
+    booking.refresh_from_db()
+    assert booking.status == Booking.Status.CANCELLED and "cancelled" in output
+    assert ImportedEvent.objects.count() == 1
+
+
+def test_the_same_uid_for_another_server_is_another_event(tmp_path, alice, thalys, later):
+    ServerFactory(name="ice", gpus=2)
+    path = tmp_path / "lab.ics"
+    path.write_bytes(ics(event("a", "alice 0 training", later)))
+
+    run_command(str(path), "--server", "thalys")
+    run_command(str(path), "--server", "ice")
+
+    assert sorted(Booking.objects.values_list("server__name", flat=True)) == ["ice", "thalys"]
 
 
 def test_command_dry_run_writes_nothing(tmp_path, alice, thalys, later):
