@@ -1,6 +1,6 @@
 from django.apps import AppConfig
 from django.conf import settings
-from django.db.models.signals import post_save
+from django.db.models.signals import post_delete, post_save
 
 
 class ReservationsConfig(AppConfig):
@@ -16,6 +16,14 @@ class ReservationsConfig(AppConfig):
         from .signals import booking_changed
 
         booking_changed.connect(waitlist.on_booking_changed, dispatch_uid="labres-waitlist-match")
+
+        from . import feeds
+
+        # What calendar feeds show besides bookings: a change there must change their ETag.
+        for model in (settings.AUTH_USER_MODEL, "reservations.Server", "reservations.Room", "reservations.Device",
+                      "reservations.Profile", "reservations.BookingSeries"):
+            post_save.connect(feeds.on_shown_change, sender=model, dispatch_uid=f"labres-feed-stamp-save-{model}")
+            post_delete.connect(feeds.on_shown_change, sender=model, dispatch_uid=f"labres-feed-stamp-delete-{model}")
 
 
 def _give_new_users_a_profile(sender, instance, created, raw=False, **kwargs):

@@ -11,12 +11,12 @@ from datetime import UTC, datetime, timedelta
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import connection
-from django.db.models import Aggregate, CharField, Func, OuterRef, Q, Subquery, Value
+from django.db.models import Aggregate, CharField, F, Func, OuterRef, Q, Subquery, Value
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from .calendar import Audience, Entry, render_calendar, series_text
-from .models import Allocation, Booking, BookingSeries, CalendarFeed, Room, Server, Unit, display_name_of
+from .models import Allocation, Booking, BookingSeries, CalendarFeed, FeedStamp, Room, Server, Unit, display_name_of
 from .parsing import format_device_set, parse_duration
 
 FORMAT_VERSION = 1  # bump when the feed's text changes shape, so clients fetch it again
@@ -57,9 +57,10 @@ def version(feed, now, base_url):
     history = now - parse_duration(settings.CALENDAR_HISTORY)
     keep_cancelled = now - parse_duration(settings.CALENDAR_KEEP_CANCELLED)
     adapt = connection.ops.adapt_datetimefield_value
+    stamp = FeedStamp._meta.db_table
     sql = (
-        f"SELECT COUNT(*), MAX(updated_at) FROM {Booking._meta.db_table}"
-        ' WHERE "end" >= %s AND NOT (status = %s AND updated_at < %s)'
+        f"SELECT COUNT(*), MAX(updated_at), (SELECT number FROM {stamp} WHERE id = 1), (SELECT changed_at FROM {stamp} WHERE id = 1)"
+        f' FROM {Booking._meta.db_table} WHERE "end" >= %s AND NOT (status = %s AND updated_at < %s)'
     )
     params = [adapt(history), Booking.Status.CANCELLED.value, adapt(keep_cancelled)]
     column = SCOPE_COLUMNS.get(feed.scope)
@@ -68,16 +69,45 @@ def version(feed, now, base_url):
         params.append(getattr(feed, column))
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        count, latest = cursor.fetchone()
-    latest = _aware(latest)
-    last_modified = max(filter(None, [latest, feed.created_at]))
+        count, latest, stamp_number, stamp_changed = cursor.fetchone()
+    latest, stamp_changed = _aware(latest), _aware(stamp_changed)
+    # Last-Modified has whole seconds only (HTTP dates); the ETag, which If-None-Match compares first,
+    # changes with any change: microsecond stamps of the bookings, and the stamp's counter for the rest.
+    last_modified = max(filter(None, [latest, feed.created_at, stamp_changed]))
     parts = [
-        FORMAT_VERSION, feed.pk, feed.scope, feed.server_id, feed.room_id, count, latest and latest.isoformat(),
+        FORMAT_VERSION, feed.pk, feed.scope, feed.server_id, feed.room_id, count, latest and latest.isoformat(), stamp_number,
         base_url, settings.SITE_URL, settings.CALENDAR_SHOW_OTHERS_PURPOSES, settings.CALENDAR_REFRESH,
         settings.CALENDAR_HISTORY, settings.CALENDAR_KEEP_CANCELLED,
     ]
     digest = hashlib.blake2b(repr(parts).encode(), digest_size=16).hexdigest()
     return Version(etag=f'"{digest}"', last_modified=last_modified)
+
+
+# What a feed shows of each model besides bookings; a save that names only other fields changes no feed.
+SHOWN_FIELDS = {
+    "Server": {"name", "location"},
+    "Room": {"name", "location"},
+    "Device": {"index", "server", "server_id"},
+    "Profile": {"display_name"},
+    "User": {"username", "first_name", "last_name"},
+    "BookingSeries": {"rule", "first_date", "start_time", "time_zone", "until"},
+}
+
+
+def on_shown_change(sender, instance, created=False, update_fields=None, raw=False, **kwargs):
+    """post_save / post_delete of a model whose fields feeds show: count a change (in the same transaction)."""
+    if raw or created:
+        return  # a fixture load; something new is in no feed before a booking of it is
+    if update_fields is not None and not set(update_fields) & SHOWN_FIELDS.get(sender.__name__, set()):
+        return  # e.g. a sign-in saving last_login
+    bump()
+
+
+def bump(now=None):
+    """Count a change to what feeds show besides bookings: every feed's ETag changes."""
+    now = now or timezone.now()
+    if not FeedStamp.objects.filter(pk=1).update(number=F("number") + 1, changed_at=now):
+        FeedStamp.objects.get_or_create(pk=1, defaults={"number": 1, "changed_at": now})
 
 
 def _aware(value):

@@ -33,6 +33,7 @@ from . import services
 from .errors import BookingError
 from .models import Booking, ExternalCalendar, ImportedEvent
 from .parsing import ParseError, format_device_set, format_span, parse_device_set, parse_duration
+from .recurrence import DAYS, FREQUENCIES, matches_between
 
 logger = logging.getLogger(__name__)
 
@@ -209,8 +210,18 @@ class Occurrence:
     sequence: int = 0
 
 
+@dataclass(frozen=True)
+class Skipped:
+    """An event left out before expansion, and why (for the command's report and the sync's status)."""
+
+    uid: str
+    summary: str
+    when: str
+    reason: str
+
+
 def read_calendar(body, *, start, end):
-    """The occurrences of the events in an ICS document that overlap [start, end). Raises ImportFailure."""
+    """(occurrences of the events in an ICS document that overlap [start, end), Skipped events). Raises ImportFailure."""
     import icalendar
     import recurring_ical_events
 
@@ -219,13 +230,141 @@ def read_calendar(body, *, start, end):
         raise ImportFailure("The address does not serve an iCalendar file (it should start with BEGIN:VCALENDAR); use the calendar's ICS address.")
     try:
         calendar = icalendar.Calendar.from_ical(text)
+        skipped = _screen(calendar, start, end)
         recurring = _recurring_uids(calendar)
         components = recurring_ical_events.of(calendar).between(start, end)
-        return [occurrence for component in components if (occurrence := _occurrence(component, recurring)) is not None]
+        return [occurrence for component in components if (occurrence := _occurrence(component, recurring)) is not None], skipped
     except ImportFailure:
         raise
     except Exception as error:  # icalendar and its expansion raise many kinds on a broken file
         raise ImportFailure(f"The iCalendar file cannot be read: {error}.") from None
+
+
+# --- screening: what python-dateutil must never be asked to expand ---------------------------------
+
+YEARS = (1970, 2999)  # the years a booking may fall in (reservations.services refuses others)
+SUB_DAILY = {"SECONDLY": "second", "MINUTELY": "minute", "HOURLY": "hour"}
+# RRULE parts reservations.recurrence reads; with others (BYSETPOS, BYWEEKNO, BYYEARDAY, BYHOUR, ...) the
+# import cannot tell cheaply whether a rule ever matches, and python-dateutil may look until the year 9999.
+READ_PARTS = {"FREQ", "INTERVAL", "BYDAY", "BYMONTHDAY", "BYMONTH", "COUNT", "UNTIL", "WKST"}
+_NTH_DAY = re.compile(r"^([+-]?)(\d{1,2})(MO|TU|WE|TH|FR|SA|SU)$")
+
+
+def _screen(calendar, start, end):
+    """Take out of `calendar` the events whose expansion could run away or fail, and say why.
+
+    python-dateutil checks a rule's UNTIL only against dates that match, so a rule that never matches
+    (a 30 February) makes it walk every day, month or year to 9999: seconds of CPU per event, on every
+    sync. Each rule is asked first, day by day over the import's window only, whether it has a date
+    there (reservations.recurrence); one that has none is dropped, the event's own start stays.
+    """
+    events = calendar.walk("VEVENT")
+    skipped, bad = [], {}
+    for event in events:
+        uid = str(event.get("UID", "")).strip()
+        if uid in bad:
+            continue
+        reason = _runaway(event, start, end)
+        if reason:
+            bad[uid] = reason
+            skipped.append(Skipped(uid=uid, summary=str(event.get("SUMMARY", "")).strip(), when=_when(event), reason=reason))
+    if bad:
+        calendar.subcomponents[:] = [c for c in calendar.subcomponents if c.name != "VEVENT" or str(c.get("UID", "")).strip() not in bad]
+    return skipped
+
+
+def _runaway(event, start, end):
+    """Why the event is left out, or None; a rule with no date in [start, end) is removed from it (not a reason)."""
+    for name in ("DTSTART", "DTEND", "RECURRENCE-ID", "RDATE", "EXDATE"):
+        for value in _dates(event.get(name)):
+            if not YEARS[0] <= value.year <= YEARS[1]:
+                return f"Its {name} is in the year {value.year}; bookings fall between {YEARS[0]} and {YEARS[1]}."
+    if event.get("EXRULE") is not None:
+        return "It excludes dates by an EXRULE, which RFC 5545 no longer has; exclude them with EXDATE."
+    rules = event.get("RRULE")
+    rules = rules if isinstance(rules, list) else [rules] if rules is not None else []
+    if not rules:
+        return None
+    first = event.get("DTSTART")
+    if first is None:
+        return "It repeats but has no DTSTART."
+    first = first.dt.date() if isinstance(first.dt, datetime) else first.dt
+    kept = []
+    for rule in rules:
+        parts, problem = _rule_parts(rule)
+        if problem:
+            return problem
+        # A day's slack at each end: the window is in UTC, the rule's days in the event's zone.
+        if matches_between(parts, first=first, start=start.date() - timedelta(days=1), end=end.date() + timedelta(days=1)):
+            kept.append(rule)
+    if len(kept) != len(rules):
+        if kept:
+            event["RRULE"] = kept if len(kept) > 1 else kept[0]
+        else:
+            del event["RRULE"]  # its own start (and RDATEs) stay; the rule would add nothing here
+    return None
+
+
+def _rule_parts(rule):
+    """({part: text}, None) for a rule reservations.recurrence can walk, else (None, why not)."""
+    text = rule.to_ical().decode()
+    parts = dict(piece.split("=", 1) for piece in text.split(";") if "=" in piece)
+    freq = parts.get("FREQ", "")
+    if freq in SUB_DAILY:
+        return None, f"It repeats every {SUB_DAILY[freq]} (FREQ={freq}); bookings repeat daily at most."
+    unread = sorted(set(parts) - READ_PARTS)
+    if freq not in FREQUENCIES or unread:
+        what = ", ".join(unread) if unread else f"FREQ={freq or 'none'}"
+        return None, f"Its repeat rule uses {what}, which the import does not read; put these dates in labres, or in separate events."
+    codes = parts.get("BYDAY", "").split(",") if parts.get("BYDAY") else []
+    numbered = [code for code in codes if code not in DAYS]
+    if numbered:
+        in_month = freq == "MONTHLY" or (freq == "YEARLY" and "BYMONTH" in parts)
+        limit = 5 if in_month else 53
+        for code in numbered:
+            match = _NTH_DAY.match(code)
+            if not match or freq not in ("MONTHLY", "YEARLY") or not 1 <= int(match.group(2)) <= limit:
+                return None, f"Its repeat rule's BYDAY={code} is not a day this rule can have; write e.g. BYDAY=2MO in a monthly rule."
+        if len(numbered) != len(codes):
+            return None, "Its repeat rule mixes plain and numbered days in BYDAY (e.g. MO,-1FR); split it into two events."
+        parts["BYDAY"] = ",".join(f"{'-' if m.group(1) == '-' else ''}{int(m.group(2))}{m.group(3)}" for m in map(_NTH_DAY.match, numbered))
+    try:
+        for name in ("INTERVAL", "COUNT"):
+            if name in parts and int(parts[name]) < 1:
+                raise ValueError
+        for value in parts.get("BYMONTHDAY", "").split(",") if parts.get("BYMONTHDAY") else []:
+            if not 1 <= abs(int(value)) <= 31:
+                raise ValueError
+        for value in parts.get("BYMONTH", "").split(",") if parts.get("BYMONTH") else []:
+            if not 1 <= int(value) <= 12:
+                raise ValueError
+        if "UNTIL" in parts:
+            until = date(int(parts["UNTIL"][:4]), int(parts["UNTIL"][4:6]), int(parts["UNTIL"][6:8]))
+            if until.year > YEARS[1]:
+                del parts["UNTIL"]  # as good as none: the window ends long before
+    except (ValueError, ParseError):
+        return None, f"Its repeat rule {text} has a value out of range."
+    return parts, None
+
+
+def _dates(prop):
+    """The dates and times a property holds (DTSTART: one; RDATE, EXDATE: lists; periods: their starts)."""
+    if prop is None:
+        return
+    for item in prop if isinstance(prop, list) else [prop]:
+        values = [entry.dt for entry in item.dts] if hasattr(item, "dts") else [item.dt]
+        for value in values:
+            value = value[0] if isinstance(value, tuple) else value
+            if isinstance(value, (date, datetime)):
+                yield value
+
+
+def _when(event):
+    start = event.get("DTSTART")
+    try:
+        return start.dt.isoformat() if start is not None else ""
+    except (AttributeError, ValueError):
+        return ""
 
 
 def _recurring_uids(calendar):
@@ -364,6 +503,7 @@ class Summary:
     error: str = ""
     outcomes: list = field(default_factory=list)
     removed: int = 0
+    skipped_events: list = field(default_factory=list)  # Skipped: left out before expansion, with the reason
 
     def count(self, **match):
         return sum(all(getattr(o, key) == value for key, value in match.items()) for o in self.outcomes)
@@ -382,8 +522,9 @@ class Summary:
             (self.count(state=ImportedEvent.State.UNMATCHED), "unmatched", "unmatched"),
             (self.count(state=ImportedEvent.State.INVALID), "unreadable", "unreadable"),
         ]
+        parts.append((len(self.skipped_events), "skipped", "skipped"))
         said = ", ".join(f"{n} {one if n == 1 else many}" for n, one, many in parts if n)
-        events = len(self.outcomes)
+        events = len(self.outcomes) + len(self.skipped_events)
         return f"{events} event{'' if events == 1 else 's'}" + (f": {said}" if said else "")
 
 
@@ -413,20 +554,26 @@ def sync(calendar, *, now=None, allow_files=False):
 
 def _sync(calendar, now, allow_files):
     calendar = ExternalCalendar.objects.select_related("server", "room").get(pk=calendar.pk)
-    rows = {(row.uid, row.recurrence): row for row in calendar.events.select_related("booking__user")}
+    # An event is known by its UID (and RECURRENCE-ID) on the calendar's server or room, whichever
+    # calendar brought it: an edited export imported under a new name finds the same rows and bookings.
+    rows = {
+        (row.uid, row.recurrence): row
+        for row in ImportedEvent.objects.filter(server=calendar.server_id, room=calendar.room_id).select_related("booking__user")
+    }
+    own = list(calendar.events.all())
     # Events waiting for a free slot or a member must be looked at again even if the source is unchanged.
-    pending = any(row.state in ImportedEvent.PROBLEMS for row in rows.values())
+    pending = any(row.state in ImportedEvent.PROBLEMS for row in own)
     horizon = now + parse_duration(settings.CALENDAR_IMPORT_HORIZON)
     try:
         fetched = fetch(calendar, allow_files=allow_files, conditional=not pending)
         if fetched is None:
             _record(calendar, now, error="")
             return Summary(not_modified=True)
-        occurrences = read_calendar(fetched.body, start=now, end=horizon)
+        occurrences, skipped = read_calendar(fetched.body, start=now, end=horizon)
     except ImportFailure as error:
         _record(calendar, now, error=str(error))
         return Summary(error=str(error))
-    summary = Summary()
+    summary = Summary(skipped_events=skipped)
     seen = set()
     for occurrence in occurrences:
         key = (occurrence.uid, occurrence.recurrence)
@@ -434,8 +581,9 @@ def _sync(calendar, now, allow_files):
             continue  # a broken source repeating one occurrence; the first one counts
         seen.add(key)
         summary.outcomes.append(_apply_safely(calendar, occurrence, rows.get(key), now))
-    for key, row in rows.items():
-        if key not in seen and row.start is not None and row.start < horizon:
+    for row in own:  # what this calendar showed before and shows no more (another calendar's events are its own)
+        moved_away = (row.server_id, row.room_id) != (calendar.server_id, calendar.room_id)  # the calendar was pointed elsewhere
+        if (moved_away or (row.uid, row.recurrence) not in seen) and row.start is not None and row.start < horizon:
             summary.removed += _forget(row, now)
     _record(calendar, now, error="", status=summary.status, etag=fetched.etag, last_modified=fetched.last_modified)
     return summary
@@ -604,11 +752,18 @@ def _save_row(calendar, occurrence, row, outcome):
         "applied_hash": outcome.applied_hash,
     }
     if row is None:
-        ImportedEvent.objects.create(calendar=calendar, uid=occurrence.uid, recurrence=occurrence.recurrence, **values)
+        ImportedEvent.objects.create(
+            calendar=calendar, server=calendar.server, room=calendar.room, uid=occurrence.uid, recurrence=occurrence.recurrence, **values,
+        )
         return
-    current = {name: getattr(row, name) for name in values if name != "booking"}
-    values_without_booking = {name: value for name, value in values.items() if name != "booking"}
-    if current != values_without_booking or row.booking_id != (outcome.booking.pk if outcome.booking else None):
+    values["calendar"] = calendar  # the calendar that showed it last owns it now
+    current = {name: getattr(row, name) for name in values if name not in ("booking", "calendar")}
+    values_without_links = {name: value for name, value in values.items() if name not in ("booking", "calendar")}
+    if (
+        current != values_without_links
+        or row.booking_id != (outcome.booking.pk if outcome.booking else None)
+        or row.calendar_id != calendar.pk
+    ):
         for name, value in values.items():
             setattr(row, name, value)
         row.save()

@@ -555,6 +555,18 @@ class ExternalCalendar(models.Model):
         return f"server {self.server.name}" if self.server_id else f"room {self.room.name}"
 
 
+class FeedStamp(models.Model):
+    """One row counting changes to what calendar feeds show besides bookings: a server's or room's
+    name or location, a GPU's index, a member's name, a series' rule. Part of every feed's ETag
+    (reservations.feeds), so such a change reaches calendar apps, however soon after a fetch."""
+
+    number = models.BigIntegerField(default=0)
+    changed_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self):
+        return f"feed stamp {self.number}"
+
+
 class ImportedEvent(models.Model):
     """One occurrence of an external calendar's event and what became of it: the booking, or why there is none."""
 
@@ -569,7 +581,11 @@ class ImportedEvent(models.Model):
     # The states staff should look at; retried on each sync, they may fit later.
     PROBLEMS = (State.CONFLICT, State.UNMATCHED, State.INVALID)
 
+    # The calendar that showed the event last. An event is one per server or room, whichever file
+    # or address brought it: an edited export imported under a new name moves the same booking.
     calendar = models.ForeignKey(ExternalCalendar, on_delete=models.CASCADE, related_name="events")
+    server = models.ForeignKey(Server, null=True, blank=True, on_delete=models.CASCADE, related_name="+", editable=False)
+    room = models.ForeignKey(Room, null=True, blank=True, on_delete=models.CASCADE, related_name="+", editable=False)
     uid = models.CharField(max_length=500, verbose_name="UID")
     recurrence = models.CharField(
         max_length=40, blank=True, help_text="The occurrence's original start (UTC, ISO) for a recurring event; empty otherwise.",
@@ -587,7 +603,12 @@ class ImportedEvent(models.Model):
     class Meta:
         ordering = ["start", "uid"]
         constraints = [
-            models.UniqueConstraint(fields=["calendar", "uid", "recurrence"], name="imported_event_unique_occurrence"),
+            models.UniqueConstraint(
+                fields=["server", "uid", "recurrence"], condition=models.Q(server__isnull=False), name="imported_event_unique_on_server",
+            ),
+            models.UniqueConstraint(
+                fields=["room", "uid", "recurrence"], condition=models.Q(room__isnull=False), name="imported_event_unique_in_room",
+            ),
         ]
         indexes = [models.Index(fields=["calendar", "state"], name="imported_event_calendar_state")]
 

@@ -236,13 +236,36 @@ def occurrences(rule, *, first, until=None, zone, limit, horizon):
     return starts
 
 
+def matches_between(rule, *, first, start, end):
+    """Whether the rule (an RRULE's parts; BYDAY may be ordinal, '2MO', in a monthly or yearly rule) has a date
+    from `start` to `end` (dates), counting periods from `first`. COUNT is not counted; UNTIL is.
+
+    Looks at the days from start to end only, so it costs the same whatever the rule: a calendar import
+    asks it before python-dateutil expands a rule that may never match (and would then run to 9999).
+    """
+    parts = rule_parts(rule) if isinstance(rule, str) else rule
+    if "UNTIL" in parts:
+        end = min(end, _until(parts["UNTIL"][:8]))
+    matches = _day_test(parts, first)
+    day = max(start, first)
+    while day <= end:
+        if matches(day):
+            return True
+        day += timedelta(days=1)
+    return False
+
+
 def _day_test(parts, first):
     """Whether a day (on or after `first`) is an occurrence of the rule: RFC 5545's reading, as python-dateutil's."""
     freq, interval = parts["FREQ"], int(parts.get("INTERVAL", "1"))
-    weekdays = {DAYS.index(code) for code in parts["BYDAY"].split(",")} if "BYDAY" in parts else set()
+    codes = parts["BYDAY"].split(",") if "BYDAY" in parts else []
+    weekdays = {DAYS.index(code) for code in codes if code in DAYS}
+    # '2MO': the second Monday of the month (of the year in a yearly rule without BYMONTH); '-1FR': the last Friday.
+    nth = {(DAYS.index(code[-2:]), int(code[:-2])) for code in codes if code not in DAYS}
     monthdays = {int(value) for value in parts["BYMONTHDAY"].split(",")} if "BYMONTHDAY" in parts else set()
     months = {int(value) for value in parts["BYMONTH"].split(",")} if "BYMONTH" in parts else set()
-    if not weekdays and not monthdays:  # the first date's own day stands in for the days not named
+    in_year = freq == "YEARLY" and not months
+    if not weekdays and not nth and not monthdays:  # the first date's own day stands in for the days not named
         if freq == "YEARLY":
             months, monthdays = months or {first.month}, {first.day}
         elif freq == "MONTHLY":
@@ -259,8 +282,19 @@ def _day_test(parts, first):
     }
     period = periods[freq]
 
+    def on_a_named_day(day):
+        if not weekdays and not nth:
+            return True
+        if day.weekday() in weekdays:
+            return True
+        if in_year:
+            position, length = day.timetuple().tm_yday, 366 if monthrange(day.year, 2)[1] == 29 else 365
+        else:
+            position, length = day.day, monthrange(day.year, day.month)[1]
+        return (day.weekday(), (position - 1) // 7 + 1) in nth or (day.weekday(), -((length - position) // 7 + 1)) in nth
+
     def matches(day):
-        if period(day) % interval or (months and day.month not in months) or (weekdays and day.weekday() not in weekdays):
+        if period(day) % interval or (months and day.month not in months) or not on_a_named_day(day):
             return False
         if monthdays:
             from_end = day.day - monthrange(day.year, day.month)[1] - 1  # -1 is the month's last day

@@ -8,6 +8,7 @@ import os
 import sys
 
 from .errors import CliError
+from .output import warn
 
 EPILOG = """\
 exit codes: 0 done (status: the units are free or yours), 1 someone else holds them,
@@ -22,7 +23,10 @@ The booking is claimed for a lease (LABRES_RUN_LEASE, 30m; or -d if shorter) and
 by the lease when less than LABRES_RUN_RENEW_BEFORE (5m) is left, checked every
 LABRES_RUN_HEARTBEAT seconds (30), never past -d. It is released when the command ends;
 Ctrl-C and SIGTERM reach the command, and labres waits for it before releasing. The
-command sees LABRES_BOOKING and, when GPUs are named, CUDA_VISIBLE_DEVICES.
+command sees LABRES_BOOKING and CUDA_VISIBLE_DEVICES set to the booked GPUs (whatever was
+set; empty for CPU cores or memory alone), with CUDA_DEVICE_ORDER=PCI_BUS_ID.
+On units you hold already, it runs inside your booking and leaves it yours afterwards
+(extended while the command outlasts it, and then ended with the command).
 --wait tries again every LABRES_WAIT_INTERVAL seconds (30).
 
 example: labres run thalys:0-1 -d 8h -r "train resnet" -- python train.py
@@ -50,13 +54,13 @@ def main(argv=None):
         return dispatch(name, args, command)
     except CliError as error:
         for line in error.lines():
-            print(f"labres: {line}", file=sys.stderr)
+            warn(line)
         return error.exit_code
     except KeyboardInterrupt:
         print(file=sys.stderr)
         return 130
     except KeyError as error:
-        print(f"labres: the portal's answer has no {error}; is it a labres portal of another version?", file=sys.stderr)
+        warn(f"the portal's answer has no {error}; is it a labres portal of another version?")
         return 2
     except BrokenPipeError:
         # `labres mine | head`: the reader left; say nothing more.
@@ -65,7 +69,7 @@ def main(argv=None):
     except Exception as error:  # noqa: BLE001 -- one line, not a traceback, unless asked for
         if os.environ.get("LABRES_DEBUG"):
             raise
-        print(f"labres: unexpected error: {error.__class__.__name__}: {error} (LABRES_DEBUG=1 shows more)", file=sys.stderr)
+        warn(f"unexpected error: {error.__class__.__name__}: {error} (LABRES_DEBUG=1 shows more)")
         return 2
 
 

@@ -4,7 +4,6 @@ Exit codes: 0 done (or: the units are yours to use), 1 someone else holds what y
 for, 2 an error (bad input, not logged in, portal unreachable, refused by the API).
 """
 import getpass
-import json
 import os
 import socket
 import sys
@@ -23,6 +22,7 @@ from . import times
 from .client import Client
 from .config import default_server, normalize_url, portal, read_config, write_config
 from .errors import CliError
+from .output import clean, emit_json, say
 
 CLAIM_DURATION = "1h"
 
@@ -82,10 +82,6 @@ def shares_body(args):
     return body
 
 
-def emit_json(data):
-    print(json.dumps(data, indent=2))
-
-
 def describe(booking, now):
     """'#42 thalys:0-1 until 16:30 (training resnet)' or '#43 room Lab 2 Wed 10:00–12:00'."""
     start, end = times.from_api(booking["start"]), times.from_api(booking["end"])
@@ -116,9 +112,9 @@ def login(args):
     answer = client.post("auth/token/", {"username": username, "password": password, "name": f"{username}@{host} CLI"})
     me = Client(url, answer["token"]).get("me/")  # the user name as the portal spells it
     path = write_config({"url": url, "token": answer["token"], "username": me["username"]})
-    print(f"Logged in to {url} as {me['username']}; token '{answer.get('name', 'cli')}' saved in {path}.")
+    say(f"Logged in to {url} as {me['username']}; token '{answer.get('name', 'cli')}' saved in {path}.")
     if os.environ.get("LABRES_TOKEN"):
-        print("Note: LABRES_TOKEN is set and takes precedence over the saved token.", file=sys.stderr)
+        say("Note: LABRES_TOKEN is set and takes precedence over the saved token.", err=True)
     return 0
 
 
@@ -153,19 +149,19 @@ def status(args):
     server, indices = target_of(args.target)
     client = connect(args)
     availability = client.get("availability/", server=server)
-    units = _units_asked(availability["units"], server, indices)
+    units = units_asked(availability["units"], server, indices)
     now = times.from_api(availability["start"])
-    me = whoami(client) if any(_holder(unit, now) for unit in units) else None
+    me = whoami(client) if any(holder_now(unit, now) for unit in units) else None
     if args.json:
         emit_json(availability)
     else:
         _print_board(units, me, now)
         _print_pool(availability["units"], server)
-    taken = any(holder["user"] != me for unit in units for holder in [_holder(unit, now)] if holder)
+    taken = any(holder["user"] != me for unit in units for holder in [holder_now(unit, now)] if holder)
     return 1 if taken else 0
 
 
-def _units_asked(units, server, indices):
+def units_asked(units, server, indices):
     mine = [unit for unit in units if (unit.get("server") or "").lower() == server.lower() and unit["kind"] in ("gpu", "server")]
     if not mine:
         raise CliError(f"no server '{server}' in the portal")
@@ -179,7 +175,7 @@ def _units_asked(units, server, indices):
     return [by_index[index] for index in indices]
 
 
-def _holder(unit, now):
+def holder_now(unit, now):
     return next((busy for busy in unit["busy"] if times.from_api(busy["start"]) <= now < times.from_api(busy["end"])), None)
 
 
@@ -191,12 +187,12 @@ def _print_board(units, me, now):
     rows = [("UNIT", "NOW", "UNTIL", "PURPOSE", "NEXT")]
     for unit in units:
         name = unit["unit"] + (" (whole)" if unit["kind"] == "server" else "")
-        holder, upcoming = _holder(unit, now), _next(unit, now)
+        holder, upcoming = holder_now(unit, now), _next(unit, now)
         if holder:
             who = holder["user"] + (" (you)" if holder["user"] == me else "") + (" (pending)" if holder.get("pending") else "")
             until = times.show(times.from_api(holder["end"]), now)
-            purpose = _shorten(holder.get("purpose") or "", 32)
-        elif unit["kind"] == "server" and any(_holder(other, now) for other in units):
+            purpose = _shorten(clean(holder.get("purpose") or ""), 32)
+        elif unit["kind"] == "server" and any(holder_now(other, now) for other in units):
             who, until, purpose = "GPUs in use", "", ""  # free as a whole server only once they are
         else:
             who, until, purpose = "free", "", ""
@@ -204,10 +200,10 @@ def _print_board(units, me, now):
         if upcoming:
             span = times.show_span(times.from_api(upcoming["start"]), times.from_api(upcoming["end"]), now)
             later = f"{upcoming['user']} {span}" + (" (awaiting approval)" if upcoming.get("pending") else "")
-        rows.append((name, who, until, purpose, later))
+        rows.append(tuple(clean(cell) for cell in (name, who, until, purpose, later)))  # widths of what is shown
     widths = [max(len(row[column]) for row in rows) for column in range(4)]
     for row in rows:
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[4])
+        say("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[4])
 
 
 def _print_pool(units, server):
@@ -220,7 +216,7 @@ def _print_pool(units, server):
         parts.append(f"{pool['cpu_cores']['free']} of {pool['cpu_cores']['capacity']} CPU cores")
     if pool.get("memory_gib"):
         parts.append(f"{pool['memory_gib']['free']} of {pool['memory_gib']['capacity']} GiB")
-    print(f"Pool: {' and '.join(parts)} free throughout the next 24 h (book with --cpus N --mem 64G).")
+    say(f"Pool: {' and '.join(parts)} free throughout the next 24 h (book with --cpus N --mem 64G).")
 
 
 def _shorten(text, length):
@@ -260,7 +256,7 @@ def _report(args, verb, booking):
         emit_json(booking)
     else:
         waiting = " It awaits approval by staff; you will be told when they decide." if booking.get("status") == "pending" else ""
-        print(f"{verb} {describe(booking, times.local_now())}.{waiting}")
+        say(f"{verb} {describe(booking, times.local_now())}.{waiting}")
     return 0
 
 
@@ -277,7 +273,7 @@ def release(args):
     running = client.get_all("bookings/", mine=1, state="running", server=server)
     held = [booking for booking in running if _overlaps(booking, indices)]
     if not held:
-        print(f"Nothing to release: you hold nothing on {label_of(server, indices)} now.", file=sys.stderr)
+        say(f"Nothing to release: you hold nothing on {label_of(server, indices)} now.", err=True)
         if args.json:
             emit_json([])
         return 0
@@ -286,7 +282,7 @@ def release(args):
         emit_json(released)
     else:
         for booking in released:
-            print(f"Released #{booking['id']} {booking['what']}.")
+            say(f"Released #{booking['id']} {booking['what']}.")
     return 0
 
 
@@ -342,10 +338,10 @@ def mine(args):
         emit_json(bookings)
         return 0
     if not bookings:
-        print("You have no running or upcoming bookings.")
+        say("You have no running or upcoming bookings.")
         return 0
     now = times.local_now()
     for booking in bookings:
-        print(f"{booking['state']:<9} {describe(booking, now)}")
+        say(f"{booking['state']:<9} {describe(booking, now)}")
     return 0
 

@@ -16,7 +16,9 @@ def config_path():
 
 
 def cache_dir():
-    return Path.home() / ".cache" / "labres"
+    """$XDG_CACHE_HOME/labres, else ~/.cache/labres (made 0700, its files 0600: see write_private)."""
+    base = os.environ.get("XDG_CACHE_HOME")
+    return (Path(base) if base and os.path.isabs(base) else Path.home() / ".cache") / "labres"
 
 
 def read_config():

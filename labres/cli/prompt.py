@@ -4,15 +4,16 @@ It runs before every prompt, so it answers from a cache younger than LABRES_PROM
 seconds (10) when it can, waits at most LABRES_PROMPT_TIMEOUT seconds (2) for the portal,
 and on any failure prints nothing and exits 0: a prompt must never break the shell.
 """
+import hashlib
 import json
 import os
-import re
 import sys
 import time
 
 from . import times
 from .client import Client
 from .config import cache_dir, default_server, portal, write_private
+from .output import clean
 
 RED, RESET = "\033[31m", "\033[0m"
 # Bash and zsh must be told the colour codes take no room, or line editing goes astray.
@@ -31,6 +32,7 @@ def prompt(args):
 
 def render(holders, *, shell="plain", colour=True):
     """'!alice ' (red unless NO_COLOR), '!alice,bob ' for two, '!alice+2 ' for more."""
+    holders = [clean(holder) for holder in holders]
     text = "!" + (",".join(holders) if len(holders) <= 2 else f"{holders[0]}+{len(holders) - 1}")
     if colour:
         start, end = INVISIBLE[shell]
@@ -39,19 +41,25 @@ def render(holders, *, shell="plain", colour=True):
 
 
 def _holders(args):
-    """The user names, other than the caller's, holding a unit of the server now; cached."""
+    """The user names, other than the caller's, holding a unit of the server now; cached per portal, token and server."""
     server = args.server or default_server()
     found = portal(getattr(args, "url", None), getattr(args, "token", None))
-    path = cache_dir() / f"prompt-{re.sub(r'[^A-Za-z0-9._-]', '_', server)}.json"
+    # One cache file per portal, token (so per member) and server: whoever else shares the home
+    # directory, or this member with another portal, never reads an answer meant for someone else.
+    key = hashlib.sha256("\n".join([found.url, found.token, server.lower()]).encode()).hexdigest()[:32]
+    path = cache_dir() / f"prompt-{key}.json"
     ttl = float(os.environ.get("LABRES_PROMPT_TTL") or 10)
     cached = _read(path)
-    if cached and cached.get("url") == found.url and 0 <= time.time() - cached.get("at", 0) < ttl:
-        return cached["holders"]
+    if cached and cached.get("key") == key and 0 <= time.time() - cached.get("at", 0) < ttl:
+        return [str(holder) for holder in cached["holders"]]
     holders = []  # a failure is cached too: a portal that is down must not slow every prompt
     try:
         holders = _ask(found, server)
     finally:
-        write_private(path, json.dumps({"at": time.time(), "url": found.url, "holders": holders}))
+        try:
+            write_private(path, json.dumps({"at": time.time(), "key": key, "holders": holders}))
+        except OSError:
+            pass  # no cache then, but still an answer
     return holders
 
 
@@ -73,7 +81,12 @@ def _ask(found, server):
 
 
 def _read(path):
+    """The cached answer, if the file is this user's own and no one else may write it; else None."""
     try:
-        return json.loads(path.read_text())
+        with path.open() as file:
+            stat = os.fstat(file.fileno())
+            if stat.st_uid != os.getuid() or stat.st_mode & 0o022:
+                return None
+            return json.loads(file.read())
     except (OSError, ValueError):
         return None

@@ -7,16 +7,16 @@ ends: normally, by a signal forwarded to it, or because labres itself failed.
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from datetime import timedelta
 
-from reservations.parsing import format_duration
+from reservations.parsing import format_duration, parse_device_set
 
 from . import times
-from .commands import connect, duration_of, shares_body, target_body, target_of
+from .commands import connect, duration_of, holder_now, shares_body, target_body, target_of, units_asked, whoami
 from .errors import ApiError, CliError
+from .output import warn
 
 FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
 # A terminal sends these to its whole foreground process group, the command included.
@@ -31,14 +31,51 @@ def run(args, command):
     lease, renew_before = lease_settings(limit)
     heartbeat = _seconds("LABRES_RUN_HEARTBEAT", 30)
     client = connect(args)
+    availability = client.get("availability/", server=server)
+    now = times.from_api(availability["start"])
+    gpus = server_gpus(availability, server)
+    own = _held_by_me(client, availability, server, indices, shares)
+    if own:
+        # Units you hold already: the command runs inside your booking, which stays yours afterwards.
+        for booking in own:
+            warn(f"running inside your booking #{booking['id']} {booking['what']} (until {times.show(times.from_api(booking['end']), now)})")
+        keepers = [Lease(client, booking, lease=lease, renew_before=renew_before, interval=heartbeat, limit=limit, now=now) for booking in own]
+        return _run_holding(client, own, keepers, command, gpus if indices is None else indices, claimed=False)
     purpose = args.reason or f"labres run {os.path.basename(command[0])}"
     body = {**target_body(server, indices), **shares, "duration": format_duration(lease), "purpose": purpose, "source": "cli"}
     booking = _claim(client, body, wait=args.wait)
     if booking is None:
         return 1
-    print(f"labres: holding #{booking['id']} {booking['what']} while the command runs", file=sys.stderr)
+    warn(f"holding #{booking['id']} {booking['what']} while the command runs")
     keeper = Lease(client, booking, lease=lease, renew_before=renew_before, interval=heartbeat, limit=limit)
-    return _run_holding(client, booking, keeper, command, indices)
+    return _run_holding(client, [booking], [keeper], command, gpus, claimed=True)
+
+
+def server_gpus(availability, server):
+    """The indices of the server's GPUs, as the portal (and nvidia-smi) numbers them; a CliError if there is no such server."""
+    units = units_asked(availability["units"], server, None)
+    return sorted(unit["device"] for unit in units if unit["kind"] == "gpu")
+
+
+def _held_by_me(client, availability, server, indices, shares):
+    """Your running bookings that hold every unit asked for right now, or [] (then the units are claimed as usual).
+
+    A share-only run (--cpus/--mem without GPUs) holds no unit: it is always a booking of its own.
+    With --cpus/--mem, your bookings must also hold at least those shares.
+    """
+    if shares and indices is None:
+        return []
+    now = times.from_api(availability["start"])
+    holders = [holder_now(unit, now) for unit in units_asked(availability["units"], server, indices)]
+    if not holders or not all(holders) or any(holder.get("pending") for holder in holders):
+        return []
+    if {holder["user"] for holder in holders} != {whoami(client)}:
+        return []
+    bookings = [client.get(f"bookings/{booking_id}/") for booking_id in sorted({holder["booking"] for holder in holders})]
+    for name in ("cpu_cores", "memory_gib"):
+        if shares.get(name, 0) > sum(booking.get(name) or 0 for booking in bookings):
+            return []
+    return bookings
 
 
 def lease_settings(limit):
@@ -68,18 +105,24 @@ def _claim(client, body, *, wait):
         except ApiError as error:
             if error.status != 409:
                 raise
-            lines = error.lines()
+            lines, conflicts = error.lines(), error.conflicts
         if not wait:
             for line in lines:
-                print(f"labres: taken: {line}", file=sys.stderr)
+                warn(f"taken: {line}")
+            yours = sorted({conflict["booking"] for conflict in conflicts if conflict.get("user") == whoami(client)})
+            if yours:
+                numbers = ", ".join(f"#{number}" for number in yours)
+                warn(f"{numbers} {'is' if len(yours) == 1 else 'are'} yours: name only the units you hold to run inside your booking, or release it first")
             return None
         if lines != shown:
-            print(f"labres: waiting: {' '.join(lines)}", file=sys.stderr)
+            warn(f"waiting: {' '.join(lines)}")
             shown = lines
         time.sleep(poll)
 
 
-def _run_holding(client, booking, keeper, command, indices):
+def _run_holding(client, bookings, keepers, command, gpus, *, claimed):
+    # gpus: the server's GPUs, or (inside your own booking) the ones asked for: what the command may see.
+    """Run the command while the keepers renew the bookings; then release them (claimed) or end what was added (your own)."""
     received = []
     child = None
 
@@ -93,11 +136,12 @@ def _run_holding(client, booking, keeper, command, indices):
 
     previous = {signum: signal.signal(signum, forward) for signum in FORWARDED}
     try:
-        keeper.start()
+        for keeper in keepers:
+            keeper.start()
         if received:
             return 128 + received[0]  # told to stop before the command started
         try:
-            child = subprocess.Popen(command, env=_child_env(booking, indices))
+            child = subprocess.Popen(command, env=child_env(bookings, gpus))
         except FileNotFoundError:
             raise CliError(f"cannot run '{command[0]}': command not found", exit_code=127) from None
         except PermissionError:
@@ -107,8 +151,11 @@ def _run_holding(client, booking, keeper, command, indices):
     finally:
         if child is not None and child.poll() is None:
             _stop(child)  # labres itself failed: the command must not outlive its booking's keeper
-        keeper.stop()
-        _release(client, booking)
+        for keeper in keepers:
+            keeper.stop()
+        for booking, keeper in zip(bookings, keepers):
+            if claimed or keeper.past_booked_end():
+                _release(client, booking)  # your own booking only when labres kept it beyond its booked end
         for signum, handler in previous.items():
             signal.signal(signum, handler)
 
@@ -127,13 +174,25 @@ def _terminal_reaches_us():
         os.close(descriptor)
 
 
-def _child_env(booking, indices):
-    env = dict(os.environ, LABRES_BOOKING=str(booking["id"]))
-    if indices and "CUDA_VISIBLE_DEVICES" not in env:
-        # The portal numbers GPUs as nvidia-smi does (PCI bus order); CUDA's default order may differ.
-        env["CUDA_VISIBLE_DEVICES"] = ",".join(str(index) for index in indices)
-        env.setdefault("CUDA_DEVICE_ORDER", "PCI_BUS_ID")
-    return env
+def child_env(bookings, gpus):
+    """The command's environment: LABRES_BOOKING, and CUDA_VISIBLE_DEVICES set to the booked GPUs (of `gpus`) whatever the caller set.
+
+    A whole-server booking sees all `gpus`; a booking of CPU cores or memory alone sees
+    none (CUDA_VISIBLE_DEVICES empty). The portal numbers GPUs as nvidia-smi does (PCI bus order),
+    so CUDA is told to use that order too: its default (fastest first) may differ.
+    """
+    booked = set()
+    for booking in bookings:
+        if booking.get("whole_server"):
+            booked.update(gpus)
+        elif booking.get("devices"):
+            booked.update(index for index in parse_device_set(booking["devices"]) if index in gpus)
+    return dict(
+        os.environ,
+        LABRES_BOOKING=",".join(str(booking["id"]) for booking in bookings),
+        CUDA_VISIBLE_DEVICES=",".join(str(index) for index in sorted(booked)),
+        CUDA_DEVICE_ORDER="PCI_BUS_ID",
+    )
 
 
 def _stop(child):
@@ -162,28 +221,33 @@ def _release(client, booking):
             return
     except CliError:
         pass
-    print(f"labres: could not release #{booking_id}: {' '.join(failure.lines())}", file=sys.stderr)
-    print(f"labres: run `labres release {booking_id}`; otherwise it ends on its own", file=sys.stderr)
+    warn(f"could not release #{booking_id}: {' '.join(failure.lines())}")
+    warn(f"run `labres release {booking_id}`; otherwise it ends on its own")
 
 
 class Lease(threading.Thread):
     """Renews a running booking by the lease whenever less than renew_before of it is left.
 
-    Time left is counted on this host's monotonic clock from the claim, so a host clock that
-    is off does not matter.
+    Time left is counted on this host's monotonic clock from `now` (the portal's; the claim's
+    start when not given), so a host clock that is off does not matter. The -d limit counts
+    from `now` too.
     """
 
-    def __init__(self, client, booking, *, lease, renew_before, interval, limit=None):
+    def __init__(self, client, booking, *, lease, renew_before, interval, limit=None, now=None):
         super().__init__(name="labres-lease", daemon=True)
         self.client = client
         self.booking_id = booking["id"]
-        self.start_at = times.from_api(booking["start"])
-        self.end = times.from_api(booking["end"])
+        self.start_at = now or times.from_api(booking["start"])
+        self.end = self.booked_end = times.from_api(booking["end"])
         self.deadline = self.start_at + limit if limit is not None else None
         self.lease, self.renew_before, self.interval = lease, renew_before, interval
         self._claimed_at = time.monotonic()
         self._stopping = threading.Event()
         self._warned = set()
+
+    def past_booked_end(self):
+        """Whether labres moved the booking's end and the end it had before has come (so what is left is labres's to end)."""
+        return self.end > self.booked_end and self.seconds_left() <= (self.end - self.booked_end).total_seconds()
 
     def seconds_left(self):
         return (self.end - self.start_at).total_seconds() - (time.monotonic() - self._claimed_at)
@@ -228,4 +292,4 @@ class Lease(threading.Thread):
     def _warn(self, message):
         if message not in self._warned:
             self._warned.add(message)
-            print(f"labres: {message}", file=sys.stderr)
+            warn(message)

@@ -4,6 +4,7 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+import time_machine
 import vobject
 from django.urls import reverse
 from django.utils import timezone
@@ -412,3 +413,51 @@ def test_a_declined_booking_shows_cancelled(client, alice, later):
     booking = services.create_booking(alice, start=later, end=later + timedelta(hours=1), server=server, devices="0")
     services.decline_booking(booking, by=staff, reason="no")
     assert str(events(fetch(client, feed_of(alice)))[uid(booking)]["STATUS"]) == "CANCELLED"
+
+
+def _shown_changes(alice, thalys):
+    """What a feed shows besides bookings, each changed the way staff or the member would (a full save)."""
+    profile = alice.profile
+
+    def location():
+        thalys.location = "Basement, rack 7"
+        thalys.save()
+        return b"Basement\\, rack 7"
+
+    def server_name():
+        thalys.name = "thalys2"
+        thalys.save()
+        return b"thalys2"
+
+    def member_name():
+        profile.display_name = "Ally"
+        profile.save()
+        return b"Ally"
+
+    return {"location": location, "server name": server_name, "member name": member_name}
+
+
+@pytest.mark.parametrize("change", ["location", "server name", "member name"])
+def test_a_change_shown_in_the_feed_in_the_same_second_as_a_fetch_gives_a_new_etag(client, alice, thalys, book, later, change):
+    book(alice, later, server=thalys, devices="0")
+    feed = feed_of(alice, CalendarFeed.Scope.SERVER, server=thalys)  # a shared feed names who booked
+    with time_machine.travel(later - timedelta(hours=1), tick=False):  # the clock stands still: all in one instant
+        first = fetch(client, feed)
+        shown = _shown_changes(alice, thalys)[change]()
+
+        again = fetch(client, feed, HTTP_IF_NONE_MATCH=first["ETag"], HTTP_IF_MODIFIED_SINCE=first["Last-Modified"])
+
+    assert again.status_code == 200 and again["ETag"] != first["ETag"]
+    assert shown in again.content.replace(b"\r\n ", b"")  # unfolded
+
+
+def test_a_sign_in_or_a_new_member_leaves_the_etag_alone(client, alice, thalys, book, later):
+    book(alice, later, server=thalys, devices="0")
+    feed = feed_of(alice, CalendarFeed.Scope.LAB)
+    first = fetch(client, feed)
+
+    alice.last_login = timezone.now()
+    alice.save(update_fields=["last_login"])
+    UserFactory(username="carol")
+
+    assert fetch(client, feed, HTTP_IF_NONE_MATCH=first["ETag"]).status_code == 304

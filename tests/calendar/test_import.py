@@ -1,10 +1,15 @@
 """Calendar import: a local HTTP server serves an ICS document that the tests change between fetches."""
 import hashlib
+import os
+import subprocess
+import sys
 import threading
+import time
 from datetime import datetime, timedelta, timezone as dt_timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from django.conf import settings
 from django.core.management import CommandError, call_command
 from hypothesis import given, settings as hsettings, strategies as st
 
@@ -12,7 +17,8 @@ from reservations import icsimport, services
 from reservations.icsimport import TitleError, parse_title
 from reservations.models import Booking, ExternalCalendar, ImportedEvent
 from reservations.parsing import format_device_set
-from tests.factories import UserFactory
+from tests.factories import ServerFactory, UserFactory
+from tests.workers import worker_database_url
 
 pytestmark = pytest.mark.django_db
 
@@ -514,6 +520,69 @@ def test_command_imports_a_file_and_a_rerun_changes_nothing(tmp_path, alice, tha
     assert booking.sequence == 0 and "(unchanged)" in output
 
 
+def test_command_knows_an_event_by_its_uid_whatever_the_files_name(tmp_path, alice, thalys, later):
+    first, edited, final = tmp_path / "lab.ics", tmp_path / "lab (1).ics", tmp_path / "export-final.ics"
+    first.write_bytes(ics(event("a@google.com", "alice 0-1 training", later)))
+    run_command(str(first), "--server", "thalys")
+    booking = Booking.objects.get()
+
+    edited.write_bytes(ics(event("a@google.com", "alice 0-1 training", later + timedelta(hours=1))))
+    output = run_command(str(edited), "--server", "thalys")
+
+    assert "(updated)" in output and "conflict" not in output
+    assert list(Booking.objects.values_list("pk", "start")) == [(booking.pk, later + timedelta(hours=1))]
+
+    final.write_bytes(ics(event("a@google.com", "alice 0-1 training", later + timedelta(hours=1), extra="STATUS:CANCELLED")))
+    output = run_command(str(final), "--server", "thalys")
+
+    booking.refresh_from_db()
+    assert booking.status == Booking.Status.CANCELLED and "cancelled" in output
+    assert ImportedEvent.objects.count() == 1
+
+
+def test_the_same_uid_for_another_server_is_another_event(tmp_path, alice, thalys, later):
+    ServerFactory(name="ice", gpus=2)
+    path = tmp_path / "lab.ics"
+    path.write_bytes(ics(event("a", "alice 0 training", later)))
+
+    run_command(str(path), "--server", "thalys")
+    run_command(str(path), "--server", "ice")
+
+    assert sorted(Booking.objects.values_list("server__name", flat=True)) == ["ice", "thalys"]
+
+
+def test_command_dry_run_says_what_it_would_book_with_no_number(tmp_path, alice, thalys, later):
+    path = tmp_path / "lab.ics"
+    path.write_bytes(ics(event("a", "alice 0-1 training", later), event("c", "alice 2 eval", later, extra="STATUS:CANCELLED")))
+
+    output = run_command(str(path), "--server", "thalys", "--dry-run")
+
+    assert "would book for alice: thalys:0-1" in output
+    assert "booked #" not in output
+    assert output.rstrip().endswith("Dry run: nothing was written.")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_command_piped_into_head_still_imports_everything(tmp_path, alice, thalys, later):
+    # Enough events that the report outgrows the pipe's buffer: the reader has left by then.
+    path = tmp_path / "lab.ics"
+    path.write_bytes(ics(*(event(f"e{n}", f"alice {n % 8} run {n} " + "x" * 30, later + timedelta(hours=n)) for n in range(400))))
+    env = dict(os.environ, DATABASE_URL=worker_database_url())
+
+    process = subprocess.Popen(
+        [sys.executable, "manage.py", "import_ics", str(path), "--server", "thalys"],
+        cwd=settings.BASE_DIR, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+    head = [process.stdout.readline() for _ in range(3)]
+    process.stdout.close()  # `head -3` has what it wants and leaves
+    errors = process.stderr.read().decode()
+    process.wait(timeout=120)
+
+    assert all(head) and "Traceback" not in errors and "BrokenPipe" not in errors, errors
+    assert process.returncode == 0
+    assert Booking.objects.filter(status=Booking.Status.CONFIRMED).count() == 400
+
+
 def test_command_dry_run_writes_nothing(tmp_path, alice, thalys, later):
     path = tmp_path / "lab.ics"
     path.write_bytes(ics(event("a", "alice 0-1 training", later)))
@@ -597,3 +666,46 @@ def test_any_text_reads_or_says_why(text):
         parse_title(text)
     except TitleError:
         pass
+
+
+# --- rules that never end ---------------------------------------------------------------------
+
+RUNAWAY = {
+    # python-dateutil walks every day to the year 9999 looking for a 30 February, UNTIL or not.
+    "feb30": ("RRULE:FREQ=DAILY;BYMONTH=2;BYMONTHDAY=30;UNTIL=20300101T000000Z", None),
+    "feb30y": ("RRULE:FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=30", None),
+    "hourly": ("RRULE:FREQ=HOURLY;COUNT=5", "repeats every hour"),
+    "setpos": ("RRULE:FREQ=MONTHLY;BYDAY=MO;BYSETPOS=9", "uses BYSETPOS"),
+    "badnth": ("RRULE:FREQ=YEARLY;BYMONTH=5;BYDAY=53SA", "BYDAY=53SA is not a day"),
+    "exrule": ("RRULE:FREQ=WEEKLY\r\nEXRULE:FREQ=DAILY;BYMONTH=2;BYMONTHDAY=30", "EXRULE"),
+}
+
+
+def test_rules_that_never_end_or_years_out_of_range_are_skipped_quickly(source, follow, alice, thalys, later):
+    past = later - timedelta(days=400)
+    year_one = "BEGIN:VEVENT\r\nUID:year1\r\nDTSTAMP:20260101T000000Z\r\nDTSTART;TZID=Asia/Tokyo:00010101T100000\r\n" \
+        "DTEND;TZID=Asia/Tokyo:00010101T110000\r\nSUMMARY:alice 3 ancient\r\nEND:VEVENT"
+    source.body = ics(
+        event("good", "alice 0 training", later),
+        event("monthly", "alice 1 meeting", later, extra="RRULE:FREQ=MONTHLY;BYDAY=1MO,3MO;COUNT=200"),
+        *(event(uid, f"alice 2 {uid}", past, extra=rule) for uid, (rule, _) in RUNAWAY.items()),
+        year_one,
+    )
+    calendar = follow(server=thalys)
+
+    started = time.process_time()
+    summary = icsimport.sync(calendar)
+    spent = time.process_time() - started
+
+    assert spent < 2, f"{spent:.1f} s of CPU"  # python-dateutil took 4-8 s for each rule that never matches
+    assert not summary.error
+    assert row(calendar, "good").state == ImportedEvent.State.BOOKED
+    assert ImportedEvent.objects.filter(uid="monthly", state=ImportedEvent.State.BOOKED).count() >= 5  # first and third Mondays
+    skipped = {item.uid: item.reason for item in summary.skipped_events}
+    for uid, (_, reason) in RUNAWAY.items():
+        if reason:
+            assert reason in skipped[uid]
+        else:  # a rule with no date in reach adds none: only the event's own start (long past) would count
+            assert uid not in skipped and not ImportedEvent.objects.filter(uid=uid).exists()
+    assert "year 1;" in skipped["year1"]
+    assert "skipped" in summary.status

@@ -15,6 +15,8 @@ from django.db.models import F
 from reservations import services
 from reservations.models import Booking
 
+from tests.factories import ServerFactory
+
 from .conftest import CLI, only_cli_booking, wait_for
 
 # A command that says when it has started, then runs until it is stopped.
@@ -173,3 +175,95 @@ def _read_until(descriptor, text, timeout=15):
     while "\n" not in output.split(text, 1)[1]:  # the rest of that line
         output += os.read(descriptor, 4096).decode(errors="replace")
     return output
+
+
+SHOWS_GPUS = "import os; print(os.environ['LABRES_BOOKING'], repr(os.environ['CUDA_VISIBLE_DEVICES']), os.environ['CUDA_DEVICE_ORDER'])"
+
+
+def test_run_sets_the_booked_gpus_over_what_the_caller_set(cli):
+    caller = {"CUDA_VISIBLE_DEVICES": "0", "CUDA_DEVICE_ORDER": "FASTEST_FIRST"}
+
+    result = cli("run", "thalys:3", "--", sys.executable, "-c", SHOWS_GPUS, env=caller)
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == [str(only_cli_booking().pk), "'3'", "PCI_BUS_ID"]
+
+
+def test_run_of_a_whole_server_sees_all_its_gpus(cli):
+    result = cli("run", "thalys", "--", sys.executable, "-c", SHOWS_GPUS, env={"CUDA_VISIBLE_DEVICES": "0"})
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split()[1] == "'0,1,2,3,4,5,6,7'"
+
+
+def test_run_of_cpu_cores_alone_sees_no_gpu(cli):
+    ServerFactory(name="big", gpus=2, cpu_cores=64, memory_gib=256)
+
+    result = cli("run", "big", "--cpus", "8", "--", sys.executable, "-c", SHOWS_GPUS, env={"CUDA_VISIBLE_DEVICES": "0,1"})
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split()[1] == "''"
+    assert only_cli_booking().cpu_cores == 8
+
+
+def test_run_on_gpus_you_hold_runs_inside_your_booking_and_leaves_it(cli, alice, holding):
+    mine = holding(alice, server="thalys", devices="0-1", purpose="my week")
+    assert cli("status", "thalys:1").returncode == 0  # status: yours
+
+    result = cli("run", "thalys:1", "--", sys.executable, "-c", SHOWS_GPUS)
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == [str(mine.pk), "'1'", "PCI_BUS_ID"]
+    assert f"running inside your booking #{mine.pk}" in result.stderr
+    assert Booking.objects.count() == 1
+    mine.refresh_from_db()
+    assert (mine.status, mine.end) == (Booking.Status.CONFIRMED, mine.end)
+
+
+def test_run_on_a_server_you_hold_whole_runs_inside_that_booking(cli, alice, holding):
+    mine = holding(alice, server="thalys")
+
+    result = cli("run", "--", sys.executable, "-c", SHOWS_GPUS)
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split()[:2] == [str(mine.pk), "'0,1,2,3,4,5,6,7'"]
+    assert Booking.objects.count() == 1
+
+
+def test_run_inside_your_booking_extends_it_while_the_command_outlasts_it(spawn, alice, holding):
+    mine = holding(alice, hours=1 / 60, server="thalys", devices="0")  # one minute left
+    booked_end = mine.end
+    process = spawn("run", "thalys:0", "--", *LONG, env=FAST_LEASE)
+    assert process.stdout.readline().strip() == "started"
+
+    wait_for(lambda: Booking.objects.filter(pk=mine.pk, end=booked_end + timedelta(minutes=2)).exists())
+
+    process.terminate()
+    assert process.wait(timeout=30) == 128 + signal.SIGTERM
+    mine.refresh_from_db()
+    assert mine.status == Booking.Status.CONFIRMED  # ended before its booked end: still yours
+    assert Booking.objects.count() == 1
+
+
+def test_run_on_gpus_partly_yours_names_your_booking(cli, alice, holding):
+    mine = holding(alice, server="thalys", devices="0")
+
+    result = cli("run", "thalys:0-1", "--", sys.executable, "-c", "pass")
+
+    assert result.returncode == 1
+    assert f"#{mine.pk} is yours: name only the units you hold" in result.stderr
+
+
+def test_run_inside_your_booking_releases_what_it_kept_beyond_the_booked_end(spawn, alice, holding):
+    mine = holding(alice, hours=1 / 3600, server="thalys", devices="0")  # one second left
+    booked_end = mine.end
+    process = spawn("run", "thalys:0", "--", *LONG, env=FAST_LEASE)
+    assert process.stdout.readline().strip() == "started"
+    wait_for(lambda: Booking.objects.filter(pk=mine.pk, end__gt=booked_end).exists())
+    time.sleep(1.5)  # the booked end passes while the command runs
+
+    process.terminate()
+
+    assert process.wait(timeout=30) == 128 + signal.SIGTERM
+    mine.refresh_from_db()
+    assert mine.status == Booking.Status.RELEASED

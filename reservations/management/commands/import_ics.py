@@ -4,6 +4,9 @@ For a lab moving from a shared calendar to labres. The calendar is recorded (ina
 followed afterwards), so running the command again finds it and changes only what changed in
 the source: the same UIDs keep the same bookings. Members are not notified unless --notify.
 """
+import contextlib
+import os
+import sys
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -42,11 +45,24 @@ class Command(BaseCommand):
                     raise CommandError(f"Calendar '{calendar.name}' is being synced right now; try again in a minute.")
                 if summary.error:
                     raise CommandError(summary.error)
-                self.report(summary)
+                lines = self.report(summary, dry_run=dry_run)
                 if dry_run:
                     raise DryRun
         except DryRun:
-            self.stdout.write("Dry run: nothing was written.")
+            lines.append("Dry run: nothing was written.")
+        # Printed after the commit: a reader that leaves early (`| head`) must not undo the import.
+        self.print_lines(lines)
+
+    def print_lines(self, lines):
+        try:
+            for line in lines:
+                self.stdout.write(line)
+            self.stdout.flush()
+        except BrokenPipeError:
+            # The reader left; everything is written already. Point stdout at /dev/null so that
+            # Python's own flush at exit does not complain either.
+            with contextlib.suppress(AttributeError, OSError, ValueError):
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
     def source_of(self, source):
         scheme = urlsplit(source).scheme.lower()
@@ -85,20 +101,33 @@ class Command(BaseCommand):
             calendar.save(update_fields=["notify_members"])
         return calendar
 
-    def report(self, summary):
+    def report(self, summary, *, dry_run=False):
+        """The lines that say what became of each event; in a dry run, what would have."""
         zone = timezone.get_current_timezone()
+        lines = []
         for outcome in sorted(summary.outcomes, key=lambda o: (o.occurrence.start, o.occurrence.uid)):
             occurrence = outcome.occurrence
             when = format_span(occurrence.start, occurrence.end, zone)
-            if outcome.state == ImportedEvent.State.BOOKED:
-                booking = outcome.booking
-                state = f"booked #{booking.pk} ({outcome.change}) for {booking.user.get_username()}: {booking.what}"
-            else:
-                state = outcome.state
-            line = f"{when:<32} {occurrence.summary[:40]:<40} {state}"
+            line = f"{when:<32} {occurrence.summary[:40]:<40} {self.state_of(outcome, dry_run)}"
             if outcome.problem:
                 line += f": {outcome.problem}"
-            self.stdout.write(line)
+            lines.append(line)
+        for skipped in summary.skipped_events:
+            lines.append(f"{skipped.when:<32} {skipped.summary[:40]:<40} skipped: {skipped.reason}")
         if summary.removed:
-            self.stdout.write(f"{summary.removed} booking(s) cancelled: their events are no longer in the calendar.")
-        self.stdout.write(summary.status)
+            verb = "would be cancelled" if dry_run else "cancelled"
+            lines.append(f"{summary.removed} booking(s) {verb}: their events are no longer in the calendar.")
+        lines.append(("Would do: " if dry_run else "") + summary.status)
+        return lines
+
+    def state_of(self, outcome, dry_run):
+        if outcome.state != ImportedEvent.State.BOOKED:
+            if dry_run and outcome.state == ImportedEvent.State.CANCELLED and outcome.change == "cancelled":
+                return "would cancel"
+            return outcome.state
+        booking = outcome.booking
+        whose = f"for {booking.user.get_username()}: {booking.what}"
+        if not dry_run or outcome.change == "unchanged":
+            return f"booked #{booking.pk} ({outcome.change}) {whose}"
+        # A booking a dry run makes has a number only until the rollback: name none.
+        return f"would book {whose}" if outcome.change == "new" else f"would update {whose}"
