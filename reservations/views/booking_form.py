@@ -137,12 +137,15 @@ def _gpu_states(form):
     if not indices:
         return None
     holders = gpu_holders(server, start, end)
-    held = [(index, f"{holder.name} {span(holder.start, holder.end)}") for index, holder in sorted(holders.items())]
+    texts = {index: f"{holder.name} {span(holder.start, holder.end)}" for index, holder in holders.items()}
+    by_text = {}
+    for index in sorted(texts):
+        by_text.setdefault(texts[index], []).append(index)
     return {
         "server": server.name,
         "free": format_device_set(index for index in indices if index not in holders),
-        "held": held,
-        "states": {f"{server.name}:{index}": text for index, text in held},
+        "held": [(format_device_set(held), text) for text, held in by_text.items()],  # one line per holding
+        "states": {f"{server.name}:{index}": texts[index] for index in sorted(texts)},
     }
 
 
