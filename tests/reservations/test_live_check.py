@@ -261,8 +261,9 @@ def test_an_offer_prefers_the_gpus_picked_and_says_when_it_is_others(client, ali
 
     assert (entry.wanted_devices, offered.offered_devices) == ("0-1", "2-3")
     assert offered.offer_note == "Not the GPUs you picked (0-1): you asked for any 2, and 2-3 were free first."
-    assert offered.offer_note in text(client.get("/mine/"))
-    assert f"{settings.TIME_ZONE}" in text(client.get("/mine/"))
+    mine = text(client.get("/mine/"))
+    assert offered.offer_note in mine
+    assert re.search(rf"Your turn — until \w{{3}} \d\d \w{{3}} \d\d:\d\d {re.escape(settings.TIME_ZONE)} Claim", mine)
 
 
 def test_an_offer_of_the_gpus_picked_says_nothing_more(alice, bob, thalys):
