@@ -159,7 +159,8 @@ def test_release_asks_first_and_extend_on_now_says_what_happened(browse, lab):
     line = page.locator("li.my-line", has=page.get_by_role("link", name="thalys:0"))
     line.get_by_role("button", name="Extend +1h").click()
     new_end = timezone.localtime(running.end + H)
-    expect(line.get_by_role("status")).to_have_text(f"Extended booking #{running.pk} (thalys:0) to {new_end:%H:%M} {new_end.tzname()}.")
+    shown = f"{new_end:%H:%M}" if new_end.date() == timezone.localdate() else f"{new_end:%a %d %b %H:%M}"  # the day when it is another
+    expect(line.get_by_role("status")).to_have_text(f"Extended booking #{running.pk} (thalys:0) to {shown} {new_end.tzname()}.")
 
     services.create_booking(lab["bob"], server="thalys", devices="0", start=running.end + H, end=running.end + 2 * H)
     line.get_by_role("button", name="Extend +1h").click()
