@@ -1,4 +1,6 @@
 from django.contrib import admin
+from django.http import HttpResponsePermanentRedirect
+from django.templatetags.static import static
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
@@ -17,6 +19,8 @@ urlpatterns = [
     path("", include("monitoring.urls")),
     path("accounts/", include("django.contrib.auth.urls")),  # logout, password change; sign-in and reset are ours
     path("health/", health, name="health"),
+    # Pages link the icon; browsers still ask /favicon.ico of pages that do not (the admin's).
+    path("favicon.ico", lambda request: HttpResponsePermanentRedirect(static("favicon.svg"))),
     path("admin/login/", admin_sign_in),  # admin.site.login, answering 429 when the limits refuse
     path("admin/", admin.site.urls),
     path("slack/commands/", slack_views.slash_command, name="slack-commands"),

@@ -23,6 +23,10 @@ class CapacityExceeded(BookingError):
 
     code = "capacity_exceeded"
 
+    def __init__(self, message, *, field=None, free_from=None):
+        super().__init__(message, field=field)
+        self.free_from = free_from  # the earliest start at which enough is free for the same length, if found
+
 
 RESOURCES = (
     # (booking and server field, how an amount is written)
@@ -64,7 +68,7 @@ def check(server, *, cpu_cores=0, memory_gib=0, whole=False, start, end, exclude
                 f"Server {server.name} has {write(capacity)}; {peak} {'is' if peak == 1 else 'are'} booked "
                 f"{format_span(peak_from, peak_to)}, so {free} {'is' if free == 1 else 'are'} free then and you asked for "
                 f"{'all of them (the whole server)' if whole else wanted}.{when}",
-                field=field,
+                field=field, free_from=later,
             )
 
 

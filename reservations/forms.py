@@ -4,7 +4,7 @@ The form reads what people type into the arguments of services.create_booking; t
 stays the authority (unknown servers, missing GPUs and overlaps are its to refuse).
 """
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django import forms
 from django.conf import settings
@@ -161,6 +161,7 @@ class BookingForm(forms.Form):
                     data[name] = timezone.localtime(value).strftime(LOCAL_MINUTE)
                 except ValidationError:
                     notes.append(f"The {name} '{query[name]}' in the link is not a date and time; it was left out.")
+        self._from_now_on(data, now)
         if query.get("length") in QUICK_LENGTHS:
             data["length"] = query["length"]
         if query.get("duration"):
@@ -168,6 +169,19 @@ class BookingForm(forms.Form):
         if data["end"]:
             data.update(length="", duration="")
         return data, notes
+
+    @staticmethod
+    def _from_now_on(data, now):
+        """A link's start in the past (a span dragged over the past on the timeline) starts now instead;
+        an end that is past too is dropped, so the quick length applies."""
+        zone = timezone.get_current_timezone()
+        start = datetime.strptime(data["start"], LOCAL_MINUTE).replace(tzinfo=zone)
+        if start >= now - parse_duration(settings.BOOKING_PAST_GRACE):
+            return
+        from_now = timezone.localtime(now).replace(second=0, microsecond=0)
+        data["start"] = from_now.strftime(LOCAL_MINUTE)
+        if data["end"] and datetime.strptime(data["end"], LOCAL_MINUTE).replace(tzinfo=zone) <= from_now:
+            data["end"] = ""
 
     @staticmethod
     def _read_devices(server, text):

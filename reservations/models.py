@@ -763,7 +763,13 @@ class WaitlistEntry(models.Model):
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="waitlist_entries", verbose_name="member")
     server = models.ForeignKey(Server, null=True, blank=True, on_delete=models.CASCADE, related_name="waitlist_entries")
-    gpus = models.PositiveSmallIntegerField(null=True, blank=True, verbose_name="GPUs", help_text="How many GPUs; empty: the whole server.")
+    gpus = models.PositiveSmallIntegerField(
+        null=True, blank=True, verbose_name="GPUs", help_text="How many GPUs; empty: the whole server; 0: CPU cores and memory alone.",
+    )
+    # What the member had picked on the booking form (a device set): an offer of other GPUs says so.
+    wanted_devices = models.CharField(max_length=200, blank=True, verbose_name="GPUs picked")
+    cpu_cores = models.PositiveIntegerField(default=0, verbose_name="CPU cores", help_text="Pooled CPU cores asked for, with the GPUs or alone.")
+    memory_gib = models.PositiveIntegerField(default=0, verbose_name="memory (GiB)", help_text="Pooled memory asked for, with the GPUs or alone.")
     room = models.ForeignKey(Room, null=True, blank=True, on_delete=models.CASCADE, related_name="waitlist_entries")
     length = models.DurationField(help_text="How long the booking would last.")
     not_after = models.DateTimeField(help_text="The latest useful start; the entry lapses after it.")
@@ -809,19 +815,45 @@ class WaitlistEntry(models.Model):
 
     @property
     def what(self):
-        """'2 GPUs on thalys', 'thalys (whole server)', 'room Lab 2'."""
+        """'2 GPUs on thalys', 'thalys (whole server)', 'room Lab 2', '16 CPU cores on thalys', '2 GPUs on thalys + 64 GiB'."""
         if self.room_id:
             return f"room {self.room.name}"
         if self.gpus is None:
             return f"{self.server.name} (whole server)"
-        return f"{self.gpus} GPU{'s' if self.gpus != 1 else ''} on {self.server.name}"
+        if not self.gpus:
+            return f"{self.amounts_text} on {self.server.name}"
+        return f"{self.gpus} GPU{'s' if self.gpus != 1 else ''} on {self.server.name}{self._with_amounts()}"
 
     @property
     def offered_what(self):
         """What the open offer books, as people type it: thalys:2-3, thalys (whole server), room Lab 2."""
-        if self.server_id and self.gpus is not None and self.offered_devices:
-            return f"{self.server.name}:{self.offered_devices}"
+        if self.server_id and self.gpus and self.offered_devices:
+            return f"{self.server.name}:{self.offered_devices}{self._with_amounts()}"
         return self.what
+
+    @property
+    def amounts_text(self):
+        """'16 CPU cores, 64 GiB': the pooled amounts asked for, or ''."""
+        parts = [f"{self.cpu_cores} CPU core{'s' if self.cpu_cores != 1 else ''}" if self.cpu_cores else "", f"{self.memory_gib} GiB" if self.memory_gib else ""]
+        return ", ".join(part for part in parts if part)
+
+    def _with_amounts(self):
+        return f" + {self.amounts_text}" if self.amounts_text else ""
+
+    @property
+    def offer_note(self):
+        """'Not the GPUs you picked (0-1): these were free first.' when the open offer is of other GPUs; else ''."""
+        if not (self.wanted_devices and self.offered_devices) or self.wanted_devices == self.offered_devices:
+            return ""
+        from .parsing import parse_device_set
+
+        wanted, offered = set(parse_device_set(self.wanted_devices)), set(parse_device_set(self.offered_devices))
+        if offered <= wanted:
+            return ""
+        return (
+            f"Not the GPUs you picked ({self.wanted_devices}): you asked for any {self.gpus}, and {self.offered_devices} "
+            f"{'was' if len(offered) == 1 else 'were'} free first."
+        )
 
     @property
     def length_text(self):

@@ -6,7 +6,7 @@ from django.db.models import F, Prefetch, Q, Window, prefetch_related_objects
 from django.db.models.functions import RowNumber
 from django.utils import timezone
 
-from .models import Allocation, Booking, Device, Room, Server, display_name_of
+from .models import Allocation, Booking, Device, Room, Server, Unit, display_name_of
 
 LOOKAHEAD = timedelta(days=7)
 
@@ -187,3 +187,39 @@ def pool_use(servers, moment):
         use[server_id][0] += (server.cpu_cores or 0) if whole else cores
         use[server_id][1] += (server.memory_gib or 0) if whole else memory
     return {server_id: tuple(amounts) for server_id, amounts in use.items()}
+
+
+def gpu_holders(server, start, end):
+    """{GPU index: Holding} for the GPUs of `server` held during [start, end): the first holder of each, one query."""
+    rows = (
+        Allocation.objects.filter(unit__server=server, unit__kind=Unit.Kind.GPU, active=True, start__lt=end, end__gt=start)
+        .order_by("-start")  # the first holder of a GPU is written last, and wins
+        .values_list(
+            "unit__device__index", "booking_id", "booking__user_id", "booking__user__profile__display_name",
+            "booking__user__first_name", "booking__user__last_name", "booking__user__username", "start", "end", "booking__purpose",
+        )
+    )
+    return {
+        index: Holding(booking_id, user_id, display_name_of(display, first, last, username), a, b, purpose, username)
+        for index, booking_id, user_id, display, first, last, username, a, b, purpose in rows
+    }
+
+
+def free_gpus(start, end, *, model=None, servers=None):
+    """{server: [indices]} of the active GPUs free throughout [start, end) on active servers (of `model`, of `servers`); two queries."""
+    devices = Device.objects.filter(active=True, server__active=True).select_related("server").order_by("server__name", "index")
+    if model is not None:
+        devices = devices.filter(model=model)
+    if servers is not None:
+        devices = devices.filter(server__in=servers)
+    devices = list(devices)
+    held = set(
+        Allocation.objects.filter(
+            unit__device__in=[device.pk for device in devices], active=True, start__lt=end, end__gt=start,
+        ).values_list("unit__device_id", flat=True)
+    )
+    found = {}
+    for device in devices:
+        if device.pk not in held:
+            found.setdefault(device.server, []).append(device.index)
+    return found

@@ -128,12 +128,74 @@ def create_booking(
     that began before it was fetched); every surface a member types into leaves it off.
     """
     now = now or timezone.now()
+    ask = _ask(
+        user, start=start, end=end, purpose=purpose, server=server, devices=devices, room=room, cpu_cores=cpu_cores,
+        memory_gib=memory_gib, source=source, now=now, allow_past_start=allow_past_start,
+    )
+    target = ask.target
+    try:
+        # The database refuses an overlap (see the module docstring); there is no need to look
+        # before writing. Only a refusal pays for finding out who holds the units.
+        with transaction.atomic():
+            group_id = _lock(
+                units=[unit.pk for unit in target.units], member=user.pk, pooled_server=target.server if ask.pooled else None,
+            )
+            _check_limits(user, ask, now=now, group_id=group_id)
+            booking = Booking(
+                user=user,
+                status=Booking.Status.PENDING if ask.pending else Booking.Status.CONFIRMED,
+                purpose=ask.purpose,
+                start=start,
+                end=end,
+                source=source,
+                server=target.server,
+                whole_server=ask.whole,
+                room=target.room,
+                cpu_cores=ask.cpu_cores,
+                memory_gib=ask.memory_gib,
+            )
+            # The booking's rows, each one prepared INSERT (labres.db.insert): no model signals; the
+            # services announce changes with booking_changed.
+            insert([booking])
+            insert([Allocation(booking=booking, unit=unit, start=start, end=end) for unit in target.units])
+            booking_changed.send(Booking, booking=booking, event="created", by=user)
+    except IntegrityError as error:
+        _raise_conflict_from(error, target.units, start, end)
+    return booking
+
+
+@dataclass(frozen=True)
+class _Ask:
+    """A booking request read and checked as far as it can be without looking at other bookings."""
+
+    target: Target
+    start: datetime
+    end: datetime
+    purpose: str
+    cpu_cores: int
+    memory_gib: int
+    pending: bool  # it would await staff's approval (needs_approval)
+
+    @property
+    def share_only(self):
+        return not self.target.units and self.target.server is not None
+
+    @property
+    def whole(self):
+        return self.target.whole_server and not self.share_only
+
+    @property
+    def pooled(self):
+        return self.target.server is not None and bool(self.whole or self.cpu_cores or self.memory_gib)
+
+
+def _ask(user, *, start, end, purpose, server, devices, room, cpu_cores, memory_gib, source, now, allow_past_start=False):
+    """What create_booking checks before it takes its locks; raises BookingError."""
     cpu_cores, memory_gib = _amount(cpu_cores, "cpu_cores"), _amount(memory_gib, "memory_gib")
     target = resolve_target(server=server, devices=devices, room=room)
     if target.room is not None and (cpu_cores or memory_gib):
         raise BookingError("CPU cores and memory are shares of a server; a room is booked as a whole.", field="cpu_cores")
-    share_only = target.whole_server and bool(cpu_cores or memory_gib)
-    if share_only:
+    if target.whole_server and (cpu_cores or memory_gib):  # shares alone: no units held
         target = Target(server=target.server, devices=(), room=None, units=())
     _check_times(start, end, now=now, allow_past_start=allow_past_start)
     purpose = _purpose(purpose)
@@ -144,42 +206,64 @@ def create_booking(
             f"Bookings of {place} need staff approval, so they cannot start right away; book it from a later start "
             "(staff decide before it), or ask the lab's staff.", field="start",
         )
+    return _Ask(target, start, end, purpose, cpu_cores, memory_gib, pending)
+
+
+def _check_limits(user, ask, *, now, group_id=fairuse.UNKNOWN):
+    """The member's fair-use limits, then the server's pooled capacities; raises LimitExceeded, CapacityExceeded."""
+    target = ask.target
+    fairuse.check(
+        user, server=target.server, room=target.room, gpus=fairuse.gpu_count(target), start=ask.start, end=ask.end, now=now,
+        group_id=group_id,
+    )
+    if ask.pooled:
+        capacity.check(target.server, cpu_cores=ask.cpu_cores, memory_gib=ask.memory_gib, whole=ask.whole, start=ask.start, end=ask.end)
+
+
+@dataclass(frozen=True)
+class Preview:
+    """What create_booking would do with a request, found without writing (see preview_booking)."""
+
+    target: Target
+    start: datetime
+    end: datetime
+    cpu_cores: int
+    memory_gib: int
+    conflicts: list  # the bookings holding asked units meanwhile (Conflict), or []
+    refusal: BookingError | None  # a limit or capacity it would be refused by, or None
+    pending: bool  # it would await staff's approval
+
+    @property
+    def free(self):
+        """It would be booked (confirmed, or awaiting approval when `pending`)."""
+        return not self.conflicts and self.refusal is None
+
+
+def preview_booking(
+    user, *, start, end, purpose="", server=None, devices=None, room=None, cpu_cores=0, memory_gib=0,
+    source=Booking.Source.WEB, now=None,
+):
+    """What create_booking(user, ...) with the same arguments would do now, without writing anything.
+
+    Raises BookingError where create_booking would before looking at other bookings (an unknown
+    server, bad times, a start that is too soon for approval); otherwise a Preview: free, taken by
+    whom (conflicts), refused by a fair-use limit or a pooled capacity (refusal), awaiting approval
+    (pending). The same checks as the booking, without its locks: the booking itself decides.
+    """
+    now = now or timezone.now()
+    ask = _ask(
+        user, start=start, end=end, purpose=purpose, server=server, devices=devices, room=room, cpu_cores=cpu_cores,
+        memory_gib=memory_gib, source=source, now=now,
+    )
+    refusal = None
     try:
-        # The database refuses an overlap (see the module docstring); there is no need to look
-        # before writing. Only a refusal pays for finding out who holds the units.
-        with transaction.atomic():
-            whole = target.whole_server and not share_only
-            pooled = target.server is not None and (whole or cpu_cores or memory_gib)
-            group_id = _lock(
-                units=[unit.pk for unit in target.units], member=user.pk, pooled_server=target.server if pooled else None,
-            )
-            fairuse.check(
-                user, server=target.server, room=target.room, gpus=fairuse.gpu_count(target), start=start, end=end, now=now,
-                group_id=group_id,
-            )
-            if pooled:
-                capacity.check(target.server, cpu_cores=cpu_cores, memory_gib=memory_gib, whole=whole, start=start, end=end)
-            booking = Booking(
-                user=user,
-                status=Booking.Status.PENDING if pending else Booking.Status.CONFIRMED,
-                purpose=purpose,
-                start=start,
-                end=end,
-                source=source,
-                server=target.server,
-                whole_server=whole,
-                room=target.room,
-                cpu_cores=cpu_cores,
-                memory_gib=memory_gib,
-            )
-            # The booking's rows, each one prepared INSERT (labres.db.insert): no model signals; the
-            # services announce changes with booking_changed.
-            insert([booking])
-            insert([Allocation(booking=booking, unit=unit, start=start, end=end) for unit in target.units])
-            booking_changed.send(Booking, booking=booking, event="created", by=user)
-    except IntegrityError as error:
-        _raise_conflict_from(error, target.units, start, end)
-    return booking
+        _check_limits(user, ask, now=now)
+    except BookingError as error:
+        refusal = error
+    return Preview(
+        target=ask.target, start=start, end=end, cpu_cores=ask.cpu_cores, memory_gib=ask.memory_gib,
+        conflicts=find_conflicts(ask.target.units, start, end) if ask.target.units else [], refusal=refusal, pending=ask.pending,
+    )
 
 
 def cancel_booking(booking, *, by, now=None):

@@ -32,8 +32,9 @@ from django.db.models import Q
 from django.utils import timezone
 
 from . import fairuse, services
+from .capacity import peak_load
 from .errors import BookingConflict, BookingError, NotAllowed
-from .models import Allocation, Booking, Device, Unit, WaitlistEntry
+from .models import Allocation, Booking, Device, Server, Unit, WaitlistEntry
 from .parsing import ParseError, format_device_set, format_duration, parse_device_set, parse_duration
 from .signals import waitlist_changed
 
@@ -56,21 +57,33 @@ def offer_length():
 # --- joining and leaving ------------------------------------------------------------------------
 
 
-def join(user, *, server=None, gpus=None, room=None, length, not_after=None, purpose="", now=None):
-    """Put `user` in line for `gpus` GPUs of a server (None: the whole server) or a room, for `length`."""
+def join(
+    user, *, server=None, gpus=None, room=None, length, not_after=None, purpose="", wanted="", cpu_cores=0, memory_gib=0, now=None,
+):
+    """Put `user` in line for `gpus` GPUs of a server (None: the whole server) or a room, for `length`.
+
+    cpu_cores and memory_gib ask for shares of the server's pooled capacities too (with gpus=0: them
+    alone). `wanted` is the device set the member had picked, so an offer of others can say so.
+    """
     now = now or timezone.now()
     if (server is None) == (room is None):
         raise BookingError("Wait for a server (some GPUs or the whole of it) or a room, not both and not neither.", field="server")
     length = _length(length)
     not_after = _not_after(not_after, now)
     purpose = services._purpose(purpose)
+    cpu_cores, memory_gib = services._amount(cpu_cores, "cpu_cores"), services._amount(memory_gib, "memory_gib")
     if room is not None:
         room = services._get_room(room)
         if gpus is not None:
             raise BookingError("A room is booked as a whole; leave out the number of GPUs.", field="gpus")
+        if cpu_cores or memory_gib:
+            raise BookingError("CPU cores and memory are shares of a server; a room is booked as a whole.", field="cpu_cores")
     else:
         server = services._get_server(server)
-        gpus = _gpus(server, gpus)
+        gpus = _gpus(server, gpus, shares=bool(cpu_cores or memory_gib))
+        if cpu_cores or memory_gib:
+            _check_amounts(server, gpus, cpu_cores, memory_gib)
+    wanted = _wanted(wanted) if gpus else ""
     whole = Device.objects.filter(server=server, active=True).count() if server is not None and gpus is None else 0
     fairuse.check_wait(user, server=server, room=room, gpus=gpus or whole, length=length)
     with transaction.atomic():
@@ -84,7 +97,7 @@ def join(user, *, server=None, gpus=None, room=None, length, not_after=None, pur
             with transaction.atomic():
                 entry = WaitlistEntry.objects.create(
                     user=user, server=server, room=room, gpus=gpus, length=length, not_after=not_after,
-                    purpose=purpose, queued_at=now,
+                    purpose=purpose, queued_at=now, wanted_devices=wanted, cpu_cores=cpu_cores, memory_gib=memory_gib,
                 )
         except IntegrityError:  # the same member joined the same line at the same moment (one open entry each)
             raise BookingError("You are already waiting there; withdraw that entry first.", field="server" if server else "room") from None
@@ -134,20 +147,45 @@ def _not_after(value, now):
     return value
 
 
-def _gpus(server, gpus):
-    """The number asked for (None: the whole server), checked against what the server has."""
+def _gpus(server, gpus, *, shares=False):
+    """The number asked for (None: the whole server; 0 with shares: none), checked against what the server has."""
     if gpus is None or gpus == "":
-        return None
+        return 0 if shares else None
     try:
         gpus = int(gpus)
     except (TypeError, ValueError):
-        gpus = 0
+        gpus = -1
+    if gpus == 0 and shares:
+        return 0
     count = Device.objects.filter(server=server, active=True).count()
     if count == 0:
         raise BookingError(f"{server.name} has no GPUs; wait for the whole server instead (leave out the number).", field="gpus")
     if not 1 <= gpus <= count:
         raise BookingError(f"Ask for 1 to {count} GPUs on {server.name}, or for the whole server.", field="gpus")
     return gpus
+
+
+def _check_amounts(server, gpus, cpu_cores, memory_gib):
+    """Amounts belong with GPUs or alone, on a server that declares them, within what it has."""
+    if gpus is None:
+        raise BookingError("A whole server comes with all its cores and memory: leave out the amounts.", field="cpu_cores")
+    for field, asked in (("cpu_cores", cpu_cores), ("memory_gib", memory_gib)):
+        if not asked:
+            continue
+        declared = getattr(server, field)
+        name = "CPU cores" if field == "cpu_cores" else "GiB of memory"
+        if declared is None:
+            raise BookingError(f"Server {server.name} has no pooled {name} to book; wait for its GPUs or the whole server.", field=field)
+        if asked > declared:
+            raise BookingError(f"Server {server.name} has {declared} {name} in all; you asked for {asked}.", field=field)
+
+
+def _wanted(text):
+    """The GPUs the member picked, as a device set; something unreadable is left out (it only words an offer)."""
+    try:
+        return format_device_set(parse_device_set(text))[:200] if text else ""
+    except ParseError:
+        return ""
 
 
 def _close(entry, state, now):
@@ -267,15 +305,18 @@ class _FreeNow:
             unit_id__in=list(self.units), active=True, start__lt=horizon, end__gt=now
         ).values_list("unit_id", "start", "end"):
             self.busy.setdefault(unit_id, []).append((start, end))
-        self.shares = []
+        self.shares, self.pool = [], {}
         if server_id is not None:
+            # Bookings taking some of the pooled capacities (a whole server takes all of them).
             self.shares = list(
-                Booking.objects.filter(
-                    server_id=server_id, status__in=Booking.HOLDING, start__lt=horizon, end__gt=now, whole_server=False,
-                ).filter(Q(cpu_cores__gt=0) | Q(memory_gib__gt=0)).values_list("start", "end")
+                Booking.objects.filter(server_id=server_id, status__in=Booking.HOLDING, start__lt=horizon, end__gt=now)
+                .filter(Q(cpu_cores__gt=0) | Q(memory_gib__gt=0) | Q(whole_server=True))
+                .values_list("start", "end", "whole_server", "cpu_cores", "memory_gib")
             )
+            self.pool = Server.objects.filter(pk=server_id).values("cpu_cores", "memory_gib").first() or {}
         self.reserved_units = set()
         self.reserved_all = False
+        self.reserved_pool = {"cpu_cores": 0, "memory_gib": 0}
 
     def _free(self, unit_id, window_end):
         return unit_id not in self.reserved_units and not any(start < window_end for start, _ in self.busy.get(unit_id, []))
@@ -286,20 +327,43 @@ class _FreeNow:
             return
         indices = set(parse_device_set(entry.offered_devices)) if entry.offered_devices else set()
         self.reserved_units |= {unit_id for unit_id, (kind, index) in self.units.items() if kind == Unit.Kind.GPU and index in indices}
+        self._reserve_pool(entry)
+
+    def _reserve_pool(self, entry):
+        self.reserved_pool["cpu_cores"] += entry.cpu_cores
+        self.reserved_pool["memory_gib"] += entry.memory_gib
+
+    def _pool_fits(self, entry, window_end):
+        """The entry's CPU cores and memory fit beside what is booked (and offered) until window_end."""
+        for field in ("cpu_cores", "memory_gib"):
+            asked, capacity = getattr(entry, field), self.pool.get(field)
+            if not asked:
+                continue
+            if capacity is None:
+                return False
+            intervals = [(a, b, capacity if whole else (cores if field == "cpu_cores" else memory)) for a, b, whole, cores, memory in self.shares]
+            peak, _, _ = peak_load(intervals, self.now, window_end)
+            if peak + self.reserved_pool[field] + asked > capacity:
+                return False
+        return True
 
     def take(self, entry):
-        """The GPU indices offered to `entry` ([] for a whole server or a room), reserved; None if it does not fit now."""
+        """The GPU indices offered to `entry` ([] for a whole server, a room, or shares alone), reserved; None if it does not fit now."""
         if self.reserved_all:
             return None
         window_end = self.now + offer_length() + entry.length
         if entry.room_id is not None or entry.gpus is None:
             everything_free = all(self._free(unit_id, window_end) for unit_id in self.units)
-            if not everything_free or any(start < window_end for start, _ in self.shares):
+            if not everything_free or any(start < window_end for start, *_ in self.shares) or any(self.reserved_pool.values()):
                 return None
             self.reserved_all = True
             return []
+        if not self._pool_fits(entry, window_end):
+            return None
+        wanted = set(parse_device_set(entry.wanted_devices)) if entry.wanted_devices else set()
+        # The GPUs the member picked first, when they are free; then the lowest free ones.
         free = sorted(
-            (index, unit_id) for unit_id, (kind, index) in self.units.items()
+            ((index not in wanted, index), unit_id) for unit_id, (kind, index) in self.units.items()
             if kind == Unit.Kind.GPU and self._free(unit_id, window_end)
         )
         # A GPU is not free while the server as a whole is booked (its allocation covers every GPU too).
@@ -307,7 +371,8 @@ class _FreeNow:
             return None
         chosen = free[: entry.gpus]
         self.reserved_units |= {unit_id for _, unit_id in chosen}
-        return [index for index, _ in chosen]
+        self._reserve_pool(entry)
+        return sorted(index for (_, index), _ in chosen)
 
 
 def _lock_resource(server_id, room_id):
@@ -359,6 +424,7 @@ def claim(entry, *, by, token=None, source=Booking.Source.WEB, now=None):
             booking = services.create_booking(
                 by, start=now, end=now + entry.length, purpose=entry.purpose or "from the waitlist", source=source, now=now,
                 server=entry.server, devices=(entry.offered_devices or None) if entry.server_id else None, room=entry.room,
+                cpu_cores=entry.cpu_cores, memory_gib=entry.memory_gib,
             )
             WaitlistEntry.objects.filter(pk=entry.pk).update(booking=booking)
     except BookingConflict as conflict:

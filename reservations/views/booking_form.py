@@ -14,9 +14,9 @@ from .. import capacity, fairuse, services
 from ..calendar import booking_calendar
 from ..errors import BookingConflict, BookingError, SeriesConflict
 from ..forms import LOCAL_MINUTE, BookingForm
-from ..models import Allocation, Booking
+from ..models import Allocation, Booking, Device
 from ..parsing import format_device_set, format_duration
-from ..selectors import nearest_free_start
+from ..selectors import free_gpus, gpu_holders, nearest_free_start
 from ..templatetags.labres import span
 
 
@@ -45,8 +45,9 @@ def _submit(request):
             booking = services.create_booking(request.user, source=Booking.Source.WEB, **form.booking_kwargs())
         except BookingConflict as conflict:
             form.add_error(None, "The time you chose overlaps other bookings; see Availability below.")
-            check = _taken(form, conflict.conflicts, request.POST)
+            check = _taken(form, conflict.conflicts, request.POST, user=request.user)
         except BookingError as error:
+            check = _check(form, request.POST, user=request.user)  # the box says it too, with what would help
             form.add_error(form.field_for(error), error.message)
         else:
             waiting = " It awaits approval by staff; you will be told when they decide." if booking.pending else ""
@@ -63,12 +64,11 @@ def _submit_series(request, form):
     on_conflict = "skip" if request.POST.get("on_conflict") == "skip" else "ask"
     try:
         result = services.create_series(request.user, source=Booking.Source.WEB, on_conflict=on_conflict, **form.series_kwargs())
-    except SeriesConflict as refused:
-        form.add_error(None, refused.message)
-        return _page(request, form, None, refused=refused, status=409)
     except BookingError as error:
-        form.add_error(form.field_for(error), error.message)
-        return _page(request, form, None, status=400)
+        check = _check(form, request.POST, user=request.user)  # the availability box keeps saying what it said
+        form.add_error(None if isinstance(error, SeriesConflict) else form.field_for(error), error.message)
+        refused = error if isinstance(error, SeriesConflict) else None
+        return _page(request, form, check, refused=refused, status=409 if refused else 400)
     skipped = f"; skipped {len(result.skipped)} taken date{'s' if len(result.skipped) != 1 else ''}" if result.skipped else ""
     count = len(result.bookings)
     messages.success(request, f"Booked {result.bookings[0].what} {result.series.describe()}: {count} date{'s' if count != 1 else ''}{skipped}.")
@@ -92,36 +92,61 @@ def check(request):
     return render(request, "reservations/_book_check.html", {"check": _check(BookingForm(data), data, user=request.user)})
 
 
-def _check(form, data, *, user=None):
-    if not form.is_valid():
-        return {"errors": [line for _, line in form.error_summary()]}
+def _check(form, data, *, user):
+    """The availability box: what booking the form's choice would do (services.preview_booking), as the
+    booking would do it, and the chosen server's GPUs free or held in the chosen window."""
+    report = _preview(form, data, user) if form.is_valid() else {"errors": [line for _, line in form.error_summary()]}
+    gpus = _gpu_states(form)
+    if gpus:
+        report["gpus"] = gpus
+    return report
+
+
+def _preview(form, data, user):
     try:
-        target = services.resolve_target(**form.target)
+        preview = services.preview_booking(user, **form.booking_kwargs())
     except BookingError as error:
         return {"errors": [error.message]}
-    start, end = form.cleaned_data["start"], form.cleaned_data["end_at"]
-    amounts = form.amounts()
+    target, start, end = preview.target, preview.start, preview.end
     share_only = form.cleaned_data["what"] == "shares"
-    conflicts = [] if share_only else services.find_conflicts(target.units, start, end)
-    if conflicts:
-        return _taken(form, conflicts, data, target=target)
-    whole = target.whole_server and not share_only  # takes all of the server's pools
-    if target.server is not None and (whole or any(amounts.values())):
-        try:  # a look without the lock: the booking itself checks again under it
-            capacity.check(target.server, **amounts, whole=whole, start=start, end=end)
-        except BookingError as error:
-            return {"errors": [error.message]}
-    place = target.server or target.room
-    report = {
-        "free": True, "what": _describe(target, amounts, share_only), "start": start, "end": end,
-        "approval": bool(place and place.requires_approval),
-    }
-    if form.repeats and user is not None:
+    if preview.conflicts:
+        report = _taken(form, preview.conflicts, data, target=target, user=user)
+        if preview.refusal is not None:
+            report["errors"] = [preview.refusal.message]
+        return report
+    if preview.refusal is not None:
+        return _refused(form, preview.refusal, data, target)
+    report = {"free": True, "what": _describe(target, form.amounts(), share_only), "start": start, "end": end, "approval": preview.pending}
+    if form.repeats:
         dates = _series_check(form, target, share_only, user)
         if "errors" in dates:
             return dates  # the repeat itself is wrong: that, not "free"
         report.update(dates)
     return report
+
+
+def _gpu_states(form):
+    """The chosen server's GPUs in the chosen window, for the tick boxes and the box's line:
+    {"server", "free": '0-1,4-7', "held": [(index, 'Bob Marley until 14:00')], "states": {"thalys:2": text or ""}}."""
+    data = getattr(form, "cleaned_data", {})
+    server = form.catalog.server_named(data.get("server"))
+    start, end = data.get("start"), data.get("end_at")
+    if data.get("what") != "gpus" or server is None or start is None or end is None or end <= start:
+        return None
+    indices = [device.index for device in server.devices.all()]
+    if not indices:
+        return None
+    holders = gpu_holders(server, start, end)
+    texts = {index: f"{holder.name} {span(holder.start, holder.end)}" for index, holder in holders.items()}
+    by_text = {}
+    for index in sorted(texts):
+        by_text.setdefault(texts[index], []).append(index)
+    return {
+        "server": server.name,
+        "free": format_device_set(index for index in indices if index not in holders),
+        "held": [(format_device_set(held), text) for text, held in by_text.items()],  # one line per holding
+        "states": {f"{server.name}:{index}": texts[index] for index in sorted(texts)},
+    }
 
 
 SHOWN_TAKEN_DATES = 10
@@ -152,8 +177,9 @@ def taken_windows(units, windows):
     return [(a, b) for a, b in windows if any(start < b and end > a for start, end in held)]
 
 
-def _taken(form, conflicts, data, *, target=None):
-    """Who holds which part and until when, and the nearest start at which the same choice is free."""
+def _taken(form, conflicts, data, *, target=None, user=None):
+    """Who holds which part and until when; the nearest start at which the same choice is free, and
+    other choices free at the asked time (other GPUs of the server, other servers with the same model)."""
     target = target or services.resolve_target(**form.target)
     start = form.cleaned_data["start"]
     length = form.cleaned_data["end_at"] - start
@@ -161,16 +187,84 @@ def _taken(form, conflicts, data, *, target=None):
     report = {"free": False, "what": _describe(target), "start": start, "end": start + length, "conflicts": conflicts}
     if conflicts == []:
         report["errors"] = [BookingConflict([]).message]
-    # "Tell me when it's free": the same request, from whenever it frees up (see reservations/waitlist.py).
-    report["wait"] = {
-        "server": target.server.name if target.server else "", "room": target.room.name if target.room else "",
-        "gpus": len(target.devices) or "", "length": format_duration(length), "purpose": form.cleaned_data.get("purpose", ""),
-    }
+    report["wait"] = _wait(form, target, length)
     if nearest is not None:
-        new_start = timezone.localtime(nearest).strftime(LOCAL_MINUTE)
-        new_end = timezone.localtime(nearest + length).strftime(LOCAL_MINUTE)
-        changes = {"start": new_start, "end": new_end} if data.get("end") else {"start": new_start}
-        report.update(nearest=nearest, nearest_start=new_start, nearest_end=new_end, use_it=_book_link(form, data, changes))
+        report.update(_use_it(form, data, nearest, length))
+    if user is not None:
+        report["instead"] = _instead(form, data, target, start, start + length, user)
+    return report
+
+
+def _wait(form, target, length):
+    """"Tell me when it's free": the same request, from whenever it frees up (see reservations/waitlist.py)."""
+    amounts = form.amounts()
+    return {
+        "server": target.server.name if target.server else "", "room": target.room.name if target.room else "",
+        "gpus": len(target.devices) or ("0" if target.server and not target.units else ""),
+        "devices": format_device_set(device.index for device in target.devices),
+        "cpu_cores": amounts["cpu_cores"] or "", "memory_gib": amounts["memory_gib"] or "",
+        "length": format_duration(length), "purpose": form.cleaned_data.get("purpose", ""),
+    }
+
+
+def _use_it(form, data, nearest, length):
+    """The nearest free start, and a link that fills the form in again with it."""
+    new_start = timezone.localtime(nearest).strftime(LOCAL_MINUTE)
+    new_end = timezone.localtime(nearest + length).strftime(LOCAL_MINUTE)
+    changes = {"start": new_start, "end": new_end} if data.get("end") else {"start": new_start}
+    return {"nearest": nearest, "nearest_start": new_start, "nearest_end": new_end, "use_it": _book_link(form, data, changes)}
+
+
+SHOWN_ALTERNATIVES = 3
+
+
+def _instead(form, data, target, start, end, user):
+    """Up to three choices free throughout the asked window for the same number of GPUs: other GPUs of
+    this server (the free ones asked for first), then other servers with GPUs of the same model; each
+    checked as the booking would be (services.preview_booking), so none is refused when used."""
+    count = len(target.devices)
+    if not count:
+        return []
+    asked = [device.index for device in target.devices]
+    models = set(Device.objects.filter(pk__in=[device.pk for device in target.devices]).values_list("model", flat=True))
+    model = models.pop() if len(models) == 1 and "" not in models else None
+    free = free_gpus(start, end, model=model) if model else free_gpus(start, end, servers=[target.server.pk])
+    choices = []
+    here = sorted(next((indices for server, indices in free.items() if server.pk == target.server.pk), []), key=lambda i: (i not in asked, i))
+    if len(here) >= count:
+        choices.append((target.server, sorted(here[:count])))
+    for server, indices in free.items():
+        if server.pk != target.server.pk and len(indices) >= count:
+            choices.append((server, indices[:count]))
+    offers = []
+    for server, indices in choices:
+        if len(offers) == SHOWN_ALTERNATIVES:
+            break
+        devices = format_device_set(indices)
+        try:
+            preview = services.preview_booking(user, **{**form.booking_kwargs(), "server": server.name, "devices": devices})
+        except BookingError:
+            continue
+        if not preview.free:
+            continue
+        noun = "GPU" if count == 1 else "GPUs"
+        text = f"{noun} {devices} of {server.name}" if server.pk == target.server.pk else f"{server.name} {noun} {devices} ({model})"
+        changes = {"server": server.name, "devices": devices, "gpus": None}
+        offers.append({"text": text, "url": _book_link(form, data, changes), "use": "use it" if count == 1 else "use them", "pending": preview.pending})
+    return offers
+
+
+def _refused(form, refusal, data, target):
+    """A refusal by a limit or a pooled capacity; for the capacity, the start when enough is free, and a wait."""
+    report = {"errors": [refusal.message]}
+    free_from = getattr(refusal, "free_from", None)
+    if free_from is not None:
+        start = form.cleaned_data["start"]
+        length = form.cleaned_data["end_at"] - start
+        report.update(
+            free=False, what=_describe(target, form.amounts(), form.cleaned_data["what"] == "shares"), start=start, end=start + length,
+            conflicts=[], wait=_wait(form, target, length), **_use_it(form, data, free_from, length),
+        )
     return report
 
 
@@ -205,7 +299,10 @@ def _book_link(form, data, changes):
         if any(values):
             query.setlist(name, values)
     for name, value in changes.items():
-        query[name] = value
+        if value is None:
+            query.pop(name, None)
+        else:
+            query[name] = value
     return f"{reverse('book')}?{query.urlencode()}"
 
 

@@ -18,6 +18,7 @@ from ..errors import BookingConflict, BookingError, NotAllowed
 from ..forms import LocalDateTimeField
 from ..models import Booking, BookingSeries
 from ..selectors import member_bookings
+from ..templatetags.labres import clock, when
 from ..waitlist import member_entries
 from .now import now_context
 
@@ -54,7 +55,17 @@ def release(request, pk):
 @login_required
 def extend(request, pk):
     duration = request.POST.get("duration", "").strip() or "1h"
-    return _act(request, pk, "Extended", lambda booking: services.extend_booking(booking, by=request.user, duration=duration))
+    return _act(
+        request, pk, "Extended", lambda booking: services.extend_booking(booking, by=request.user, duration=duration),
+        says=lambda booking: f"Extended booking #{booking.pk} ({booking.what}) to {_until(booking.end)}.",
+    )
+
+
+def _until(moment):
+    """'15:00' today, 'Tue 24 Nov 15:00' another day, with the zone: what an extension reached."""
+    local = timezone.localtime(moment)
+    shown = clock(moment) if local.date() == timezone.localdate() else when(moment)
+    return f"{shown} {local.tzname()}"
 
 
 @require_POST
@@ -72,7 +83,7 @@ def change(request, pk):
     return _act(request, pk, "Changed", change_time)
 
 
-def _act(request, pk, done, action):
+def _act(request, pk, done, action, says=None):
     booking = get_object_or_404(Booking.objects.select_related("server", "room"), pk=pk)
     try:
         booking = action(booking)
@@ -80,9 +91,10 @@ def _act(request, pk, done, action):
         return render(request, "403.html", {"message": error.message}, status=403)
     except BookingError as error:
         return _refused(request, booking, error)
-    message = f"{done} booking #{booking.pk} ({booking.what})."
+    message = says(booking) if says else f"{done} booking #{booking.pk} ({booking.what})."
     if _htmx_target(request) == "now-panel":
-        return render(request, "reservations/_now_panel.html", now_context(request, action_message=message))
+        # Said next to the booking it is about (or at the top, once a release took it off the list).
+        return _now_panel(request, booking, action_message=message)
     if _htmx_target(request):
         return _row(request, booking, message=message)
     messages.success(request, message)
@@ -92,10 +104,19 @@ def _act(request, pk, done, action):
 def _refused(request, booking, error):
     status = 409 if isinstance(error, BookingConflict) else 400
     if _htmx_target(request) == "now-panel":
-        return render(request, "reservations/_now_panel.html", now_context(request, action_error=error.message))
+        return _now_panel(request, booking, action_error=error.message)
     if _htmx_target(request):
         return _row(request, booking, error=error.message)  # htmx swaps 200 answers only
     return my_bookings(request, errors={booking.pk: error.message}, status=status)
+
+
+def _now_panel(request, booking, **said):
+    """The Now page's panel after an action, saying what happened next to the booking (or at the top, when it
+    left the list: released, or no longer among the next few)."""
+    context = now_context(request, **said)
+    listed = any(line.pk == booking.pk for line in [*context["running"], *context["upcoming"]])
+    context["action_booking" if listed else "action_top"] = booking.pk
+    return render(request, "reservations/_now_panel.html", context)
 
 
 def _row(request, booking, *, message=None, error=None):

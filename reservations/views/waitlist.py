@@ -21,6 +21,9 @@ class JoinForm(forms.Form):
     server = forms.CharField(required=False, max_length=64)
     gpus = forms.CharField(required=False, max_length=4)
     room = forms.CharField(required=False, max_length=100)
+    devices = forms.CharField(required=False, max_length=100)  # the GPUs picked on the form (an offer of others says so)
+    cpu_cores = forms.CharField(required=False, max_length=20)
+    memory_gib = forms.CharField(required=False, max_length=20)
     length = forms.CharField(max_length=20, error_messages={"required": "Give a length like 2h, 1h30m or 1d."})
     purpose = forms.CharField(required=False, max_length=200)
 
@@ -37,7 +40,8 @@ def join(request):
     try:
         entry = waitlist.join(
             request.user, server=data["server"] or None, gpus=data["gpus"] or None, room=data["room"] or None,
-            length=data["length"], purpose=data["purpose"],
+            length=data["length"], purpose=data["purpose"], wanted=data["devices"],
+            cpu_cores=data["cpu_cores"] or 0, memory_gib=data["memory_gib"] or 0,
         )
     except BookingError as error:
         messages.error(request, f"Could not put you on the waiting list: {error.message}")

@@ -56,3 +56,33 @@
 
   sync();
 })();
+
+/* Free or held in the chosen window, on the GPU tick boxes: the availability box carries the states
+   (a <template id="gpu-states">, one span per held GPU) and says the same in a sentence for screen
+   readers and pages without this script. */
+(function () {
+  "use strict";
+  const form = document.querySelector("form.book");
+  if (!form) return;
+  function mark() {
+    const box = document.querySelector(".gpu-states[data-server]");
+    const states = document.getElementById("gpu-states");
+    const held = {};
+    if (states) states.content.querySelectorAll("[data-gpu]").forEach(function (span) { held[span.dataset.gpu] = span.textContent; });
+    form.querySelectorAll(".gpu-group").forEach(function (group) {
+      const known = box && group.dataset.server === box.dataset.server;
+      group.querySelectorAll("label.gpu").forEach(function (label) {
+        const input = label.querySelector("input[name=gpus]");
+        let tag = label.querySelector(".state");
+        if (!known) { label.removeAttribute("data-state"); if (tag) tag.remove(); return; }
+        const text = held[input.value];
+        if (!tag) { tag = document.createElement("span"); tag.className = "state"; label.appendChild(tag); }
+        label.dataset.state = text ? "busy" : "free";
+        tag.textContent = text ? "busy" : "free";
+        label.title = (label.dataset.model ? label.dataset.model + " — " : "") + (text ? "held by " + text : "free then");
+      });
+    });
+  }
+  document.body.addEventListener("htmx:afterSwap", function (event) { if (event.target.id === "book-check") mark(); });
+  mark();
+})();

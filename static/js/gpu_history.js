@@ -82,6 +82,8 @@
     };
   }
 
+  var AXIS_PX = 56;
+
   function options(start, end, axes, units) {
     var scales = {
       x: {
@@ -91,9 +93,13 @@
         grid: { color: "#eef1f4" }
       }
     };
-    Object.keys(axes).forEach(function (id) { scales[id] = axes[id]; });
+    // Every value axis is as wide as the others, and a chart without a right-hand one keeps its room
+    // empty: the two charts' time axes then span the same pixels, one instant above the other.
+    Object.keys(axes).forEach(function (id) { scales[id] = Object.assign({ afterFit: function (scale) { scale.width = AXIS_PX; } }, axes[id]); });
+    var right = Object.keys(axes).some(function (id) { return axes[id].position === "right"; });
     return {
       animation: false, responsive: true, maintainAspectRatio: false, parsing: false, normalized: true,
+      layout: { padding: { right: right ? 0 : AXIS_PX } },
       interaction: { mode: "nearest", axis: "x", intersect: false },
       scales: scales,
       plugins: {

@@ -33,6 +33,12 @@
     var from = Math.floor(wall(lo) / HALF) * HALF;
     var to = dragged ? Math.ceil(wall(hi) / HALF) * HALF : from + HOUR;
     if (to - from < HALF) to = from + HALF;
+    // Over the past, it starts now (to the minute): a booking cannot start earlier.
+    var earliest = Math.floor(wall(Date.now()) / MINUTE) * MINUTE;
+    if (from < earliest) {
+      from = earliest;
+      if (to - from < HALF) to = from + HOUR;
+    }
     return { from: from, to: to, off: offset(lo) };
   }
   function percent(instant) { return (instant - start) / (end - start) * 100; }

@@ -63,9 +63,10 @@ def test_a_member_books_sees_conflicts_releases_and_cancels(browse, shoot, lab):
     expect(page.locator("main")).to_contain_text("booked by Bob Marley")
     assert not Booking.objects.filter(purpose="clash").exists()
 
-    # Release the running booking early, from My bookings.
+    # Release the running booking early, from My bookings (the page asks to confirm).
     page.goto("/mine/")
     row = page.locator(f"#booking-{booking.pk}")
+    page.once("dialog", lambda dialog: dialog.accept())
     row.get_by_role("button", name="Release now").click()
     expect(page.locator(f"#booking-{booking.pk}")).to_contain_text("Released booking")
     booking.refresh_from_db()
