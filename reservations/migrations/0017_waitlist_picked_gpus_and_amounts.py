@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('reservations', '0015_signin_counters'),
+        ('reservations', '0016_import_identity_and_feed_stamp'),
     ]
 
     operations = [
