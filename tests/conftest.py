@@ -12,6 +12,7 @@ from reservations import services
 
 from .clock import OFFSET_VARIABLE, SITE, suite_moment
 from .factories import RoomFactory, ServerFactory, UserFactory
+from .workers import CELERY_WORKER, WorkerProcess, purge
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
@@ -145,3 +146,22 @@ def book(db):
         return services.create_booking(user, start=start, end=start + timedelta(hours=hours), purpose=purpose, **target)
 
     return book
+
+
+@pytest.fixture
+def start_worker():
+    """start_worker(**env) starts a real Celery worker (solo pool) on the portal's queues and waits until it is ready."""
+    queues = [settings.CELERY_TASK_DEFAULT_QUEUE, settings.PERIODIC_QUEUE]
+    purge(queues)  # a message left by an earlier run must not stand in for this test's
+    workers = []
+
+    def start(**env):
+        worker = WorkerProcess([*CELERY_WORKER, "--queues", ",".join(queues)], **env)
+        workers.append(worker)
+        worker.wait_ready()
+        return worker
+
+    yield start
+    for worker in workers:
+        worker.stop()
+    purge(queues)

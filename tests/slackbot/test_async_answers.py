@@ -14,7 +14,7 @@ from django.utils import timezone
 from notifications.slackbot import tasks
 from notifications.slackbot.commands import EXTEND_ACTION
 from reservations import services
-from tests.notifications.test_delivery import broker_down, start_worker  # noqa: F401 - a fixture
+from tests.notifications.test_delivery import broker_down  # noqa: F401 - a fixture
 from tests.workers import wait_for
 
 from .test_transport import SECRET, eager_tasks, signed_headers  # noqa: F401 - a fixture
