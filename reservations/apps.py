@@ -17,6 +17,10 @@ class ReservationsConfig(AppConfig):
 
         booking_changed.connect(waitlist.on_booking_changed, dispatch_uid="labres-waitlist-match")
 
+        from labres.logs import log_booking_change
+
+        booking_changed.connect(log_booking_change, dispatch_uid="labres-booking-log")
+
 
 def _give_new_users_a_profile(sender, instance, created, raw=False, **kwargs):
     if created and not raw:

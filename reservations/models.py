@@ -9,6 +9,7 @@ from django.conf import settings
 from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models import Q
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from .parsing import EARLIEST, LATEST
@@ -669,8 +670,11 @@ class Limit(models.Model):
                 condition=Q(server__isnull=True) | Q(room__isnull=True),
                 violation_error_message="A limit holds on one server, one room, or everywhere.",
             ),
+            # An empty group, member, server or room counts as one value ("everywhere" once per owner). Written with
+            # Coalesce rather than nulls_distinct=False, which SQLite lacks (Django skips it there, warning models.W047).
             models.UniqueConstraint(
-                fields=["kind", "group", "user", "server", "room"], name="limit_one_per_owner_and_place", nulls_distinct=False,
+                "kind", *(Coalesce(name, 0, output_field=models.BigIntegerField()) for name in ("group", "user", "server", "room")),
+                name="limit_one_per_owner_and_place",
                 violation_error_message="There is such a limit already for this group or member and place; change that one.",
             ),
         ]
