@@ -312,6 +312,8 @@ CELERY_BEAT_SCHEDULE = {
 USE_TZ = True
 TIME_ZONE = env.str("TIME_ZONE", default="UTC")
 LANGUAGE_CODE = "en-us"
+# 24-hour times with the zone's name wherever Django formats a moment (the admin): labres/formats/en.
+FORMAT_MODULE_PATH = ["labres.formats"]
 USE_I18N = False
 
 # --- Bookings ---------------------------------------------------------------------------
@@ -398,6 +400,7 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "BookingSourceEnum": "reservations.models.Booking.Source",
         "ClientSourceEnum": "reservations.api.serializers.CLIENT_SOURCES",
+        "WaitlistStateEnum": "reservations.models.WaitlistEntry.State",  # in the entry and in the answer to joining
     },
     # Swagger UI and Redoc from the drf-spectacular-sidecar package: no CDN.
     "SWAGGER_UI_DIST": "SIDECAR",

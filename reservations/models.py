@@ -5,6 +5,8 @@ holds its units through Allocation rows, which carry the booking's interval and 
 is active; the database refuses two active allocations of one unit that overlap
 (see migrations 0002: an exclusion constraint on PostgreSQL, triggers on SQLite).
 """
+import functools
+
 from django.conf import settings
 from django.core.validators import RegexValidator
 from django.db import models
@@ -314,7 +316,10 @@ class Allocation(models.Model):
         return f"{self.unit} {self.start:%Y-%m-%d %H:%M}–{self.end:%H:%M}"
 
 
+@functools.cache
 def _time_zone_choices():
+    """The zones a profile may choose. Read once a process: available_timezones() walks the tz database's
+    folders (about 45 ms), and every form with a time zone asked again (the admin's user page four times)."""
     import zoneinfo
 
     return [(name, name.replace("_", " ")) for name in sorted(zoneinfo.available_timezones()) if "/" in name or name == "UTC"]
