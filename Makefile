@@ -33,7 +33,8 @@ demo: $(VENV)/.installed
 	@echo ""
 	@echo "  labres is starting at http://$(DEMO_HOST):$(DEMO_PORT)/  (admin: http://$(DEMO_HOST):$(DEMO_PORT)/admin/)   Ctrl-C stops everything."
 	@echo ""
-	honcho -f Procfile.demo start
+	@# Ctrl-C stops honcho and every process with it (status 130): that is how the demo ends, not a failure.
+	@trap true INT; honcho -f Procfile.demo start; status=$$?; [ $$status -eq 0 ] || [ $$status -eq 130 ] || exit $$status
 
 test: export SECRET_KEY ?= test-only-secret-key-not-for-production
 test: export LABRES_VAR_DIR ?= $(CURDIR)/var/test

@@ -1,6 +1,11 @@
-"""Logging filters: secrets that travel in URLs never reach the logs."""
+"""Logging filters: secrets that travel in URLs never reach the logs. And one line per booking change."""
 import logging
 import re
+
+from django.db import transaction
+from django.utils import timezone
+
+bookings_logger = logging.getLogger("labres.bookings")
 
 # Calendar feed addresses and Slack link confirmations carry their secret in the path.
 SECRET_PATHS = re.compile(r"(/calendar/)[A-Za-z0-9_-]+(\.ics)|(/slack/link/)[^/\s\"?]+")
@@ -22,3 +27,18 @@ class RedactSecrets(logging.Filter):
             if request is not None:  # AdminEmailHandler and error trackers read the request itself
                 record.request = None
         return True
+
+
+def log_booking_change(sender, booking, event, by=None, **kwargs):
+    """One INFO line on "labres.bookings" per booking change, once it is committed (a refused or rolled-back
+    change logs nothing); none while notifications are muted (the demo's seed, calendar imports)."""
+    from notifications.outbox import is_muted
+    from reservations.models import member_name
+    from reservations.parsing import format_span
+
+    if is_muted() or not bookings_logger.isEnabledFor(logging.INFO):
+        return
+    who = member_name(booking.user)
+    actor = f" by {member_name(by)}" if by is not None and by.pk != booking.user_id else ""
+    line = f"booking #{booking.pk} {event}{actor}: {who}, {booking.what}, {format_span(booking.start, booking.end, timezone.get_current_timezone())}"
+    transaction.on_commit(lambda: bookings_logger.info(line))

@@ -143,7 +143,7 @@ else:
     _broker_dir = VAR_DIR / "celery" / "broker"
     private_folder(VAR_DIR / "celery")
     private_folder(_broker_dir)
-    CELERY_BROKER_URL = "filesystem://"
+    CELERY_BROKER_URL = "filesystem://localhost//"  # the host names nothing; without it kombu warns on every connection
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_broker_dir),
         "data_folder_out": str(_broker_dir),
@@ -185,8 +185,11 @@ USAGE_REPORT_CACHE_SECONDS = env.int("USAGE_REPORT_CACHE_SECONDS", default=300)
 # Monitoring: the bearer token Prometheus sends to read /metrics; empty means only staff signed in may.
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 # --- Notifications -------------------------------------------------------------------------
-# The portal's public address, for links in messages (Slack, e-mail) sent outside a request.
-SITE_URL = env.str("SITE_URL", default="http://localhost:8000").rstrip("/")
+# The portal's public address, for links in messages (Slack, e-mail) sent outside a request; unset, the
+# address `make demo` serves on (DEMO_HOST, DEMO_PORT; a wildcard host is reached as localhost).
+_DEMO_HOST = env.str("DEMO_HOST", default="localhost")
+_DEMO_HOST = "localhost" if _DEMO_HOST in ("", "0.0.0.0", "::") else f"[{_DEMO_HOST}]" if ":" in _DEMO_HOST else _DEMO_HOST
+SITE_URL = env.str("SITE_URL", default=f"http://{_DEMO_HOST}:{env.int('DEMO_PORT', default=8000)}").rstrip("/")
 # E-mail: EMAIL_URL picks the backend (smtp://user:pass@host:587/?tls=True, consolemail://,
 # filemail://, ...); without it, messages are written as files under var/mail (nothing leaves).
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="labres <labres@localhost>")
@@ -321,6 +324,8 @@ for _entry in CELERY_BEAT_SCHEDULE.values():
 USE_TZ = True
 TIME_ZONE = env.str("TIME_ZONE", default="UTC")
 LANGUAGE_CODE = "en-us"
+# 24-hour times with the zone's name wherever Django formats a moment (the admin): labres/formats/en.
+FORMAT_MODULE_PATH = ["labres.formats"]
 USE_I18N = False
 
 # --- Bookings ---------------------------------------------------------------------------
@@ -407,6 +412,7 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "BookingSourceEnum": "reservations.models.Booking.Source",
         "ClientSourceEnum": "reservations.api.serializers.CLIENT_SOURCES",
+        "WaitlistStateEnum": "reservations.models.WaitlistEntry.State",  # in the entry and in the answer to joining
     },
     # Swagger UI and Redoc from the drf-spectacular-sidecar package: no CDN.
     "SWAGGER_UI_DIST": "SIDECAR",
@@ -456,7 +462,13 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact_secrets"]}},
     "loggers": {
         "django.request": {"filters": ["redact_secrets"]},
-        "django.server": {"handlers": ["console"], "filters": ["redact_secrets"], "level": "INFO", "propagate": False},
+        # A line per booking change (labres.logs), also from a worker or beat run at --loglevel WARNING.
+        "labres.bookings": {"level": "INFO"},
+        # A line per request; LOG_REQUESTS=0 (the demo) keeps only the failed ones.
+        "django.server": {
+            "handlers": ["console"], "filters": ["redact_secrets"], "propagate": False,
+            "level": "INFO" if env.bool("LOG_REQUESTS", default=True) else "WARNING",
+        },
     },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
 }

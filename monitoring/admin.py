@@ -1,5 +1,7 @@
 """The admin for staff: what the GPU hosts last reported, their samples and rollups, booking usage and
 alerts. Read-only: hosts and the periodic tasks write these. Staff may mark alerts resolved."""
+from datetime import timedelta
+
 from django.contrib import admin, messages
 from django.db.models import Prefetch
 from django.utils import timezone
@@ -60,12 +62,38 @@ class HostStatusAdmin(ReadOnlyAdmin):
 # --- samples and rollups -----------------------------------------------------------------------
 
 
+class RecentFilter(admin.SimpleListFilter):
+    """The last hour, day, week or month of readings. Instead of a date hierarchy, whose list of days is a
+    DISTINCT over the date of every row (on SQLite a Python call a row: 350 ms for two days of minutes)."""
+
+    title = "taken"
+    parameter_name = "within"
+    SPANS = {"1h": timedelta(hours=1), "24h": timedelta(days=1), "7d": timedelta(days=7), "30d": timedelta(days=30)}
+
+    def lookups(self, request, model_admin):
+        return [("1h", "last hour"), ("24h", "last 24 hours"), ("7d", "last 7 days"), ("30d", "last 30 days")]
+
+    def queryset(self, request, queryset):
+        span = self.SPANS.get(self.value())
+        if span is None:
+            return queryset
+        return queryset.filter(**{f"{self.field}__gte": timezone.now() - span})
+
+
+class SampleRecentFilter(RecentFilter):
+    field = "taken_at"
+
+
+class BucketRecentFilter(RecentFilter):
+    field = "bucket"
+
+
+
 @admin.register(GpuSample)
 class GpuSampleAdmin(ReadOnlyAdmin):
     list_display = ["device", "taken_at", "gpu_util", "mem_util", "memory_used_mib", "temperature_c", "power_w", "error"]
-    list_filter = ["device__server"]
+    list_filter = [SampleRecentFilter, "device__server"]
     list_select_related = ["device__server"]
-    date_hierarchy = "taken_at"
     show_full_result_count = False  # counting every raw sample on each page view is slow
 
 
@@ -73,9 +101,8 @@ class RollupAdmin(ReadOnlyAdmin):
     list_display = [
         "device", "bucket", "samples", "errors", "gpu_util_mean", "gpu_util_max", "memory_used_max", "temperature_max", "power_mean",
     ]
-    list_filter = ["device__server"]
+    list_filter = [BucketRecentFilter, "device__server"]
     list_select_related = ["device__server"]
-    date_hierarchy = "bucket"
     show_full_result_count = False  # a year of hours for 400 GPUs is millions of rows
 
     @admin.display(description="GPU util (mean %)")
@@ -163,6 +190,9 @@ class AlertAdmin(ReadOnlyAdmin):
     search_fields = ["message", "unix_username", "user__username", "user__first_name", "user__last_name"]
     date_hierarchy = "opened_at"
     actions = ["mark_resolved"]
+
+    class Media:
+        css = {"all": ["css/admin.css"]}
 
     def has_resolve_permission(self, request):
         # The admin itself is read-only; resolving is a change to alerts all the same.

@@ -154,14 +154,20 @@ def preset_periods(today):
 
 @dataclass
 class Tally:
-    """Booked and used GPU-hours of something."""
+    """Booked GPU-hours of something, and how many of them were used (never more than booked: use outside
+    a booking is unbooked use, counted apart)."""
 
     booked: float = 0.0
     used: float = 0.0
 
     @property
+    def idle(self):
+        """Booked GPU-hours left unused."""
+        return max(0.0, self.booked - self.used)
+
+    @property
     def share(self):
-        """Used over booked (a server used beyond its bookings goes over 1); None if nothing was booked."""
+        """Used over booked, from 0 to 1; None if nothing was booked."""
         return self.used / self.booked if self.booked else None
 
     @property
@@ -169,15 +175,29 @@ class Tally:
         share = self.share
         return None if share is None else round(100 * share)
 
+    @property
+    def idle_percent(self):
+        """The idle part of booked, in percent: with share_percent, 100."""
+        share = self.share_percent
+        return None if share is None else 100 - share
+
 
 @dataclass
 class ServerUsage(Tally):
+    """A server's GPUs: booked, used during bookings (`used`), and used on every hour, booked or not (`used_anytime`)."""
+
     server_id: int = 0
     name: str = ""
     gpus: int = 0
     capacity: float = 0.0  # the GPU-hours the period offered
+    used_anytime: float = 0.0
     util_sum: float = 0.0
     samples: int = 0
+
+    @property
+    def unbooked(self):
+        """GPU-hours used outside any booking (telemetry is rolled up per hour: a little noise is no use)."""
+        return max(0.0, self.used_anytime - self.used)
 
     @property
     def util_mean(self):
@@ -231,6 +251,7 @@ class UsageReport:
     total: Tally  # booked, and used during bookings
     used_anytime: float  # used GPU-hours of every GPU, booked or not
     capacity: float
+    unbooked: float  # used GPU-hours outside any booking, summed per server
     servers: list  # ServerUsage by name
     members: list  # MemberUsage, most booked first
     groups: list  # GroupUsage, most booked first, "no group" last
@@ -282,7 +303,7 @@ def warm_usage_reports(now=None):
 
 
 def _report_key(period, every_booking):
-    return f"labres:usage:v1:{period.zone}:{period.first_day}:{period.last_day}:{int(every_booking)}"
+    return f"labres:usage:v2:{period.zone}:{period.first_day}:{period.last_day}:{int(every_booking)}"
 
 
 def usage_report(period, *, every_booking=False):
@@ -304,6 +325,7 @@ def usage_report(period, *, every_booking=False):
         server = servers.get(tally.server_id)
         if server is not None:
             server.booked += tally.booked
+            server.used += tally.used
     members, groups = name_members(members)
     idle = idle_bookings(tallies)
     every = [tally.use() for tally in tallies] if every_booking else None
@@ -312,8 +334,9 @@ def usage_report(period, *, every_booking=False):
     return UsageReport(
         period=period,
         total=Tally(sum(t.booked for t in tallies), sum(t.used for t in tallies)),
-        used_anytime=sum(s.used for s in server_list),
+        used_anytime=sum(s.used_anytime for s in server_list),
         capacity=sum(s.capacity for s in server_list),
+        unbooked=sum(s.unbooked for s in server_list),
         servers=server_list,
         members=members,
         groups=groups,
@@ -372,12 +395,13 @@ def booking_tallies(period):
         if stored_used is None or cut:
             to_compute.append(len(tallies))
             stored_used, stored_util = 0.0, None  # unless the rollups say otherwise
-        tallies.append(BookingTally(booking_id, user_id, server_id, gpus, booked or 0.0, stored_used, stored_util))
+        booked = booked or 0.0
+        tallies.append(BookingTally(booking_id, user_id, server_id, gpus, booked, min(stored_used, booked), stored_util))
     if to_compute:
         computed = computed_use(period, [tallies[i].booking_id for i in to_compute])
         for i in to_compute:
             used, util = computed.get(tallies[i].booking_id, (0.0, None))
-            tallies[i] = tallies[i]._replace(used=used, util_mean=util)
+            tallies[i] = tallies[i]._replace(used=min(used, tallies[i].booked), util_mean=util)
     return tallies
 
 
@@ -430,9 +454,9 @@ def _active_share():
 
 
 def server_use_and_heat(period):
-    """({server id: ServerUsage with used, utilization and capacity}, [HeatRow]) from two queries.
+    """({server id: ServerUsage with used_anytime, utilization and capacity}, [HeatRow]) from two queries.
 
-    Used counts every GPU-hour of the server's GPUs in the period, booked or not; a bucket cut
+    Used anytime counts every GPU-hour of the server's GPUs in the period, booked or not; a bucket cut
     by the period's edges counts for the part inside. The heat map is the mean utilization
     (utilization summed over samples) per server and hour of week in the period's zone; a
     bucket counts in the local hour it starts in.
@@ -467,7 +491,7 @@ def server_use_and_heat(period):
         server = servers.get(server_id)
         if server is None:
             continue
-        server.used += used or 0.0
+        server.used_anytime += used or 0.0
         server.util_sum += util_sum or 0
         server.samples += samples or 0
         # A bucket's local hour is its UTC hour plus the offset, rounded down (some zones are off by half hours).

@@ -42,6 +42,15 @@ VARIABLES = {
     "purpose": "The booking's purpose.",
     "actor": "The name of who made the change (the owner, or staff).",
     "by_someone_else": "True when the change was made by someone other than the owner.",
+    "you_hold": "True when the recipient holds the booking (then write 'you', not their name).",
+    "you_did": "True when the recipient made the change.",
+    "holder": "The booking's owner as the recipient reads it: 'you', or their name (in Slack channels a mention).",
+    "Holder": "The same at the start of a sentence: 'You', or their name.",
+    "holders": "Whose booking: 'your', or e.g. 'Alice Liddell's'.",
+    "Holders": "The same at the start of a sentence: 'Your', or e.g. 'Alice Liddell's'.",
+    "own": "'your' when the recipient holds the booking, else 'their' (e.g. '{{ Holder }} cancelled {{ own }} booking').",
+    "doer": "Who made the change as the recipient reads it: 'you', or their name.",
+    "Doer": "The same at the start of a sentence: 'You', or their name.",
     "next_booking": "For 'followed': the booking that starts when the recipient's ends.",
     "next_owner": "For 'followed': the name of that booking's owner.",
     "next_units": "For 'followed': what that booking holds, e.g. thalys:0-1.",
@@ -217,7 +226,7 @@ def context_for(occasion, *, user=None, family="slack", destination=None):
     if alert is not None:
         context["server"] = alert.server
         context["server_name"] = escape(alert.server.name)
-        context["alert_message"] = escape(alert.message)
+        context["alert_message"] = escape(alert_text(alert, user))
     if booking is not None:
         owner = booking.user
         slack_id = getattr(getattr(owner, "profile", None), "slack_user_id", "")
@@ -232,6 +241,7 @@ def context_for(occasion, *, user=None, family="slack", destination=None):
             server_name=escape(booking.server.name) if booking.server_id else "",
             by_someone_else=occasion.by is not None and occasion.by.pk != owner.pk,
         )
+        context.update(_as_read_by(user, context["owner"], owner, context["actor"], occasion.by))
         context["links"].update(
             booking=link("booking-detail", booking.pk),
             extend=link("booking-detail", booking.pk, query="#extend"),
@@ -259,6 +269,43 @@ def context_for(occasion, *, user=None, family="slack", destination=None):
         for name in ("user", "booking", "alert", "entry", "next_booking", "server"):
             context[name] = slack_safe(context.get(name))
     return context, zone
+
+
+def _as_read_by(reader, owner_name, owner, actor_name, actor):
+    """The owner and the actor as `reader` reads them: "you" for themselves, their names for others."""
+    you_hold = reader is not None and reader.pk == owner.pk
+    you_did = reader is not None and actor is not None and reader.pk == actor.pk
+    return {
+        "you_hold": you_hold,
+        "you_did": you_did,
+        "holder": "you" if you_hold else owner_name,
+        "Holder": "You" if you_hold else owner_name,
+        "holders": "your" if you_hold else f"{owner_name}'s",
+        "Holders": "Your" if you_hold else f"{owner_name}'s",
+        "own": "your" if you_hold else "their",
+        "doer": "you" if you_did else actor_name,
+        "Doer": "You" if you_did else actor_name,
+    }
+
+
+def alert_text(alert, reader):
+    """The alert's message as `reader` reads it: the member it names is "you" to themselves.
+
+    Alerts are written once, in the third person (monitoring/alerts.py), for the admin and for channels.
+    """
+    text = alert.message
+    if reader is None:
+        return text
+    name = member_name(reader)
+    text = text.replace(f"(booked by {name})", "(booked by you)")
+    if alert.user_id != reader.pk:
+        return text
+    if alert.kind == "unbooked_use":
+        for verb, yours in ((" runs process ", " run process "), (" runs processes ", " run processes ")):
+            prefix = f"{name} (unix user {alert.unix_username}){verb}"
+            if text.startswith(prefix):
+                return f"You (unix user {alert.unix_username}){yours}{text[len(prefix):]}"
+    return text
 
 
 def overrides_for(event):

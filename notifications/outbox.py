@@ -300,8 +300,36 @@ def _member_audience(occasion):
     pairs = []
     for user_id, user in users.items():
         channels = chosen[user_id] if user_id in chosen else default_channels(user, occasion.event)
-        pairs += [(user, name) for name in channels if name in MEMBER_CHANNELS and CHANNELS[name].reaches(user)]
+        pairs += [(user, name) for name in _reaching(user, channels)]
     return pairs
+
+
+def _reaching(user, channels):
+    return [name for name in channels if name in MEMBER_CHANNELS and CHANNELS[name].reaches(user)]
+
+
+def channels_for(user, event):
+    """The member channels that will carry `event` to `user` (their choice on their profile, else the default)
+    and can reach them; [] when nothing will."""
+    chosen = Preference.objects.filter(user=user, event=event).values_list("channels", flat=True).first()
+    return _reaching(user, default_channels(user, event) if chosen is None else chosen)
+
+
+def how_told(user, event):
+    """(channel names, words): how `user` will hear of `event` ("by e-mail to a@lab.org"), or, with no channel,
+    why they will not ("you turned off … on your profile"), said to them."""
+    channels = channels_for(user, event)
+    if channels:
+        return channels, "by " + " and ".join(f"e-mail to {user.email}" if name == "email" else CHANNELS[name].label for name in channels)
+    chosen = Preference.objects.filter(user=user, event=event).values_list("channels", flat=True).first()
+    if chosen == []:
+        return [], f"you turned off “{EVENTS[event].label}” messages on your profile"
+    if not any(CHANNELS[name].reaches(user) for name in MEMBER_CHANNELS):
+        return [], "labres has no e-mail address and no Slack link for you (add either on your profile)"
+    if chosen is None:
+        return [], f"“{EVENTS[event].label}” messages are off unless you turn them on on your profile"
+    labels = " or ".join(CHANNELS[name].label for name in chosen if name in CHANNELS)
+    return [], f"the channels you chose for “{EVENTS[event].label}” messages ({labels}) cannot reach you"
 
 
 def default_channels(user, event):

@@ -292,6 +292,13 @@ class ProfileInline(admin.StackedInline):
     can_delete = False
     max_num = 1
 
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        field = super().formfield_for_foreignkey(db_field, request, **kwargs)
+        if db_field.name == "group":  # the page has Django's permission groups too: say which is which
+            field.label = "Member group (fair-use limits)"
+            field.help_text = "The labres group whose limits apply to this member (and its parents' limits); not a permission group."
+        return field
+
 
 class LimitInline(admin.TabularInline):
     """Limits on a group, or a member's own overrides; the value to fill depends on the kind."""
@@ -331,6 +338,16 @@ class MemberAdmin(UserAdmin):
     list_select_related = ("profile",)
     search_fields = (*UserAdmin.search_fields, "profile__unix_username", "profile__display_name", "profile__slack_user_id")
     inlines = [ProfileInline, LimitInline]
+
+    def get_form(self, request, obj=None, **kwargs):
+        form = super().get_form(request, obj, **kwargs)
+        if "groups" in form.base_fields:  # Django's groups grant admin permissions; fair use has its own groups below
+            form.base_fields["groups"].label = "Permission groups (admin rights)"
+            form.base_fields["groups"].help_text = (
+                "Django's groups: what this user may do in the admin, and how the usage page groups members. "
+                "Fair-use limits come from the member group under Profile."
+            )
+        return form
 
     def get_inlines(self, request, obj):
         # A new user gets their profile from the post_save signal; an inline would make a second one.

@@ -25,6 +25,10 @@ class ReservationsConfig(AppConfig):
             post_save.connect(feeds.on_shown_change, sender=model, dispatch_uid=f"labres-feed-stamp-save-{model}")
             post_delete.connect(feeds.on_shown_change, sender=model, dispatch_uid=f"labres-feed-stamp-delete-{model}")
 
+        from labres.logs import log_booking_change
+
+        booking_changed.connect(log_booking_change, dispatch_uid="labres-booking-log")
+
 
 def _give_new_users_a_profile(sender, instance, created, raw=False, **kwargs):
     if created and not raw:

@@ -147,6 +147,15 @@ def member_bookings(user, now=None, *, upcoming_limit=None):
     return running, upcoming, past
 
 
+def awaiting_approval(now=None, *, limit=20):
+    """(the first `limit` bookings awaiting a staff decision, soonest first; how many there are), in three queries."""
+    now = now or timezone.now()
+    pending = Booking.objects.filter(status=Booking.Status.PENDING, end__gt=now).select_related("server", "room", "user__profile")
+    shown = list(pending.order_by("start", "pk")[:limit])
+    prefetch_related_objects(shown, "allocations__unit__device")
+    return shown, (len(shown) if len(shown) < limit else pending.count())
+
+
 def nearest_free_start(units, start, length, *, horizon=timedelta(days=14)):
     """The earliest t >= start at which [t, t + length) holds none of `units`; None if none within the horizon."""
     busy = (

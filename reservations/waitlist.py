@@ -105,6 +105,22 @@ def join(
     return entry
 
 
+def how_you_will_hear(user):
+    """(channel names, one sentence to the member on joining): how they will hear of their turn, or that they
+    will not and where to look instead. The same words on every surface that joins."""
+    from django.urls import reverse
+    from notifications.events import Event
+    from notifications.outbox import how_told
+
+    channels, words = how_told(user, Event.WAITLIST_OFFER)
+    if channels:
+        return channels, f"We will tell you {words} as soon as it is free."
+    return [], (
+        f"Nobody will tell you when it is free: {words}. Look at My bookings ({settings.SITE_URL}{reverse('my-bookings')}) "
+        f"for your turn: an offer is held for you {settings.WAITLIST_OFFER_MINUTES} minutes."
+    )
+
+
 def withdraw(entry, *, by, now=None):
     """Leave the line (the member, or staff); an open offer is given up and passes to the next."""
     now = now or timezone.now()

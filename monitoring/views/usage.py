@@ -134,13 +134,15 @@ def usage(request):
 
 
 def chart_data(report):
-    """What static/js/usage.js draws: booked and used GPU-hours per server and per member."""
+    """What static/js/usage.js draws: booked and used-of-booked GPU-hours per server and per member, and each
+    server's unbooked use."""
     members = report.members[:CHART_MEMBERS]
     return {
         "servers": {
             "labels": [s.name for s in report.servers],
             "booked": [round(s.booked, 2) for s in report.servers],
             "used": [round(s.used, 2) for s in report.servers],
+            "unbooked": [round(s.unbooked, 2) for s in report.servers],
         },
         "members": {
             "labels": [m.name for m in members],
@@ -240,29 +242,38 @@ def _local_iso(moment):
     return timezone.localtime(moment).isoformat(timespec="minutes") if moment else None
 
 
+# Every breakdown names its figures alike: booked, of it used and idle (used_share: used of booked, 0 to 1),
+# and for servers the use outside any booking beside them, never mixed into the share.
+BOOKED_COLUMNS = ["booked_gpu_hours", "booked_used_gpu_hours", "booked_idle_gpu_hours", "used_share"]
+
+
+def _booked(tally):
+    return [tally.booked, tally.used, tally.idle, tally.share]
+
+
 def _member_rows(report):
-    header = ["member", "username", "groups", "bookings", "booked_gpu_hours", "used_gpu_hours", "used_share"]
-    return header, ([m.name, m.username, "; ".join(m.groups), m.bookings, m.booked, m.used, m.share] for m in report.members)
+    header = ["member", "username", "groups", "bookings", *BOOKED_COLUMNS]
+    return header, ([m.name, m.username, "; ".join(m.groups), m.bookings, *_booked(m)] for m in report.members)
 
 
 def _group_rows(report):
-    header = ["group", "members", "bookings", "booked_gpu_hours", "used_gpu_hours", "used_share"]
-    return header, ([g.name, g.members, g.bookings, g.booked, g.used, g.share] for g in report.groups)
+    header = ["group", "members", "bookings", *BOOKED_COLUMNS]
+    return header, ([g.name, g.members, g.bookings, *_booked(g)] for g in report.groups)
 
 
 def _server_rows(report):
-    header = ["server", "gpus", "capacity_gpu_hours", "booked_gpu_hours", "used_gpu_hours", "used_share", "mean_utilization_percent"]
-    return header, ([s.name, s.gpus, s.capacity, s.booked, s.used, s.share, s.util_mean] for s in report.servers)
+    header = ["server", "gpus", "capacity_gpu_hours", *BOOKED_COLUMNS, "unbooked_used_gpu_hours", "mean_utilization_percent"]
+    return header, ([s.name, s.gpus, s.capacity, *_booked(s), s.unbooked, s.util_mean] for s in report.servers)
 
 
 def _booking_rows(report):
     header = [
         "booking", "member", "username", "what", "purpose", "start", "end", "gpus",
-        "booked_gpu_hours", "used_gpu_hours", "used_share", "mean_utilization_percent", "idle_alert",
+        *BOOKED_COLUMNS, "mean_utilization_percent", "idle_alert",
     ]
     return header, (
         [b.booking_id, b.member, b.username, b.what, b.purpose, _local_iso(b.start), _local_iso(b.end), b.gpus,
-         b.booked, b.used, b.share, b.util_mean, "yes" if b.idle_alert else "no"]
+         *_booked(b), b.util_mean, "yes" if b.idle_alert else "no"]
         for b in report.bookings
     )
 

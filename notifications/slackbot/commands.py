@@ -297,10 +297,8 @@ def wait(user, args, *, now):
     if not rest:
         raise usage_error("wait", "Give a duration, e.g. 2h.")
     entry = waitlist.join(user, server=args[0], gpus=gpus, length=_duration(rest[0]), purpose=" ".join(rest[1:]), now=now)
-    return Reply(
-        f"You are on the waitlist for {slack_escape(entry.what)} ({entry.length_text}), place {waitlist.position(entry)}. "
-        "I will message you with a Claim button as soon as it is free."
-    )
+    _, told = waitlist.how_you_will_hear(user)
+    return Reply(f"You are on the waitlist for {slack_escape(entry.what)} ({entry.length_text}), place {waitlist.position(entry)}. {slack_escape(told)}")
 
 
 COMMANDS["wait"] = wait

@@ -40,6 +40,15 @@ class WaitlistEntrySerializer(serializers.Serializer):
         return entry.token if entry.state == WaitlistEntry.State.OFFERED else None
 
 
+class WaitlistJoinedSerializer(WaitlistEntrySerializer):
+    told_by = serializers.ListField(
+        child=serializers.CharField(), read_only=True,
+        help_text="The channels that will tell you of your turn (e.g. ['slack_dm', 'email']), from your notification preferences; "
+        "empty: nothing will, look at your entries.",
+    )
+    told = serializers.CharField(read_only=True, help_text="The same, said in a sentence for a person.")
+
+
 class WaitlistJoinSerializer(serializers.Serializer):
     server = NameOrIdField(help_text="A server by name or id: some of its GPUs (gpus), or the whole of it (no gpus).")
     gpus = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=10_000, help_text="How many GPUs; leave out for the whole server.")
@@ -66,7 +75,7 @@ OFFER_GONE = {409: error("No open offer: already claimed, ran out, or its GPUs w
 
 @extend_schema_view(
     list=extend_schema(summary="Your waitlist entries, open ones and those that ended"),
-    create=extend_schema(request=WaitlistJoinSerializer, responses={201: WaitlistEntrySerializer}, summary="Ask to be told when GPUs, a server or a room are free"),
+    create=extend_schema(request=WaitlistJoinSerializer, responses={201: WaitlistJoinedSerializer}, summary="Ask to be told when GPUs, a server or a room are free"),
     destroy=extend_schema(parameters=[ENTRY_ID], responses={204: None}, summary="Leave the waiting list"),
     claim=extend_schema(
         parameters=[ENTRY_ID], request=WaitlistClaimSerializer, responses={201: BookingSerializer, **BOOKING_ERRORS, **OFFER_GONE},
@@ -98,7 +107,8 @@ class WaitlistViewSet(MemberZoneMixin, mixins.ListModelMixin, viewsets.GenericVi
             not_after=data.get("not_after"), purpose=data["purpose"],
         )
         entry.position = waitlist.position(entry)
-        return Response(self.get_serializer(entry).data, status=status.HTTP_201_CREATED)
+        entry.told_by, entry.told = waitlist.how_you_will_hear(request.user)
+        return Response(WaitlistJoinedSerializer(entry, context=self.get_serializer_context()).data, status=status.HTTP_201_CREATED)
 
     def destroy(self, request, pk=None):
         waitlist.withdraw(get_object_or_404(WaitlistEntry, pk=pk), by=request.user)

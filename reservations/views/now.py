@@ -6,7 +6,7 @@ from django.utils import timezone
 from django.utils.html import escape
 from django.utils.safestring import mark_safe
 
-from ..selectors import member_bookings, now_board
+from ..selectors import awaiting_approval, member_bookings, now_board
 from ..templatetags.labres import when
 
 NEXT_SHOWN = 3  # upcoming bookings of the member shown on the Now page
@@ -31,7 +31,11 @@ def now_context(request, **extra):
     when_cached = functools.lru_cache(maxsize=None)(when)  # many cards show the same few times
     for group in groups:
         group.cards = mark_safe("".join(_card(unit, request.user, when_cached) for unit in group.units))
-    return {"groups": groups, "running": running, "upcoming": upcoming, "moment": moment, **extra}
+    pending, pending_count = awaiting_approval(moment) if request.user.is_staff else ([], 0)
+    return {
+        "groups": groups, "running": running, "upcoming": upcoming, "moment": moment,
+        "pending": pending, "pending_count": pending_count, **extra,
+    }
 
 
 def _card(unit, viewer, when=when):

@@ -46,10 +46,8 @@ def join(request):
     except BookingError as error:
         messages.error(request, f"Could not put you on the waiting list: {error.message}")
         return redirect("book")
-    messages.success(
-        request, f"You are on the waiting list for {entry.what} ({entry.length_text}), place {waitlist.position(entry)}. "
-        "We will tell you as soon as it is free.",
-    )
+    _, told = waitlist.how_you_will_hear(request.user)
+    messages.success(request, f"You are on the waiting list for {entry.what} ({entry.length_text}), place {waitlist.position(entry)}. {told}")
     return redirect("my-bookings")
 
 

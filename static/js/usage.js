@@ -8,23 +8,25 @@
   var data;
   try { data = JSON.parse(source.textContent); } catch (e) { return; }
 
-  var BOOKED = "#9db7df", USED = "#1d5fbf";
+  var BOOKED = "#9db7df", USED = "#1d5fbf", UNBOOKED = "#b5651d";
   var hours = new Intl.NumberFormat("en-GB", { maximumFractionDigits: 1 });
 
   function draw(canvas, series) {
     if (!canvas || !series || !series.labels.length) return;
     var old = window.Chart.getChart(canvas);
     if (old) old.destroy();
+    // Booked lighter, booked and used darker, unbooked use (servers only) apart in another hue: it is no part of
+    // what was booked. The legend and the tooltip name each, the tables give the figures.
+    var datasets = [
+      { label: "Booked GPU-hours", data: series.booked, backgroundColor: BOOKED, borderColor: "#5b82c0", borderWidth: 1, maxBarThickness: 48 },
+      { label: "Booked and used GPU-hours", data: series.used, backgroundColor: USED, borderColor: USED, borderWidth: 1, maxBarThickness: 48 }
+    ];
+    if (series.unbooked) {
+      datasets.push({ label: "Unbooked use, GPU-hours", data: series.unbooked, backgroundColor: UNBOOKED, borderColor: UNBOOKED, borderWidth: 1, maxBarThickness: 48 });
+    }
     new window.Chart(canvas, {
       type: "bar",
-      data: {
-        labels: series.labels,
-        datasets: [
-          // Booked lighter, used darker; the legend and the tooltip name both, the tables give the figures.
-          { label: "Booked GPU-hours", data: series.booked, backgroundColor: BOOKED, borderColor: "#5b82c0", borderWidth: 1, maxBarThickness: 48 },
-          { label: "Used GPU-hours", data: series.used, backgroundColor: USED, borderColor: USED, borderWidth: 1, maxBarThickness: 48 }
-        ]
-      },
+      data: { labels: series.labels, datasets: datasets },
       options: {
         animation: false, responsive: true, maintainAspectRatio: false,
         interaction: { mode: "index", intersect: false },

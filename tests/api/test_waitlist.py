@@ -39,6 +39,22 @@ def test_joining_answers_the_entry_with_its_place(as_alice, busy):
     assert body["not_after"].endswith("Z")
 
 
+def test_joining_says_which_channels_will_tell_the_member(as_alice, alice, busy):
+    alice.email = ""
+    alice.save()
+
+    body = as_alice.post(URL, {"server": "tiny", "gpus": 1, "length": "2h"}, format="json").json()
+
+    assert body["told_by"] == []
+    assert body["told"].startswith("Nobody will tell you when it is free: labres has no e-mail address and no Slack link for you")
+
+
+def test_joining_names_the_e_mail_that_will_tell(as_alice, alice, busy):
+    body = as_alice.post(URL, {"server": "tiny", "gpus": 1, "length": "2h"}, format="json").json()
+
+    assert (body["told_by"], body["told"]) == (["email"], f"We will tell you by e-mail to {alice.email} as soon as it is free.")
+
+
 def test_a_wait_beyond_the_members_limits_answers_409_with_the_limit(as_alice, alice, busy):
     from reservations.models import Limit
 

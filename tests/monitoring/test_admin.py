@@ -332,3 +332,65 @@ def test_adding_a_user_in_the_admin_gives_them_one_profile(staff_client):
 
     assert response.status_code == 302
     assert Profile.objects.filter(user__username="carol").count() == 1
+
+
+# --- issue 18: the admin reads well and stays quick ------------------------------------------------
+
+
+def test_rollup_and_sample_lists_do_not_list_the_dates_of_every_row(staff_client, telemetry, django_assert_max_num_queries):
+    for model in ("gpuminute", "gpuhour", "gpusample"):
+        with CaptureQueriesContext(connection) as queries, django_assert_max_num_queries(7):
+            response = staff_client.get(f"{changelist(model)}?within=24h")
+        assert response.status_code == 200 and len(response.context["cl"].result_list) == 1
+        sql = " ".join(query["sql"].lower() for query in queries.captured_queries)
+        assert "datetime_trunc" not in sql and "date_trunc" not in sql and "distinct" not in sql
+
+
+def test_the_recent_filter_keeps_the_rows_of_its_span(staff_client, telemetry, thalys):
+    device = thalys.devices.get(index=1)
+    GpuMinute.objects.create(device=device, bucket=timezone.now().replace(second=0, microsecond=0) - timedelta(days=3), samples=4, gpu_util_sum=4)
+
+    assert len(staff_client.get(f"{changelist('gpuminute')}?within=24h").context["cl"].result_list) == 1
+    assert len(staff_client.get(f"{changelist('gpuminute')}?within=7d").context["cl"].result_list) == 2
+
+
+def test_admin_times_are_24_hour_with_the_zone(staff_client, thalys, settings):
+    moment = timezone.now().replace(hour=14, minute=33, second=0, microsecond=0)
+    Alert.objects.create(kind=Alert.Kind.HOST_STALE, key="stale:x", server=thalys, message="silent", opened_at=moment, last_seen_at=moment)
+
+    page = staff_client.get(changelist("alert")).content.decode()
+
+    local = timezone.localtime(moment)
+    assert f"{local:%H:%M} {local.tzname()}" in page
+    assert "p.m." not in page and "a.m." not in page
+
+
+def test_the_alert_list_gives_the_message_room(staff_client, telemetry):
+    page = staff_client.get(changelist("alert")).content.decode()
+
+    assert "css/admin.css" in page
+    css = (settings_base() / "static" / "css" / "admin.css").read_text()
+    assert re.search(r"td\.field-message\s*{[^}]*min-width:\s*24em", css)
+
+
+def settings_base():
+    from django.conf import settings
+
+    return settings.BASE_DIR
+
+
+def test_the_member_page_names_its_two_kinds_of_group_and_stays_cheap(staff_client, bob, django_assert_max_num_queries, monkeypatch):
+    import zoneinfo
+
+    calls = []
+    real = zoneinfo.available_timezones
+    monkeypatch.setattr(zoneinfo, "available_timezones", lambda: calls.append(1) or real())
+    url = reverse("admin:auth_user_change", args=[bob.pk])
+    staff_client.get(url)
+
+    with django_assert_max_num_queries(16):
+        page = staff_client.get(url).content.decode()
+
+    assert "Permission groups (admin rights)" in page
+    assert "Member group (fair-use limits)" in page
+    assert len(calls) <= 1  # the zones are read once a process, not once a form

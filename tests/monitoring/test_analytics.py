@@ -2,6 +2,7 @@
 the page and its CSV."""
 import csv
 import io
+import re
 import zoneinfo
 from datetime import date, datetime, timedelta
 
@@ -182,11 +183,13 @@ def test_unbooked_use_counts_for_the_server_but_not_for_the_member(alice, eurost
     report = usage_report(one_day())
 
     server = by_name(report.servers)["eurostar"]
-    assert (server.booked, server.used) == (pytest.approx(1.0), pytest.approx(4.0))
+    assert (server.booked, server.used, server.unbooked) == (pytest.approx(1.0), pytest.approx(1.0), pytest.approx(3.0))
+    assert server.used_anytime == pytest.approx(4.0)
     assert server.capacity == pytest.approx(48.0)
     (member,) = report.members
     assert member.used == pytest.approx(1.0)
     assert report.used_anytime == pytest.approx(4.0)
+    assert report.unbooked == pytest.approx(3.0)
 
 
 def test_use_before_and_after_a_booking_is_not_the_members(alice, eurostar):
@@ -197,7 +200,47 @@ def test_use_before_and_after_a_booking_is_not_the_members(alice, eurostar):
 
     (member,) = report.members
     assert member.used == pytest.approx(1.0)
-    assert by_name(report.servers)["eurostar"].used == pytest.approx(6.0)
+    server = by_name(report.servers)["eurostar"]
+    assert (server.used, server.unbooked, server.used_anytime) == (pytest.approx(1.0), pytest.approx(5.0), pytest.approx(6.0))
+
+
+def test_unbooked_use_is_apart_from_booked_use_in_the_rows_the_summary_and_the_csv(member_client, alice, eurostar):
+    # Booked 2 GPU-hours, 1.8 of them used; 2.7 GPU-hours used with no booking: "used of booked" is 90%, not 225%.
+    book(alice, eurostar, "0", at(10), at(12))
+    hours(eurostar, 0, at(10), 2, active=216)
+    hours(eurostar, 1, at(10), 3, active=216)
+
+    response = member_client.get(usage_url(start=DAY.isoformat(), end=DAY.isoformat()))
+    rows = read_csv(member_client.get(csv_url(start="2026-03-02", end="2026-03-02", by="server")))
+
+    report = response.context["report"]
+    (server,) = report.servers
+    figures = (server.booked, server.used, server.idle, server.unbooked)
+    assert figures == (pytest.approx(2.0), pytest.approx(1.8), pytest.approx(0.2), pytest.approx(2.7))
+    assert (report.total.booked, report.total.used, report.total.idle, report.unbooked) == figures
+    assert server.share_percent == report.total.share_percent == 90
+    cells = [cell.strip() for cell in re.findall(r"<td[^>]*>(.*?)</td>", page_part(response, "servers-table"), re.S)]
+    assert cells == ["2", "2.0", "1.8", "0.2", "90%", "2.7", "50%"]
+    summary = " ".join(page_part(response, "totals-h").split())
+    for shown in ("Booked and used</dt><dd><span class=\"num\">1.8</span> GPU-hours <span class=\"muted\">(90% of booked)",
+                  "Booked, idle</dt><dd><span class=\"num\">0.2</span> GPU-hours <span class=\"muted\">(10% of booked)",
+                  "Unbooked use</dt><dd><span class=\"num\">2.7</span>"):
+        assert shown in summary
+    assert rows[0][3:8] == ["booked_gpu_hours", "booked_used_gpu_hours", "booked_idle_gpu_hours", "used_share", "unbooked_used_gpu_hours"]
+    assert rows[1][3:8] == ["2.000", "1.800", "0.200", "0.900", "2.700"]
+    assert response.context["chart_data"]["servers"] == {"labels": ["eurostar"], "booked": [2.0], "used": [1.8], "unbooked": [2.7]}
+
+
+def test_used_of_booked_never_exceeds_booked(alice, eurostar):
+    # A settled usage from the finest telemetry may round a little over what the period's allocation books.
+    booking = book(alice, eurostar, "0", at(10), at(11))
+    BookingUsage.objects.create(booking=booking, samples=10, gpu_util_mean=99.0, booked_gpu_hours=1.0,
+                                used_gpu_hours=1.02, source="raw", settled_at=at(12))
+
+    report = usage_report(one_day())
+
+    assert report.members[0].used == report.servers[0].used == pytest.approx(1.0)
+    assert report.total.share_percent == 100 and report.total.idle == 0
 
 
 def test_each_server_counts_its_own_gpus(alice, bob, eurostar):
@@ -465,6 +508,13 @@ def csv_url(**query):
     return reverse("usage-csv") + "?" + urlencode(query)
 
 
+def page_part(response, element_id):
+    """The HTML of the element with this id up to the end of its section."""
+    page = response.content.decode()
+    start = page.index(f'id="{element_id}"')
+    return page[start:page.index("</section>", start)]
+
+
 def read_csv(response):
     return list(csv.reader(io.StringIO(response.content.decode())))
 
@@ -482,9 +532,9 @@ def test_csv_by_member_has_a_header_and_a_row_per_member(member_client, alice, b
     assert response["Content-Type"].startswith("text/csv")
     assert response["Content-Disposition"] == 'attachment; filename="labres-usage-2026-03-02-2026-03-02-member.csv"'
     assert read_csv(response) == [
-        ["member", "username", "groups", "bookings", "booked_gpu_hours", "used_gpu_hours", "used_share"],
-        ["Alice Liddell", "alice", "vision", "1", "2.000", "1.500", "0.750"],
-        ["bob", "bob", "", "1", "1.000", "0.000", "0.000"],
+        ["member", "username", "groups", "bookings", "booked_gpu_hours", "booked_used_gpu_hours", "booked_idle_gpu_hours", "used_share"],
+        ["Alice Liddell", "alice", "vision", "1", "2.000", "1.500", "0.500", "0.750"],
+        ["bob", "bob", "", "1", "1.000", "0.000", "1.000", "0.000"],
     ]
 
 
@@ -496,14 +546,14 @@ def test_csv_by_server_group_and_booking(member_client, alice, eurostar):
     groups = read_csv(member_client.get(csv_url(start="2026-03-02", end="2026-03-02", by="group")))
     bookings = read_csv(member_client.get(csv_url(start="2026-03-02", end="2026-03-02", by="booking")))
 
-    assert servers[1] == ["eurostar", "2", "48.000", "2.000", "1.000", "0.500", "80.000"]
-    assert groups[1] == [NO_GROUP, "1", "1", "2.000", "1.000", "0.500"]
+    assert servers[1] == ["eurostar", "2", "48.000", "2.000", "1.000", "1.000", "0.500", "0.000", "80.000"]
+    assert groups[1] == [NO_GROUP, "1", "1", "2.000", "1.000", "1.000", "0.500"]
     assert bookings[0][:8] == ["booking", "member", "username", "what", "purpose", "start", "end", "gpus"]
     assert bookings[1][:8] == [
         str(booking.pk), "Alice Liddell", "alice", "eurostar:0-1", "'=cmd|' /C calc'!A0",  # no formula for spreadsheets
         "2026-03-02T10:00+00:00", "2026-03-02T11:00+00:00", "2",
     ]
-    assert bookings[1][8:] == ["2.000", "1.000", "0.500", "80.000", "no"]
+    assert bookings[1][8:] == ["2.000", "1.000", "1.000", "0.500", "80.000", "no"]
 
 
 def test_csv_times_are_in_the_members_zone(member_client, alice, eurostar):

@@ -311,3 +311,22 @@ def test_seed_demo_leaves_one_booking_awaiting_approval_on_the_h100_server():
     [pending] = Booking.objects.filter(status=Booking.Status.PENDING)
     assert (pending.server.name, pending.user.username) == ("shinkansen", "bob")
     assert "1 awaiting approval" in output and "Skipped" not in output
+
+
+@pytest.mark.django_db
+def test_the_demo_has_a_students_group_whose_limits_show_and_its_week_keeps_within_them():
+    from reservations.fairuse import LimitExceeded
+    from reservations.models import Limit, MemberGroup
+
+    out = seed()
+    seed()  # a second run brings the group back to its values, once
+
+    students = MemberGroup.objects.get(name="Students")
+    limits = {limit.kind: (limit.number, limit.duration) for limit in Limit.objects.filter(group=students, server=None, room=None)}
+    assert limits == {"max_gpus": (4, ""), "max_length": (None, "12h"), "gpu_hours_week": (120, "")}
+    assert sorted(Profile.objects.filter(group=students).values_list("user__username", flat=True)) == ["bob", "carol"]
+    assert "Skipped" not in out  # the demo week keeps within the limits
+    bob = get_user_model().objects.get(username="bob")
+    start = timezone.now() + timedelta(days=8)
+    with pytest.raises(LimitExceeded, match="at most 4 GPUs at once"):
+        services.create_booking(bob, start=start, end=start + timedelta(hours=1), server="thalys")  # all 8 GPUs

@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from notifications import outbox
 from notifications.messages import Occasion, render
-from notifications.models import Notification
+from notifications.models import Notification, Preference
 from reservations import services, waitlist
 from reservations.errors import BookingError, NotAllowed
 from reservations.models import Allocation, Booking, WaitlistEntry
@@ -558,6 +558,80 @@ def test_the_claim_page_after_a_slack_claim_says_so(client, offer, alice):
     client.force_login(alice)
     page = client.get(f"/waitlist/{offer.pk}/claim/{offer.token}/").content.decode()
     assert f"You claimed it: booking #{booking.pk}" in page and "Claim: book it now" not in page
+
+
+# --- how the member will hear of their turn ------------------------------------------------------
+
+
+def reach(user, *, email="", slack="", chosen=None):
+    user.email = email
+    user.save()
+    user.profile.slack_user_id = slack
+    user.profile.save()
+    if chosen is not None:
+        Preference.objects.create(user=user, event="waitlist_offer", channels=chosen)
+
+
+@pytest.mark.parametrize("email, slack, chosen, told_by, says", [
+    ("alice@lab.example.org", "", None, ["email"], "We will tell you by e-mail to alice@lab.example.org as soon as it is free."),
+    ("alice@lab.example.org", "UALICE", None, ["slack_dm"], "We will tell you by Slack direct message as soon as it is free."),
+    ("alice@lab.example.org", "UALICE", ["slack_dm", "email"], ["slack_dm", "email"],
+     "We will tell you by Slack direct message and e-mail to alice@lab.example.org as soon as it is free."),
+    ("", "", None, [], "Nobody will tell you when it is free: labres has no e-mail address and no Slack link for you"),
+    ("alice@lab.example.org", "", [], [], "Nobody will tell you when it is free: you turned off “waitlist: your turn” messages"),
+    ("", "UALICE", ["email"], [], "the channels you chose for “waitlist: your turn” messages (E-mail) cannot reach you"),
+])
+def test_joining_says_how_the_turn_will_be_told_and_it_is_told_so(
+    alice, bob, tiny, settings, email, slack, chosen, told_by, says, django_capture_on_commit_callbacks,
+):
+    settings.SLACK_BOT_TOKEN = "xoxb-test"
+    reach(alice, email=email, slack=slack, chosen=chosen)
+    booking = hold(bob, tiny, "0-1")
+    entry = waiting_for(alice, tiny)
+
+    channels, sentence = waitlist.how_you_will_hear(alice)
+
+    assert channels == told_by and says in sentence
+    if not told_by:
+        assert f"Look at My bookings ({settings.SITE_URL}/mine/) for your turn: an offer is held for you" in sentence
+    with django_capture_on_commit_callbacks(execute=True):
+        services.release_booking(booking, by=bob)
+    assert fresh(entry).state == "offered"
+    outbox.expand_due()
+    assert sorted(Notification.objects.filter(event="waitlist_offer", recipient=alice).values_list("channel", flat=True)) == sorted(told_by)
+
+
+def test_joining_from_the_page_says_nobody_will_tell_a_member_who_cannot_be_reached(client, alice, bob, tiny):
+    reach(alice)
+    hold(bob, tiny, "0-1")
+    client.force_login(alice)
+
+    page = client.post("/waitlist/join/", {"server": "tiny", "gpus": "1", "length": "1h", "purpose": ""}, follow=True).content.decode()
+
+    assert "place 1. Nobody will tell you when it is free: labres has no e-mail address and no Slack link for you" in page
+    assert "We will tell you" not in page
+
+
+def test_joining_from_the_page_names_the_channel(client, alice, bob, tiny):
+    hold(bob, tiny, "0-1")
+    client.force_login(alice)
+
+    page = client.post("/waitlist/join/", {"server": "tiny", "gpus": "1", "length": "1h", "purpose": ""}, follow=True).content.decode()
+
+    assert "We will tell you by e-mail to alice@lab.example.org as soon as it is free." in page
+
+
+def test_gpu_wait_says_how_the_turn_will_be_told(alice, bob, tiny, settings):
+    from notifications.slackbot.commands import handle_command
+
+    settings.SLACK_BOT_TOKEN = "xoxb-test"
+    hold(bob, tiny, "0-1")
+    reach(alice, slack="UALICE", chosen=[])
+
+    reply = handle_command("wait tiny 1 1h", slack_user_id="UALICE")
+
+    assert "Nobody will tell you when it is free: you turned off “waitlist: your turn” messages on your profile." in reply.text
+    assert "I will message you" not in reply.text
 
 
 # --- Slack: /gpu wait ----------------------------------------------------------------------------

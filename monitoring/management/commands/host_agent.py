@@ -59,12 +59,13 @@ def worker_plan(server=None, *, all_hosts=False):
     return f"host-{name}@%h", [queue_of(name)]
 
 
-def worker_argv(node, queues, *, concurrency=1, loglevel="INFO"):
+def worker_argv(node, queues, *, concurrency=1, loglevel="INFO", pool="prefork"):
     """The `celery worker` arguments of a host agent; also what the README's equivalent command spells out."""
     return [
         "worker",
         "--hostname", node,
         "--queues", ",".join(queues),
+        "--pool", pool,
         "--concurrency", str(concurrency),
         "--without-gossip",  # hosts do not talk to each other,
         "--without-mingle",  # nor sync revoked ids on start: the messages expire anyway
@@ -86,8 +87,12 @@ class Command(BaseCommand):
             "--loglevel", default="INFO", type=str.upper, choices=["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"],
             help="Celery's log level (default INFO).",
         )
+        parser.add_argument(
+            "--pool", default="prefork", choices=["prefork", "threads", "solo"],
+            help="Celery's pool (default prefork). The demo runs threads: no child processes to stop on Ctrl-C.",
+        )
 
-    def handle(self, *args, server=None, all_hosts=False, concurrency=1, loglevel="INFO", **options):
+    def handle(self, *args, server=None, all_hosts=False, concurrency=1, loglevel="INFO", pool="prefork", **options):
         if all_hosts and server:
             raise CommandError("Pass either --server NAME or --all, not both.")
         if concurrency < 1:
@@ -102,7 +107,7 @@ class Command(BaseCommand):
 
         # In this process, so the worker runs with these settings; app.start is `celery worker` and
         # gives its exit status back (app.worker_main drops it).
-        status = app.start(worker_argv(node, queues, concurrency=concurrency, loglevel=loglevel))
+        status = app.start(worker_argv(node, queues, concurrency=concurrency, loglevel=loglevel, pool=pool))
         if status:
             raise SystemExit(status)
 

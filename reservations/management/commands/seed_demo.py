@@ -21,7 +21,7 @@ from monitoring.demo_history import backfill
 from notifications.outbox import muted
 from reservations import services
 from reservations.errors import BookingError
-from reservations.models import Allocation, Booking, Device, Profile, Room, Server
+from reservations.models import Allocation, Booking, Device, Limit, MemberGroup, Profile, Room, Server
 
 # Deterministic fake GPU UUIDs, so a second run finds the same devices.
 UUID_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_DNS, "labres.lab.example.org")
@@ -82,6 +82,13 @@ USERS = [
     ("bob", "demo-bob", "Bob", "Marley", False),
     ("carol", "demo-carol", "Carol", "Danvers", False),
 ]
+
+
+# A group with limits, so that fair use shows: its members are refused (and told why) past them. The demo
+# week below keeps within them.
+STUDENTS = "Students"
+STUDENT_USERS = ("bob", "carol")
+STUDENT_LIMITS = [(Limit.Kind.MAX_GPUS, 4, ""), (Limit.Kind.MAX_LENGTH, None, "12h"), (Limit.Kind.GPU_HOURS_WEEK, 120, "")]
 
 
 @dataclass(frozen=True)
@@ -180,6 +187,7 @@ class Command(BaseCommand):
             rooms = [self.seed_room(spec) for spec in ROOMS]
             users = {username: self.seed_user(username, password, first, last, staff) for username, password, first, last, staff in USERS}
             self.stdout.write(f"Lab: {', '.join(_describe(s) for s in servers)}; rooms: {', '.join(r.name for r in rooms)}.")
+            self.seed_group([users[name] for name in STUDENT_USERS])
             if reset:
                 deleted = self.delete_bookings(users.values())
                 self.stdout.write(f"Deleted {deleted} bookings of the demo users.")
@@ -242,6 +250,21 @@ class Command(BaseCommand):
         if username in UNIX_USERS:
             self.seed_unix_username(user, username)
         return user
+
+    def seed_group(self, members):
+        """The Students group with its limits, brought back to the demo's values; its members' primary group."""
+        group, _ = MemberGroup.objects.update_or_create(
+            name=STUDENTS, defaults={"parent": None, "description": "The demo's students: fair-use limits apply."},
+        )
+        for kind, number, duration in STUDENT_LIMITS:
+            Limit.objects.update_or_create(
+                kind=kind, group=group, user=None, server=None, room=None, defaults={"number": number, "duration": duration},
+            )
+        Profile.objects.filter(user__in=members).update(group=group)
+        self.stdout.write(
+            f"Group {group.name} ({', '.join(m.username for m in members)}): at most 4 GPUs at once, 12h a booking, 120 GPU-hours a week."
+        )
+        return group
 
     def seed_unix_username(self, user, unix_username):
         """The member's user name on the GPU hosts, unless another member of this database has it."""
