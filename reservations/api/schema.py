@@ -21,10 +21,16 @@ class AutoSchema(SpectacularAutoSchema):
         return responses
 
     def _errors(self):
-        yield "400", "Bad input: the message says what, `fields` names the inputs at fault."
+        yield "400", "Bad input (`invalid`): the message says what, `fields` names the inputs at fault."
         if not any(isinstance(permission, AllowAny) for permission in self.view.get_permissions()):
-            yield "401", "No token, or a revoked or unknown one."
+            yield "401", "No token, or a revoked or unknown one (`unauthenticated`)."
         if self.method in UNSAFE:
-            yield "403", "Someone else's booking (only its holder or staff may change it), or a session request without its CSRF token."
-        yield "404", "No such object, page or path."
-        yield "429", "Too many requests; Retry-After says when to try again."
+            yield "403", (
+                "`forbidden`: someone else's booking (only its holder or staff may change it), staff only, or a session "
+                "request without its CSRF token; `not_allowed_here`: your group may not book there (`limit` says which rule)."
+            )
+        yield "404", "No such object, page or path (`not_found`)."
+        if self.method in UNSAFE:
+            yield "413", "`too_large`: the body is larger than the API reads (REQUEST_MAX_BYTES)."
+        yield "414", "`uri_too_long`: the path and query are longer than the API reads (API_MAX_URI_LENGTH)."
+        yield "429", "`throttled`: too many requests; Retry-After says when to try again."

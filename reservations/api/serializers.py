@@ -10,7 +10,7 @@ from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from ..models import Booking, Device, Room, Server, member_name
+from ..models import Booking, Device, Limit, Room, Server, member_name
 from ..parsing import EARLIEST, LATEST, MAX_DEVICE_INDEX, ParseError, format_device_set, parse_device_set, parse_duration
 from .errors import CODES
 from .times import utc_iso
@@ -20,6 +20,8 @@ STATES = ("upcoming", "running", "ended", "cancelled", "released", "pending")
 DEFAULT_WINDOW = timedelta(hours=24)
 MAX_WINDOW = timedelta(days=31)
 CLIENT_SOURCES = (Booking.Source.API.value, Booking.Source.CLI.value)
+# Why one date of a repeat cannot be booked: the code of the error create_booking raised for it.
+REFUSAL_CODES = ("conflict", "limit_exceeded", "not_allowed_here", "capacity_exceeded", "invalid")
 
 
 # --- fields ------------------------------------------------------------------------------
@@ -358,16 +360,23 @@ class ConflictSerializer(serializers.Serializer):
     message = serializers.CharField()
 
 
+class LimitSerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=Limit.Kind.choices, help_text="Which kind of fair-use rule.")
+    source = serializers.CharField(help_text="In whose name it holds: a group's name, or 'You (personal limit)'.")
+    says = serializers.CharField(help_text="The rule in words, e.g. 'at most 2 GPUs at once on thalys'.")
+
+
 class ErrorBodySerializer(serializers.Serializer):
     # Declared in get_fields: a field named "fields" would shadow Serializer.fields.
     def get_fields(self):
         return {
-            "code": serializers.ChoiceField(choices=CODES),
+            "code": serializers.ChoiceField(choices=CODES, help_text="What kind of refusal; see docs/api-contract.md for each."),
             "message": serializers.CharField(help_text="One sentence a person can read."),
             "fields": serializers.DictField(
                 child=serializers.ListField(child=serializers.CharField()), required=False,
                 help_text="Messages by the name of the input at fault.",
             ),
+            "limit": LimitSerializer(required=False, help_text="limit_exceeded (409) and not_allowed_here (403): the fair-use rule in the way."),
             "conflicts": ConflictSerializer(many=True, required=False, help_text="The bookings in the way (409)."),
         }
 
@@ -470,7 +479,7 @@ class SeriesCreateSerializer(BookingCreateSerializer):
 class RefusedDateSerializer(serializers.Serializer):
     start = UTCTimeField()
     end = UTCTimeField()
-    code = serializers.CharField(help_text="Why: conflict, limit_exceeded, not_allowed_here, capacity, invalid.")
+    code = serializers.ChoiceField(choices=REFUSAL_CODES, help_text="Why this date cannot be booked.")
     message = serializers.CharField()
     conflicts = ConflictSerializer(many=True, required=False, help_text="For a conflict: the bookings in the way.")
 

@@ -32,8 +32,12 @@ BOOKING_ID = OpenApiParameter("id", int, OpenApiParameter.PATH, description="The
 ROOM_ID = OpenApiParameter("id", int, OpenApiParameter.PATH, description="The room's id.")
 DEVICE_ID = OpenApiParameter("id", int, OpenApiParameter.PATH, description="The device's id.")
 BOOKING_ERRORS = {
-    409: error("Overlaps existing bookings; `conflicts` names each, with its holder, times and purpose."),
-    503: error("Others are booking the same units right now; try again in a moment."),
+    409: error(
+        "`conflict`: overlaps existing bookings, `conflicts` names each with its holder, times and purpose; "
+        "`limit_exceeded`: over a fair-use limit, `limit` says which; `wrong_state`: the booking is cancelled, released "
+        "or ended, or has (not) started for this (cancel one that has not started, release one that runs)."
+    ),
+    503: error("`busy`: others are booking the same units right now; try again in a moment (Retry-After)."),
 }
 
 
