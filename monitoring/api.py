@@ -16,7 +16,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from reservations.api.serializers import TimeField, UTCTimeField
-from reservations.api.times import activate_member_zone, utc_iso
+from reservations.api.times import activate_member_zone, query_of, utc_iso
 from reservations.models import Device, Server
 from reservations.parsing import ParseError, format_device_set, parse_target
 
@@ -191,7 +191,7 @@ class TelemetryLatestView(MemberZoneMixin, APIView):
         summary="Every monitored GPU's latest reading, with its processes and booking",
     )
     def get(self, request):
-        query = LatestQuerySerializer(data=request.query_params)
+        query = LatestQuerySerializer(data=query_of(request))
         query.is_valid(raise_exception=True)
         name = query.validated_data.get("server")
         hosts = live_hosts(server=monitored_server(name).name if name is not None else None)
@@ -208,7 +208,7 @@ class TelemetryHistoryView(MemberZoneMixin, APIView):
         summary="One GPU's history over a span (start and end, or a period up to now)",
     )
     def get(self, request):
-        query = HistoryQuerySerializer(data=request.query_params)
+        query = HistoryQuerySerializer(data=query_of(request))
         query.is_valid(raise_exception=True)
         data = query.validated_data
         device = data["device"]

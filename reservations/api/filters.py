@@ -47,7 +47,22 @@ def _name_or_id(field):
     return method
 
 
-class BookingFilter(django_filters.FilterSet):
+class StrictFilterSet(django_filters.FilterSet):
+    """django-filter ignores an empty or unreadable value (`?start=`, `?mine=maybe`); the schema types these
+    filters, so here such a value is refused (400) instead. Text filters (a name) take any text."""
+
+    def is_valid(self):
+        super().is_valid()
+        for name, field in self.filters.items():
+            if isinstance(field, django_filters.CharFilter) or name not in self.data or name in self.form.errors:
+                continue
+            if self.form.cleaned_data.get(name) in (None, ""):
+                given = self.data[name]
+                self.form.add_error(name, "Give a value, or leave the filter out." if given == "" else f"'{given[:40]}' is not a value this filter takes.")
+        return not self.form.errors
+
+
+class BookingFilter(StrictFilterSet):
     mine = django_filters.BooleanFilter(method="filter_mine", widget=BooleanWidget, help_text="1: only your bookings.")
     user = django_filters.CharFilter(field_name="user__username", lookup_expr="iexact", help_text="A member's user name.")
     server = django_filters.CharFilter(method=_name_or_id("server"), help_text="A server's name (or id).")
@@ -83,7 +98,7 @@ class BookingFilter(django_filters.FilterSet):
         return queryset.filter(status=value)  # cancelled, released, pending
 
 
-class DeviceFilter(django_filters.FilterSet):
+class DeviceFilter(StrictFilterSet):
     server = django_filters.CharFilter(method=_name_or_id("server"), help_text="A server's name (or id).")
 
     class Meta:

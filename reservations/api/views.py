@@ -25,7 +25,7 @@ from .errors import SignInThrottled
 from .filters import BookingFilter, DeviceFilter
 from .schema import error
 from .throttles import AnonThrottle, TokenIssueThrottle
-from .times import activate_member_zone, member_zone
+from .times import activate_member_zone, member_zone, query_of
 
 NOT_FOUND_NAME = "api-not-found"
 BOOKING_ID = OpenApiParameter("id", int, OpenApiParameter.PATH, description="The booking's id.")
@@ -389,7 +389,7 @@ class AvailabilityView(MemberZoneMixin, APIView):
         summary="Every active unit in scope with who holds it in a window (default: the next 24 h)",
     )
     def get(self, request):
-        query = s.AvailabilityQuerySerializer(data=request.query_params)
+        query = s.AvailabilityQuerySerializer(data=query_of(request))
         query.is_valid(raise_exception=True)
         data = query.validated_data
         return Response(availability(data["start"], data["end"], server=data.get("server"), room=data.get("room")))
