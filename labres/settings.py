@@ -396,6 +396,7 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
     "SCHEMA_PATH_PREFIX": r"/api/v1",
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "reservations.api.schema.state_rules_between_fields"],
     "ENUM_NAME_OVERRIDES": {
         "BookingSourceEnum": "reservations.models.Booking.Source",
         "ClientSourceEnum": "reservations.api.serializers.CLIENT_SOURCES",

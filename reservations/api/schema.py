@@ -34,3 +34,20 @@ class AutoSchema(SpectacularAutoSchema):
             yield "413", "`too_large`: the body is larger than the API reads (REQUEST_MAX_BYTES)."
         yield "414", "`uri_too_long`: the path and query are longer than the API reads (API_MAX_URI_LENGTH)."
         yield "429", "`throttled`: too many requests; Retry-After says when to try again."
+
+
+# Rules between fields of a request body that the serializers' fields alone do not state.
+ONE_OF = {
+    "BookingCreateRequest": [("end", "duration")],
+    "ExtendRequest": [("end", "duration")],
+    "SeriesCreateRequest": [("end", "duration"), ("repeat", "rrule"), ("until", "count")],
+}
+
+
+def state_rules_between_fields(result, generator, request, public):
+    """A postprocessing hook: each pair above, exactly one of the two (e.g. an end or a duration)."""
+    schemas = result.get("components", {}).get("schemas", {})
+    for name, pairs in ONE_OF.items():
+        if name in schemas:
+            schemas[name]["allOf"] = [{"oneOf": [{"required": [first]}, {"required": [second]}]} for first, second in pairs]
+    return result

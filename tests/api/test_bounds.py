@@ -149,6 +149,11 @@ def test_ordinary_json_is_still_read_as_before(as_alice, thalys, start):
         ("/api/v1/servers/?page_size=null", "page_size"),
         ("/api/v1/bookings/?page_size=0", "page_size"),
         ("/api/v1/rooms/?page_size=501", "page_size"),
+        ("/api/v1/bookings/?start=1996-09-31T22:16", "start"),  # well formed, no such day: not a 500
+        ("/api/v1/bookings/?end=3000-01-01T00:00Z", "end"),
+        ("/api/v1/devices/?server=%00", "server"),
+        ("/api/v1/bookings/?user=a%1Bb", "user"),
+        ("/api/v1/availability/?room=%0A", "room"),
     ],
 )
 def test_an_empty_or_unreadable_query_value_is_refused_not_ignored(as_alice, thalys, path, field):
