@@ -1,4 +1,6 @@
 """Query filters for the lists: bookings (mine, user, server, device, room, status, state, window) and devices."""
+from datetime import UTC
+
 import django_filters
 from django import forms
 from django.db.models import Q
@@ -33,7 +35,9 @@ class TimeFormField(django_filters.fields.IsoDateTimeField):
         if not written_in_range(value):
             raise forms.ValidationError("Times must lie between 1970 and 2999.", code="range")
         try:
-            return super().to_python(value)
+            moment = super().to_python(value)
+            # In UTC: PostgreSQL refuses an offset beyond ±15:59 (-20:22), which ISO 8601 and Python allow.
+            return moment.astimezone(UTC) if moment is not None else None
         except OverflowError:  # 2999-12-31T23:00-05:00 in a zone east of UTC
             raise forms.ValidationError("Times must lie between 1970 and 2999.", code="range") from None
 
