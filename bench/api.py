@@ -142,7 +142,7 @@ def start_gunicorn(args, vendor, var_dir):
         API_THROTTLE_ANON="",
         LOG_LEVEL="WARNING",
     )
-    command = [sys.executable, "-m", "gunicorn", "labres.wsgi", "-b", f"127.0.0.1:{port}", "-w", str(args.workers), "--log-level", "warning"]
+    command = [sys.executable, "-m", "gunicorn", "-c", "python:labres.gunicorn_config", "labres.wsgi", "-b", f"127.0.0.1:{port}", "-w", str(args.workers), "--log-level", "warning"]
     log(f"starting gunicorn on 127.0.0.1:{port} with {args.workers} workers")
     process = subprocess.Popen(command, cwd=REPO, env=env)
     deadline = time.monotonic() + 60

@@ -56,6 +56,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "reservations.middleware.api_uri_length",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -377,6 +378,9 @@ PASSWORD_RESET_WINDOW = env.int("PASSWORD_RESET_WINDOW_SECONDS", default=60 * 60
 # --- Requests ----------------------------------------------------------------------------
 # The largest request body read (forms, Slack, API JSON), in bytes; a larger one is refused (400, API: 413).
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("REQUEST_MAX_BYTES", default=1024 * 1024)
+# The longest path and query the API reads, in characters; a longer one is refused (414, in the API's
+# error shape). Keep it under gunicorn's request-line limit (labres/gunicorn_config.py: 8190).
+API_MAX_URI_LENGTH = env.int("API_MAX_URI_LENGTH", default=4096)
 
 # --- API ---------------------------------------------------------------------------------
 # Requests a minute (or /second, /hour, /day) from one anonymous address; empty: no limit.
@@ -409,10 +413,13 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
     "SCHEMA_PATH_PREFIX": r"/api/v1",
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "reservations.api.schema.state_rules_between_fields"],
     "ENUM_NAME_OVERRIDES": {
         "BookingSourceEnum": "reservations.models.Booking.Source",
         "ClientSourceEnum": "reservations.api.serializers.CLIENT_SOURCES",
         "WaitlistStateEnum": "reservations.models.WaitlistEntry.State",  # in the entry and in the answer to joining
+        "ErrorCodeEnum": "reservations.api.errors.CODES",
+        "RefusalCodeEnum": "reservations.api.serializers.REFUSAL_CODES",
     },
     # Swagger UI and Redoc from the drf-spectacular-sidecar package: no CDN.
     "SWAGGER_UI_DIST": "SIDECAR",

@@ -15,8 +15,8 @@ from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from reservations.api.serializers import TimeField, UTCTimeField
-from reservations.api.times import activate_member_zone, utc_iso
+from reservations.api.serializers import PlainTextField, TimeField, UTCTimeField
+from reservations.api.times import activate_member_zone, query_of, utc_iso
 from reservations.models import Device, Server
 from reservations.parsing import ParseError, format_device_set, parse_target
 
@@ -113,11 +113,16 @@ class HistorySerializer(serializers.Serializer):
 
 
 class LatestQuerySerializer(serializers.Serializer):
-    server = serializers.CharField(required=False, max_length=200, help_text="Only this server (its name, any case).")
+    server = PlainTextField(label="server's name", required=False, max_length=200, help_text="Only this server (its name, any case).")
+
+
+@extend_schema_field({"type": "string", "pattern": r"^[^:\s]+:[0-9]{1,4}$"})
+class GpuField(serializers.CharField):
+    """One GPU as SERVER:INDEX; the schema states the form, gpu_named() says what is wrong with another."""
 
 
 class HistoryQuerySerializer(serializers.Serializer):
-    device = serializers.CharField(max_length=200, help_text="One GPU as SERVER:INDEX, e.g. thalys:3.")
+    device = GpuField(max_length=200, help_text="One GPU as SERVER:INDEX, e.g. thalys:3.")
     start = TimeField(required=False, help_text="ISO 8601; without an offset, in your time zone. Default: an hour before end.")
     end = TimeField(required=False, help_text="ISO 8601. Default: now. At most 400 days after start.")
     period = serializers.ChoiceField(
@@ -191,7 +196,7 @@ class TelemetryLatestView(MemberZoneMixin, APIView):
         summary="Every monitored GPU's latest reading, with its processes and booking",
     )
     def get(self, request):
-        query = LatestQuerySerializer(data=request.query_params)
+        query = LatestQuerySerializer(data=query_of(request))
         query.is_valid(raise_exception=True)
         name = query.validated_data.get("server")
         hosts = live_hosts(server=monitored_server(name).name if name is not None else None)
@@ -208,7 +213,7 @@ class TelemetryHistoryView(MemberZoneMixin, APIView):
         summary="One GPU's history over a span (start and end, or a period up to now)",
     )
     def get(self, request):
-        query = HistoryQuerySerializer(data=request.query_params)
+        query = HistoryQuerySerializer(data=query_of(request))
         query.is_valid(raise_exception=True)
         data = query.validated_data
         device = data["device"]

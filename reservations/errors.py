@@ -28,6 +28,12 @@ class NotPending(BookingError):
     code = "not_pending"
 
 
+class WrongState(BookingError):
+    """The booking (or series) is not in a state that allows this: cancelled, ended, running, not started."""
+
+    code = "wrong_state"
+
+
 class Busy(BookingError):
     """The units stayed locked by other writers for too long; trying again will likely work."""
 

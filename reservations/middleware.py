@@ -1,6 +1,8 @@
 import zoneinfo
 
+from django.conf import settings
 from django.core.exceptions import ObjectDoesNotExist
+from django.http import JsonResponse
 from django.utils import timezone
 
 
@@ -20,5 +22,22 @@ def member_time_zone(get_response):
             return get_response(request)
         finally:
             timezone.deactivate()  # the thread serves other members next
+
+    return middleware
+
+
+def api_uri_length(get_response):
+    """Refuse an API request whose path and query are longer than API_MAX_URI_LENGTH, in the API's error shape.
+
+    gunicorn refuses a request line over its own limit with an HTML page before Django sees it; its
+    config (labres/gunicorn_config.py) sets that limit above this one, so the API answers JSON itself.
+    """
+
+    def middleware(request):
+        most = settings.API_MAX_URI_LENGTH
+        if request.path_info.startswith("/api/") and len(request.get_full_path()) > most:
+            message = f"The path and query are longer than {most} characters, the most the API reads; send less in the query."
+            return JsonResponse({"error": {"code": "uri_too_long", "message": message}}, status=414)
+        return get_response(request)
 
     return middleware

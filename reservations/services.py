@@ -16,7 +16,7 @@ from django.utils import timezone
 from labres.db import insert, prepared_cursor
 
 from . import capacity, fairuse
-from .errors import BookingConflict, BookingError, Busy, Conflict, NotAllowed, NotPending, Refusal, SeriesConflict
+from .errors import BookingConflict, BookingError, Busy, Conflict, NotAllowed, NotPending, Refusal, SeriesConflict, WrongState
 from .models import Allocation, Booking, BookingSeries, Device, Profile, Room, Server, Unit
 from .parsing import EARLIEST, ParseError, format_device_set, format_duration, parse_device_set, parse_duration
 from .signals import booking_changed, series_changed
@@ -272,7 +272,7 @@ def cancel_booking(booking, *, by, now=None):
     with transaction.atomic():
         booking = _lock_for_change(booking, by, now)
         if booking.start <= now:
-            raise BookingError(f"Booking #{booking.pk} has already started; release it to end it now.")
+            raise WrongState(f"Booking #{booking.pk} has already started; release it to end it now.")
         booking.status = Booking.Status.CANCELLED
         booking.sequence += 1
         booking.save(update_fields=["status", "sequence", "updated_at"])
@@ -287,7 +287,7 @@ def release_booking(booking, *, by, now=None):
     with transaction.atomic():
         booking = _lock_for_change(booking, by, now)
         if now <= booking.start:
-            raise BookingError(f"Booking #{booking.pk} has not started yet; cancel it instead.")
+            raise WrongState(f"Booking #{booking.pk} has not started yet; cancel it instead.")
         _lock(units=booking.allocations.values_list("unit_id", flat=True))
         booking.status = Booking.Status.RELEASED
         booking.end = now
@@ -521,7 +521,7 @@ def cancel_series(series, *, by, now=None):
             cancelled = [cancel_booking(booking, by=by, now=now) for booking in current if booking.start > now]
         if not cancelled:
             still = f"; booking #{running[0].pk} is running: release it to end it now" if running else ""
-            raise BookingError(f"Series #{series.pk} has nothing left to cancel{still}.")
+            raise WrongState(f"Series #{series.pk} has nothing left to cancel{still}.")
         series_changed.send(BookingSeries, series=series, event="series_cancelled", by=by, bookings=cancelled, skipped=running)
     return SeriesResult(series=series, bookings=cancelled, skipped=running)
 
@@ -781,13 +781,13 @@ def _lock_for_change(booking, by, now):
     if booking.user_id != by.pk and not by.is_staff:
         raise NotAllowed(f"Booking #{booking.pk} belongs to {booking.user.get_username()}; only they or staff can change it.")
     if booking.status == Booking.Status.CANCELLED:
-        raise BookingError(f"Booking #{booking.pk} is cancelled.")
+        raise WrongState(f"Booking #{booking.pk} is cancelled.")
     if booking.status == Booking.Status.RELEASED:
-        raise BookingError(f"Booking #{booking.pk} was already released.")
+        raise WrongState(f"Booking #{booking.pk} was already released.")
     if booking.end <= now:
-        raise BookingError(f"Booking #{booking.pk} has already ended.")
+        raise WrongState(f"Booking #{booking.pk} has already ended.")
     if booking.status == Booking.Status.PENDING and booking.start <= now:
-        raise BookingError(f"Booking #{booking.pk} was not approved before its start; it has expired.")
+        raise WrongState(f"Booking #{booking.pk} was not approved before its start; it has expired.")
     return booking
 
 

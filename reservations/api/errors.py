@@ -12,13 +12,29 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import set_rollback
 
-from ..errors import BookingConflict, BookingError, Busy, NotAllowed, NotPending, SeriesConflict
+from ..errors import BookingConflict, BookingError, Busy, NotAllowed, NotPending, SeriesConflict, WrongState
 from ..fairuse import AccessDenied, LimitExceeded
 from .times import utc_iso
 
-CODES = ("invalid", "conflict", "forbidden", "not_found", "unauthenticated", "throttled", "busy", "method_not_allowed", "series_conflict")
-CODES += ("not_pending",)  # approval: the booking awaits no decision (409)
-CODES += ("too_large",)  # a request body over DATA_UPLOAD_MAX_MEMORY_SIZE (413)
+# Every code an answer under /api/ can carry, with its status: the schema's enum (tests/api/test_errors.py
+# proves each exception the handler maps has its code here).
+CODES = (
+    "invalid",  # 400 bad input; also 406 and 415
+    "unauthenticated",  # 401
+    "forbidden",  # 403: someone else's booking, staff only, a session write without its CSRF token
+    "not_allowed_here",  # 403: the member's group may not book this server or room (fair use), with `limit`
+    "not_found",  # 404
+    "method_not_allowed",  # 405
+    "conflict",  # 409 overlap, with `conflicts`; also a waitlist offer that is gone
+    "series_conflict",  # 409: dates of a repeat that cannot be booked, with `refused`
+    "limit_exceeded",  # 409: over a fair-use limit, with `limit`
+    "not_pending",  # 409: an approval decision on a booking that awaits none
+    "wrong_state",  # 409: the booking is cancelled, released, ended, or has (not) started for this
+    "too_large",  # 413: a request body over DATA_UPLOAD_MAX_MEMORY_SIZE
+    "uri_too_long",  # 414: a path and query over API_MAX_URI_LENGTH
+    "throttled",  # 429, with Retry-After
+    "busy",  # 503, with Retry-After
+)
 BUSY_RETRY_SECONDS = 1
 
 
@@ -69,7 +85,7 @@ def _domain_error(exc):
         return error_response(code, exc.code, exc.message, limit=limit)
     if getattr(exc, "code", None) == "conflict" and isinstance(exc, BookingError):  # e.g. a waitlist offer that is gone
         return error_response(status.HTTP_409_CONFLICT, "conflict", exc.message)
-    if isinstance(exc, NotPending):
+    if isinstance(exc, (NotPending, WrongState)):
         return error_response(status.HTTP_409_CONFLICT, exc.code, exc.message)
     if isinstance(exc, NotAllowed):
         return error_response(status.HTTP_403_FORBIDDEN, "forbidden", exc.message)

@@ -1,4 +1,6 @@
 """Query filters for the lists: bookings (mine, user, server, device, room, status, state, window) and devices."""
+from datetime import UTC
+
 import django_filters
 from django import forms
 from django.db.models import Q
@@ -7,20 +9,40 @@ from django_filters.widgets import BooleanWidget
 from drf_spectacular.utils import extend_schema_field
 
 from ..models import Allocation, Booking, Device
-from ..parsing import EARLIEST, LATEST
-from .serializers import BIGINT_MAX, STATES
+from ..text import text_problem
+from .serializers import BIGINT_MAX, PLAIN_TEXT_PATTERN, STATES, TIME_SCHEMA, written_in_range
+
+
+class NameFormField(forms.CharField):
+    """A name to filter by: one line of plain text, as every name here is (reservations.text)."""
+
+    def to_python(self, value):
+        problem = text_problem(value, label="name") if isinstance(value, str) else None
+        if problem:
+            raise forms.ValidationError(problem, code="control_character")
+        return super().to_python(value)
+
+
+@extend_schema_field({"type": "string", "pattern": PLAIN_TEXT_PATTERN})
+class NameFilter(django_filters.CharFilter):
+    field_class = NameFormField
 
 
 class TimeFormField(django_filters.fields.IsoDateTimeField):
     """ISO 8601; without an offset read in the member's zone (the view activated it)."""
 
     def to_python(self, value):
-        moment = super().to_python(value)
-        if moment is not None and not EARLIEST <= moment < LATEST:
+        if not written_in_range(value):
             raise forms.ValidationError("Times must lie between 1970 and 2999.", code="range")
-        return moment
+        try:
+            moment = super().to_python(value)
+            # In UTC: PostgreSQL refuses an offset beyond ±15:59 (-20:22), which ISO 8601 and Python allow.
+            return moment.astimezone(UTC) if moment is not None else None
+        except OverflowError:  # 2999-12-31T23:00-05:00 in a zone east of UTC
+            raise forms.ValidationError("Times must lie between 1970 and 2999.", code="range") from None
 
 
+@extend_schema_field(TIME_SCHEMA)
 class TimeFilter(django_filters.IsoDateTimeFilter):
     field_class = TimeFormField
 
@@ -47,14 +69,29 @@ def _name_or_id(field):
     return method
 
 
-class BookingFilter(django_filters.FilterSet):
+class StrictFilterSet(django_filters.FilterSet):
+    """django-filter ignores an empty or unreadable value (`?start=`, `?mine=maybe`); the schema types these
+    filters, so here such a value is refused (400) instead. Text filters (a name) take any text."""
+
+    def is_valid(self):
+        super().is_valid()
+        for name, field in self.filters.items():
+            if isinstance(field, django_filters.CharFilter) or name not in self.data or name in self.form.errors:
+                continue
+            if self.form.cleaned_data.get(name) in (None, ""):
+                given = self.data[name]
+                self.form.add_error(name, "Give a value, or leave the filter out." if given == "" else f"'{given[:40]}' is not a value this filter takes.")
+        return not self.form.errors
+
+
+class BookingFilter(StrictFilterSet):
     mine = django_filters.BooleanFilter(method="filter_mine", widget=BooleanWidget, help_text="1: only your bookings.")
-    user = django_filters.CharFilter(field_name="user__username", lookup_expr="iexact", help_text="A member's user name.")
-    server = django_filters.CharFilter(method=_name_or_id("server"), help_text="A server's name (or id).")
+    user = NameFilter(field_name="user__username", lookup_expr="iexact", help_text="A member's user name.")
+    server = NameFilter(method=_name_or_id("server"), help_text="A server's name (or id).")
     device = extend_schema_field(
         {"type": "integer", "minimum": 1, "description": "A device id: the bookings holding that GPU, whole-server ones included."}
     )(IdFilter(method="filter_device"))
-    room = django_filters.CharFilter(method=_name_or_id("room"), help_text="A room's name (or id).")
+    room = NameFilter(method=_name_or_id("room"), help_text="A room's name (or id).")
     status = django_filters.ChoiceFilter(choices=Booking.Status.choices)
     state = django_filters.ChoiceFilter(choices=[(state, state) for state in STATES], method="filter_state")
     start = TimeFilter(field_name="end", lookup_expr="gt", help_text="With end: bookings overlapping [start, end). ISO 8601.")
@@ -83,8 +120,8 @@ class BookingFilter(django_filters.FilterSet):
         return queryset.filter(status=value)  # cancelled, released, pending
 
 
-class DeviceFilter(django_filters.FilterSet):
-    server = django_filters.CharFilter(method=_name_or_id("server"), help_text="A server's name (or id).")
+class DeviceFilter(StrictFilterSet):
+    server = NameFilter(method=_name_or_id("server"), help_text="A server's name (or id).")
 
     class Meta:
         model = Device

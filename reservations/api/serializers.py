@@ -7,11 +7,13 @@ or lists of device ids. Whether a booking can be made is the service's to say.
 from datetime import UTC, timedelta
 
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from ..models import Booking, Device, Room, Server, member_name
+from ..models import Booking, Device, Limit, Room, Server, member_name
 from ..parsing import EARLIEST, LATEST, MAX_DEVICE_INDEX, ParseError, format_device_set, parse_device_set, parse_duration
+from ..text import text_problem
 from .errors import CODES
 from .times import utc_iso
 
@@ -20,6 +22,8 @@ STATES = ("upcoming", "running", "ended", "cancelled", "released", "pending")
 DEFAULT_WINDOW = timedelta(hours=24)
 MAX_WINDOW = timedelta(days=31)
 CLIENT_SOURCES = (Booking.Source.API.value, Booking.Source.CLI.value)
+# Why one date of a repeat cannot be booked: the code of the error create_booking raised for it.
+REFUSAL_CODES = ("conflict", "limit_exceeded", "not_allowed_here", "capacity_exceeded", "invalid")
 
 
 # --- fields ------------------------------------------------------------------------------
@@ -32,29 +36,60 @@ class UTCTimeField(serializers.DateTimeField):
         super().__init__(default_timezone=UTC, **kwargs)
 
 
+# What the schema promises the API reads as a time: ISO 8601 from 1970 to 2999, minutes at least, an
+# offset optional. The server reads more (Python's fromisoformat), never less.
+TIME_PATTERN = (
+    r"^(19[7-9][0-9]|2[0-9]{3})-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])[T ]([01][0-9]|2[0-3]):[0-5][0-9]"
+    r"(:[0-5][0-9](\.[0-9]{1,6})?)?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])?$"
+)
+TIME_SCHEMA = {"type": "string", "pattern": TIME_PATTERN, "example": "2026-11-24T09:00:00Z"}
+
+
+def written_in_range(text):
+    """Whether a time's year, as written (before any offset moves it), lies from 1970 to 2999; True if unreadable
+    (the parser then says what is wrong)."""
+    try:
+        moment = parse_datetime(text) if isinstance(text, str) else None
+    except ValueError:  # well formed but no such day (1996-09-31): the parser says so
+        return True
+    return moment is None or EARLIEST.year <= moment.year < LATEST.year
+
+
+@extend_schema_field(TIME_SCHEMA)
 class TimeField(serializers.DateTimeField):
     """An ISO 8601 time; without an offset it is read in the member's zone. Kept in UTC."""
 
     default_error_messages = {"range": "Times must lie between 1970 and 2999."}
 
     def to_internal_value(self, value):
+        if not written_in_range(value):
+            self.fail("range")
         try:
             moment = super().to_internal_value(value)  # aware, in the active (member's) zone
             # In UTC, so that adding a duration adds real time even across a daylight-saving change.
-            moment = moment.astimezone(UTC)
+            return moment.astimezone(UTC)
         except OverflowError:  # year 9999 west of UTC, year 1 east of it (DRF converts while reading)
             self.fail("range")
-        if not EARLIEST <= moment < LATEST:
-            self.fail("range")
-        return moment
 
 
+def _number(digits, *, positive):
+    """A regex for a whole number of at most `digits` digits (leading zeros aside), above zero if `positive`."""
+    return f"0{{0,{digits - 1}}}[1-9][0-9]{{0,{digits - 1}}}" if positive else f"[0-9]{{1,{digits}}}"
+
+
+# A length above zero in days, hours and minutes. The digits are bounded so that whatever the pattern
+# admits (at most 999d 9999h 99999m, about 1484 days) is within MAX_DURATION (3650 days).
+_D, _H, _M = (lambda positive: _number(3, positive=positive) + "[dD]"), (lambda positive: _number(4, positive=positive) + "[hH]"), (lambda positive: _number(5, positive=positive) + "[mM]")
+DURATION_PATTERN = f"^({_D(True)}({_H(False)})?({_M(False)})?|({_D(False)})?{_H(True)}({_M(False)})?|({_D(False)})?({_H(False)})?{_M(True)})$"
+
+
+@extend_schema_field({"type": "string", "pattern": DURATION_PATTERN})
 class DurationField(serializers.CharField):
     """A length written like 30m, 2h, 1h30m or 1d; becomes a timedelta."""
 
     def __init__(self, **kwargs):
         kwargs.setdefault("max_length", 50)
-        kwargs.setdefault("help_text", "A length like 30m, 2h, 1h30m or 1d.")
+        kwargs.setdefault("help_text", "A length above zero like 30m, 2h, 1h30m or 1d, at most 3650d.")
         super().__init__(**kwargs)
 
     def run_validation(self, data=serializers.empty):
@@ -63,6 +98,27 @@ class DurationField(serializers.CharField):
             return parse_duration(text)
         except ParseError as error:
             raise serializers.ValidationError(str(error)) from None
+
+
+# One line of plain text: what reservations.text refuses (control characters, line and paragraph
+# separators, bidirectional controls) is outside the pattern.
+PLAIN_TEXT_PATTERN = "^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029\\u202a-\\u202e\\u2066-\\u2069]*$"
+
+
+@extend_schema_field({"type": "string", "pattern": PLAIN_TEXT_PATTERN})
+class PlainTextField(serializers.CharField):
+    """Text members write and others read (a purpose, a reason, a name): one line, refused with
+    reservations.text's message, before any whitespace is trimmed."""
+
+    def __init__(self, *, label="text", **kwargs):
+        self.text_label = label
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data):
+        problem = text_problem(str(data), label=self.text_label) if isinstance(data, str) else None
+        if problem:
+            raise serializers.ValidationError(problem)
+        return super().to_internal_value(data)
 
 
 @extend_schema_field({"oneOf": [{"type": "string"}, {"type": "integer"}]})
@@ -237,7 +293,7 @@ class BookingCreateSerializer(TimesMixin, serializers.Serializer):
     start = TimeField(help_text="ISO 8601; without an offset, in your time zone.")
     end = TimeField(required=False, help_text="ISO 8601; give this or a duration.")
     duration = DurationField(required=False)
-    purpose = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+    purpose = PlainTextField(label="purpose", max_length=200, required=False, allow_blank=True, default="")
     cpu_cores = serializers.IntegerField(
         min_value=0, max_value=1_000_000, required=False, default=0,
         help_text="CPU cores of the server's pool, with the GPUs or alone (a server without devices then books only the share).",
@@ -258,7 +314,7 @@ class ClaimSerializer(serializers.Serializer):
         min_value=0, max_value=1_000_000, required=False, default=0, help_text="CPU cores of the server's pool, with the GPUs or alone.",
     )
     memory_gib = serializers.IntegerField(min_value=0, max_value=1_000_000_000, required=False, default=0, help_text="GiB of the server's memory pool.")
-    purpose = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+    purpose = PlainTextField(label="purpose", max_length=200, required=False, allow_blank=True, default="")
     source = serializers.ChoiceField(choices=CLIENT_SOURCES, default=Booking.Source.API.value)
 
     def validate(self, data):
@@ -266,7 +322,7 @@ class ClaimSerializer(serializers.Serializer):
 
 
 class DeclineSerializer(serializers.Serializer):
-    reason = serializers.CharField(max_length=500, required=False, allow_blank=True, default="", help_text="Shown to the member.")
+    reason = PlainTextField(label="reason", max_length=500, required=False, allow_blank=True, default="", help_text="Shown to the member.")
 
 
 class ExtendSerializer(serializers.Serializer):
@@ -282,7 +338,7 @@ class ExtendSerializer(serializers.Serializer):
 class TokenRequestSerializer(serializers.Serializer):
     username = serializers.CharField(max_length=150)
     password = serializers.CharField(max_length=4096, trim_whitespace=False, style={"input_type": "password"})
-    name = serializers.CharField(max_length=100, required=False, allow_blank=True, default="cli", help_text="Where the token is used; default 'cli'.")
+    name = PlainTextField(label="token name", max_length=100, required=False, allow_blank=True, default="cli", help_text="Where the token is used; default 'cli'.")
 
 
 class TokenSerializer(serializers.Serializer):
@@ -358,16 +414,23 @@ class ConflictSerializer(serializers.Serializer):
     message = serializers.CharField()
 
 
+class LimitSerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=Limit.Kind.choices, help_text="Which kind of fair-use rule.")
+    source = serializers.CharField(help_text="In whose name it holds: a group's name, or 'You (personal limit)'.")
+    says = serializers.CharField(help_text="The rule in words, e.g. 'at most 2 GPUs at once on thalys'.")
+
+
 class ErrorBodySerializer(serializers.Serializer):
     # Declared in get_fields: a field named "fields" would shadow Serializer.fields.
     def get_fields(self):
         return {
-            "code": serializers.ChoiceField(choices=CODES),
+            "code": serializers.ChoiceField(choices=CODES, help_text="What kind of refusal; see docs/api-contract.md for each."),
             "message": serializers.CharField(help_text="One sentence a person can read."),
             "fields": serializers.DictField(
                 child=serializers.ListField(child=serializers.CharField()), required=False,
                 help_text="Messages by the name of the input at fault.",
             ),
+            "limit": LimitSerializer(required=False, help_text="limit_exceeded (409) and not_allowed_here (403): the fair-use rule in the way."),
             "conflicts": ConflictSerializer(many=True, required=False, help_text="The bookings in the way (409)."),
         }
 
@@ -418,8 +481,8 @@ class AvailabilitySerializer(serializers.Serializer):
 class AvailabilityQuerySerializer(serializers.Serializer):
     start = TimeField(required=False, help_text="Window start, ISO 8601; default now.")
     end = TimeField(required=False, help_text="Window end; default 24 h after the start; at most 31 days after it.")
-    server = serializers.CharField(required=False, max_length=200, help_text="Only this server's GPUs and the server itself.")
-    room = serializers.CharField(required=False, max_length=200, help_text="Only this room (with server: both).")
+    server = PlainTextField(label="server's name", required=False, max_length=200, help_text="Only this server's GPUs and the server itself.")
+    room = PlainTextField(label="room's name", required=False, max_length=200, help_text="Only this room (with server: both).")
 
     def validate(self, data):
         start = data.get("start") or timezone.now()
@@ -470,7 +533,7 @@ class SeriesCreateSerializer(BookingCreateSerializer):
 class RefusedDateSerializer(serializers.Serializer):
     start = UTCTimeField()
     end = UTCTimeField()
-    code = serializers.CharField(help_text="Why: conflict, limit_exceeded, not_allowed_here, capacity, invalid.")
+    code = serializers.ChoiceField(choices=REFUSAL_CODES, help_text="Why this date cannot be booked.")
     message = serializers.CharField()
     conflicts = ConflictSerializer(many=True, required=False, help_text="For a conflict: the bookings in the way.")
 

@@ -35,3 +35,12 @@ def activate_member_zone(user):
     the zone when the response leaves.
     """
     timezone.activate(member_zone(user))
+
+
+def query_of(request):
+    """The query string as a plain dict for a query serializer.
+
+    Given DRF's QueryDict, a serializer takes `?start=` for a parameter left out; given a dict it
+    checks the empty value, so `?start=` and `?server=` are refused as the schema refuses them.
+    """
+    return request.query_params.dict()

@@ -25,15 +25,19 @@ from .errors import SignInThrottled
 from .filters import BookingFilter, DeviceFilter
 from .schema import error
 from .throttles import AnonThrottle, TokenIssueThrottle
-from .times import activate_member_zone, member_zone
+from .times import activate_member_zone, member_zone, query_of
 
 NOT_FOUND_NAME = "api-not-found"
 BOOKING_ID = OpenApiParameter("id", int, OpenApiParameter.PATH, description="The booking's id.")
 ROOM_ID = OpenApiParameter("id", int, OpenApiParameter.PATH, description="The room's id.")
 DEVICE_ID = OpenApiParameter("id", int, OpenApiParameter.PATH, description="The device's id.")
 BOOKING_ERRORS = {
-    409: error("Overlaps existing bookings; `conflicts` names each, with its holder, times and purpose."),
-    503: error("Others are booking the same units right now; try again in a moment."),
+    409: error(
+        "`conflict`: overlaps existing bookings, `conflicts` names each with its holder, times and purpose; "
+        "`limit_exceeded`: over a fair-use limit, `limit` says which; `wrong_state`: the booking is cancelled, released "
+        "or ended, or has (not) started for this (cancel one that has not started, release one that runs)."
+    ),
+    503: error("`busy`: others are booking the same units right now; try again in a moment (Retry-After)."),
 }
 
 
@@ -385,7 +389,7 @@ class AvailabilityView(MemberZoneMixin, APIView):
         summary="Every active unit in scope with who holds it in a window (default: the next 24 h)",
     )
     def get(self, request):
-        query = s.AvailabilityQuerySerializer(data=request.query_params)
+        query = s.AvailabilityQuerySerializer(data=query_of(request))
         query.is_valid(raise_exception=True)
         data = query.validated_data
         return Response(availability(data["start"], data["end"], server=data.get("server"), room=data.get("room")))

@@ -9,7 +9,7 @@ from rest_framework.response import Response
 from .. import waitlist
 from ..models import Booking, Room, Server, WaitlistEntry
 from .schema import error
-from .serializers import CLIENT_SOURCES, BookingSerializer, DurationField, NameOrIdField, TimeField, UTCTimeField, find_by_name_or_id
+from .serializers import CLIENT_SOURCES, BookingSerializer, DurationField, NameOrIdField, PlainTextField, TimeField, UTCTimeField, find_by_name_or_id
 from .views import BOOKING_ERRORS, MemberZoneMixin, _created, bookings_with_relations
 
 ENTRY_ID = OpenApiParameter("id", int, OpenApiParameter.PATH, description="The waitlist entry's id.")
@@ -55,7 +55,7 @@ class WaitlistJoinSerializer(serializers.Serializer):
     room = NameOrIdField(help_text="A room by name or id, instead of a server.")
     length = DurationField(help_text="How long the booking would last, e.g. 2h.")
     not_after = TimeField(required=False, allow_null=True, help_text="The latest useful start (default: as soon as possible, within the waiting limit).")
-    purpose = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+    purpose = PlainTextField(label="purpose", max_length=200, required=False, allow_blank=True, default="")
 
     def validate(self, data):
         if data.get("server") is not None:

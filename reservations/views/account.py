@@ -10,6 +10,7 @@ from django.db import IntegrityError, transaction
 from django.http import HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils.cache import add_never_cache_headers
 from django.views.decorators.http import require_POST
 
 from labres.client_address import client_address
@@ -21,6 +22,8 @@ from notifications.slack_identity import SlackLookupError, link_member
 from ..models import ApiToken, Profile
 from ..signin import LimitedPasswordChangeForm, RefusalFormMixin, SignInRefused, reset_mail_allowed
 from . import calendars
+
+NEW_TOKEN_SESSION_KEY = "labres_new_api_token"
 
 
 class SignInForm(RefusalFormMixin, AuthenticationForm):
@@ -114,8 +117,10 @@ def create_token(request):
     if not form.is_valid():
         return _render_profile(request, token_form=form, status=400)
     token, key = ApiToken.issue(request.user, form.cleaned_data["name"])
-    # Shown once, on this response only; the database keeps a hash.
-    return _render_profile(request, new_token=token, new_key=key)
+    # Post/redirect/get: a reload then shows the page again rather than making a second token. The key
+    # rides in the session to the next page and is shown there once; the database keeps only a hash.
+    request.session[NEW_TOKEN_SESSION_KEY] = {"id": token.pk, "key": key}
+    return redirect(reverse("profile") + "#tokens-h")
 
 
 @require_POST
@@ -177,12 +182,20 @@ def unlink_slack(request):
     return redirect(_notifications_url())
 
 
+def _new_token(request):
+    """The token create_token just made and its key, taken out of the session: shown on one page only."""
+    new = request.session.pop(NEW_TOKEN_SESSION_KEY, None)
+    token = request.user.api_tokens.filter(pk=new["id"]).first() if new else None
+    return {"new_token": token, "new_key": new["key"]} if token else {}
+
+
 def _notifications_url():
     return reverse("profile") + "#notif-h"
 
 
 def _render_profile(request, *, form=None, token_form=None, notify_form=None, status=200, **extra):
     member_profile, _ = Profile.objects.get_or_create(user=request.user)
+    extra.update(_new_token(request))
     context = {
         "form": form or ProfileForm(instance=member_profile),
         "token_form": token_form or TokenForm(),
@@ -193,4 +206,7 @@ def _render_profile(request, *, form=None, token_form=None, notify_form=None, st
         **calendars.profile_context(request),
         **extra,
     }
-    return render(request, "reservations/profile.html", context, status=status)
+    response = render(request, "reservations/profile.html", context, status=status)
+    if "new_key" in extra:
+        add_never_cache_headers(response)  # Back or a restored tab must not show the key again from a cache
+    return response

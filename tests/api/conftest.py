@@ -1,7 +1,10 @@
-"""API fixtures: clients that send a member's token, and an error-shape check."""
+"""API fixtures: clients that send a member's token, an error-shape check, and a check against the schema."""
 from datetime import timedelta
+from functools import cache
 
 import pytest
+import requests
+import schemathesis
 from django.utils import timezone
 from rest_framework.test import APIClient
 
@@ -65,5 +68,27 @@ def error_of(response, status, code):
     error = body["error"]
     assert error["code"] == code
     assert isinstance(error["message"], str) and error["message"]
-    assert set(error) <= {"code", "message", "fields", "conflicts"}
+    assert set(error) <= {"code", "message", "fields", "limit", "conflicts"}
     return error
+
+
+@cache
+def served_schema():
+    """The schema /api/schema/ serves, as schemathesis reads it (built once per run)."""
+    from drf_spectacular.generators import SchemaGenerator
+
+    return schemathesis.openapi.from_dict(SchemaGenerator().get_schema(request=None, public=True))
+
+
+def conforms(method, path, response):
+    """Raise unless the answer is what the schema documents for the operation and the status (schemathesis checks it)."""
+    answer = schemathesis.Response(
+        status_code=response.status_code,
+        headers={name: [value] for name, value in response.headers.items()},
+        content=response.content,
+        request=requests.Request(method, f"http://testserver{path}").prepare(),
+        elapsed=0.0,
+        verify=False,
+    )
+    served_schema()[path][method].validate_response(answer)
+    return response

@@ -54,16 +54,16 @@ def test_staff_may_cancel_anyones_booking(as_staff, upcoming):
     assert as_staff.post(f"/api/v1/bookings/{upcoming.pk}/cancel/").json()["status"] == "cancelled"
 
 
-def test_cancelling_a_running_booking_is_400(as_alice, running):
-    error = error_of(as_alice.post(f"/api/v1/bookings/{running.pk}/cancel/"), 400, "invalid")
+def test_cancelling_a_running_booking_is_409_wrong_state(as_alice, running):
+    error = error_of(as_alice.post(f"/api/v1/bookings/{running.pk}/cancel/"), 409, "wrong_state")
 
     assert "release it" in error["message"]
 
 
-def test_cancelling_twice_is_400(as_alice, upcoming):
+def test_cancelling_twice_is_409_wrong_state(as_alice, upcoming):
     as_alice.post(f"/api/v1/bookings/{upcoming.pk}/cancel/")
 
-    error_of(as_alice.post(f"/api/v1/bookings/{upcoming.pk}/cancel/"), 400, "invalid")
+    error_of(as_alice.post(f"/api/v1/bookings/{upcoming.pk}/cancel/"), 409, "wrong_state")
 
 
 def test_release_ends_a_running_booking_now(as_alice, running):
@@ -79,8 +79,8 @@ def test_someone_elses_booking_cannot_be_released(as_bob, running):
     error_of(as_bob.post(f"/api/v1/bookings/{running.pk}/release/"), 403, "forbidden")
 
 
-def test_releasing_an_upcoming_booking_is_400(as_alice, upcoming):
-    error_of(as_alice.post(f"/api/v1/bookings/{upcoming.pk}/release/"), 400, "invalid")
+def test_releasing_an_upcoming_booking_is_409_wrong_state(as_alice, upcoming):
+    error_of(as_alice.post(f"/api/v1/bookings/{upcoming.pk}/release/"), 409, "wrong_state")
 
 
 def test_extend_by_a_duration(as_alice, upcoming):
@@ -144,4 +144,4 @@ def test_an_ended_booking_cannot_be_extended(as_alice, alice, thalys):
     start = timezone.now() - timedelta(days=1)
     ended = services.create_booking(alice, start=start, end=start + H, server="thalys", devices="4", now=start)
 
-    error_of(as_alice.post(f"/api/v1/bookings/{ended.pk}/extend/", {"duration": "1h"}), 400, "invalid")
+    error_of(as_alice.post(f"/api/v1/bookings/{ended.pk}/extend/", {"duration": "1h"}), 409, "wrong_state")

@@ -191,3 +191,12 @@ def test_page_size_is_chosen_by_the_client(as_alice, alice, thalys, book, later)
 
 def test_a_page_past_the_end_is_404(as_alice, db):
     error_of(as_alice.get("/api/v1/bookings/?page=9"), 404, "not_found")
+
+
+def test_a_window_written_with_an_offset_postgresql_cannot_hold_is_read(as_alice, alice, thalys, later):
+    booking = services.create_booking(alice, start=later, end=later + H, server="thalys", devices="0")
+    start = (later - H).astimezone(timezone.get_fixed_timezone(-(20 * 60 + 22))).isoformat(timespec="minutes")  # -20:22
+
+    body = as_alice.get("/api/v1/bookings/", {"start": start}).json()
+
+    assert [found["id"] for found in body["results"]] == [booking.pk]

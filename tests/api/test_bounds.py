@@ -132,3 +132,31 @@ def test_ordinary_json_is_still_read_as_before(as_alice, thalys, start):
 
     error = error_of(as_alice.post("/api/v1/bookings/", '{"server": NaN}', content_type="application/json"), 400, "invalid")
     assert error["message"].startswith("JSON parse error")
+
+
+@pytest.mark.parametrize(
+    "path, field",
+    [
+        ("/api/v1/bookings/?start=", "start"),
+        ("/api/v1/bookings/?end=", "end"),
+        ("/api/v1/bookings/?mine=maybe", "mine"),
+        ("/api/v1/bookings/?status=", "status"),
+        ("/api/v1/bookings/?device=", "device"),
+        ("/api/v1/availability/?start=", "start"),
+        ("/api/v1/availability/?server=", "server"),
+        ("/api/v1/telemetry/latest/?server=", "server"),
+        ("/api/v1/telemetry/history/?device=thalys:0&period=", "period"),
+        ("/api/v1/servers/?page_size=null", "page_size"),
+        ("/api/v1/bookings/?page_size=0", "page_size"),
+        ("/api/v1/rooms/?page_size=501", "page_size"),
+        ("/api/v1/bookings/?start=1996-09-31T22:16", "start"),  # well formed, no such day: not a 500
+        ("/api/v1/bookings/?end=3000-01-01T00:00Z", "end"),
+        ("/api/v1/devices/?server=%00", "server"),
+        ("/api/v1/bookings/?user=a%1Bb", "user"),
+        ("/api/v1/availability/?room=%0A", "room"),
+    ],
+)
+def test_an_empty_or_unreadable_query_value_is_refused_not_ignored(as_alice, thalys, path, field):
+    error = error_of(as_alice.get(path), 400, "invalid")
+
+    assert field in error["fields"]

@@ -1,7 +1,7 @@
 """Whatever goes wrong under /api/, the answer has the one error shape."""
 import pytest
 
-from .conftest import error_of
+from .conftest import conforms, error_of
 
 pytestmark = pytest.mark.django_db
 
@@ -43,3 +43,54 @@ def test_the_browsable_api_renders_for_a_browser(alice, thalys):
 
     assert response.status_code == 200
     assert b"Bookings" in response.content
+
+
+def test_every_domain_error_the_handler_maps_has_its_code_in_the_schema():
+    from reservations import capacity, errors, fairuse, waitlist  # noqa: F401  every BookingError subclass defined
+    from reservations.api.errors import CODES
+    from reservations.api.serializers import REFUSAL_CODES
+
+    def subclasses(cls):
+        return {cls} | {found for sub in cls.__subclasses__() for found in subclasses(sub)}
+
+    codes = {cls.code for cls in subclasses(errors.BookingError)}
+
+    assert codes - {"capacity_exceeded"} <= set(CODES)  # a CapacityExceeded is answered 400 invalid, on its field
+    assert {"limit_exceeded", "not_allowed_here", "wrong_state", "too_large", "uri_too_long", "throttled"} <= set(CODES)
+    assert codes - {"busy", "forbidden", "not_pending", "wrong_state", "series_conflict"} <= set(REFUSAL_CODES)
+
+
+def test_over_a_fair_use_limit_is_409_limit_exceeded_with_the_limit_as_the_schema_says(as_alice, alice, thalys, later):
+    from reservations.models import Limit
+
+    Limit.objects.create(user=alice, kind=Limit.Kind.MAX_GPUS, number=1)
+
+    response = conforms("POST", "/api/v1/bookings/", as_alice.post("/api/v1/bookings/", {"server": "thalys", "devices": "0-1", "start": later.isoformat(), "duration": "1h"}))
+
+    error = error_of(response, 409, "limit_exceeded")
+    assert error["limit"] == {"kind": "max_gpus", "source": "You (personal limit)", "says": "at most 1 GPU at once"}
+
+
+def test_a_server_the_group_may_not_book_is_403_not_allowed_here_as_the_schema_says(as_alice, alice, thalys, later):
+    from reservations.models import Limit
+
+    Limit.objects.create(user=alice, kind=Limit.Kind.ACCESS, allowed=False, server=thalys)
+
+    response = conforms("POST", "/api/v1/claims/", as_alice.post("/api/v1/claims/", {"server": "thalys", "devices": "0", "duration": "1h"}))
+
+    error = error_of(response, 403, "not_allowed_here")
+    assert error["limit"]["kind"] == "access"
+
+
+def test_cancelling_an_ended_booking_is_409_wrong_state_as_the_schema_says(as_alice, alice, thalys, clock):
+    from datetime import timedelta
+
+    from reservations import services
+
+    start = clock - timedelta(hours=3)
+    ended = services.create_booking(alice, start=start, end=start + timedelta(hours=1), server="thalys", devices="0", now=start)
+
+    for method, path in (("DELETE", "/api/v1/bookings/{id}/"), ("POST", "/api/v1/bookings/{id}/cancel/"), ("POST", "/api/v1/bookings/{id}/release/")):
+        response = as_alice.generic(method, path.format(id=ended.pk))
+        error = error_of(conforms(method, path, response), 409, "wrong_state")
+        assert error["message"] == f"Booking #{ended.pk} has already ended."

@@ -71,9 +71,24 @@ def test_every_operation_of_the_contract_is_documented(schema):
 def test_booking_writes_document_the_error_shape_for_each_refusal(schema):
     responses = schema["paths"]["/api/v1/bookings/"]["post"]["responses"]
 
-    assert {"201", "400", "401", "403", "409", "429", "503"} <= set(responses)
+    assert {"201", "400", "401", "403", "409", "413", "414", "429", "503"} <= set(responses)
     assert responses["409"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Error"}
-    assert set(schema["components"]["schemas"]["ErrorBody"]["properties"]) == {"code", "message", "fields", "conflicts"}
+    assert set(schema["components"]["schemas"]["ErrorBody"]["properties"]) == {"code", "message", "fields", "limit", "conflicts"}
+
+
+def test_the_error_code_enum_names_every_code_the_api_answers(schema):
+    from reservations.api.errors import CODES
+
+    codes = schema["components"]["schemas"]["ErrorCodeEnum"]["enum"]
+
+    assert set(codes) == set(CODES)
+    assert {"limit_exceeded", "not_allowed_here", "wrong_state", "too_large", "uri_too_long", "throttled", "busy"} <= set(codes)
+
+
+def test_the_limit_in_an_error_is_documented(schema):
+    limit = schema["components"]["schemas"]["Limit"]
+
+    assert set(limit["properties"]) == {"kind", "source", "says"}
 
 
 def test_cancel_by_delete_answers_200_with_the_booking(schema):

@@ -109,7 +109,7 @@ def test_delete_cancels_the_rest_owner_or_staff_only(as_alice, as_bob, as_staff,
     assert response.status_code == 200
     assert {b["status"] for b in response.json()["bookings"]} == {"cancelled"}
     again = as_alice.delete(url)
-    assert again.status_code == 400 and "nothing left to cancel" in again.json()["error"]["message"]
+    assert again.status_code == 409 and again.json()["error"]["code"] == "wrong_state" and "nothing left to cancel" in again.json()["error"]["message"]
 
 
 def test_unknown_series_is_404(as_alice):

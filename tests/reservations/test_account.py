@@ -87,13 +87,29 @@ def test_profile_refuses_an_unknown_time_zone(client, member):
 def test_a_new_api_token_is_shown_once_and_stored_hashed(client, member):
     client.force_login(member)
 
-    page = client.post("/profile/tokens/", {"name": "laptop"}).content.decode()
+    page = client.post("/profile/tokens/", {"name": "laptop"}, follow=True).content.decode()
 
     token = ApiToken.objects.get(user=member)
     key = page.split('id="new-key">')[1].split("<")[0]
     assert token.key_hash == ApiToken.hash(key) and key not in token.key_hash
     assert key.startswith(token.prefix)
     assert key not in client.get("/profile/").content.decode()
+
+
+def test_creating_a_token_redirects_so_a_reload_makes_no_second_one(client, member):
+    client.force_login(member)
+
+    created = client.post("/profile/tokens/", {"name": "laptop"})
+    shown = client.get(created["Location"])
+    reloaded = client.get(created["Location"])
+
+    assert created.status_code == 302
+    assert created["Location"].startswith("/profile/")
+    key = shown.content.decode().split('id="new-key">')[1].split("<")[0]
+    assert ApiToken.objects.get(user=member).key_hash == ApiToken.hash(key)
+    assert "no-store" in shown["Cache-Control"]
+    assert 'id="new-key"' not in reloaded.content.decode() and key not in reloaded.content.decode()
+    assert ApiToken.objects.filter(user=member).count() == 1
 
 
 def test_a_token_needs_a_name(client, member):
