@@ -20,7 +20,8 @@ class ApiError(CliError):
     """The API answered with its error shape; a 409 carries the conflicts and exits 1 (taken)."""
 
     def __init__(self, status, code, message, *, fields=None, conflicts=None):
-        super().__init__(message, exit_code=1 if status == 409 else 2)
+        # 1 is 'taken' (someone holds it, or a limit stands); a booking in the wrong state is an error like any other.
+        super().__init__(message, exit_code=1 if status == 409 and code != "wrong_state" else 2)
         self.status = status
         self.code = code
         self.fields = fields or {}

@@ -79,6 +79,17 @@ def test_cancel_cancels_an_upcoming_booking(cli, alice, book, later):
     assert booking.status == Booking.Status.CANCELLED
 
 
+def test_cancelling_a_cancelled_booking_exits_2_not_taken(cli, alice, book, later):
+    """A booking in the wrong state is an error (2), not 'taken' (1), though the API answers it with 409."""
+    booking = book(alice, later, server="thalys", devices="0")
+    services.cancel_booking(booking, by=alice)
+
+    result = cli("cancel", str(booking.pk))
+
+    assert result.returncode == 2, result.stderr
+    assert "cancelled" in result.stderr and "Traceback" not in result.stderr
+
+
 def test_mine_lists_running_and_upcoming_bookings_only(cli, alice, bob, holding, book, later):
     running = holding(alice, server="thalys", devices="0")
     upcoming = book(alice, later, server="thalys", devices="1")
