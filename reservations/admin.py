@@ -136,6 +136,7 @@ class BookingAddForm(ServiceBookingForm):
                 end=cleaned["end"],
                 purpose=cleaned["purpose"],
                 source=Booking.Source.ADMIN,
+                by=self.request_user,
             )
         except BookingError as error:
             self.add_booking_error(error)

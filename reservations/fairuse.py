@@ -10,7 +10,7 @@ services._lock), so two requests that each fit alone but not together cannot bot
 """
 import time
 from bisect import bisect_right
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 from django.db import transaction
@@ -20,7 +20,7 @@ from labres.db import prepared_cursor
 
 from .capacity import peak_load
 from .errors import BookingError, format_span
-from .models import Allocation, Booking, Limit, MemberGroup, Profile, Unit
+from .models import Allocation, Booking, Limit, MemberGroup, Profile, Unit, member_name
 from .parsing import format_duration, parse_duration
 
 WEEK = timedelta(days=7)
@@ -147,15 +147,19 @@ def _source(limit, primary):
 # --- checking a booking -------------------------------------------------------------------
 
 
-def check(user, *, server=None, room=None, gpus=0, start, end, now, exclude=None, group_id=UNKNOWN):
+def check(user, *, server=None, room=None, gpus=0, start, end, now, exclude=None, group_id=UNKNOWN, by=None):
     """Raise LimitExceeded if `user` booking `gpus` GPUs of `server` (or the server whole, or `room`) for [start, end) breaks a limit.
 
     `exclude` is the booking being changed: its own hold does not count against its new times.
+    `by` is who acts (None: the member themself); staff acting for a member read the member's name, not "you".
     """
     rules = rules_for(user, server=server, room=room, group_id=group_id)
     if not rules:
         return
-    _check_access(rules, server, room)
+    name = None if by is None or by.pk == user.pk else member_name(user)
+    if name is not None:
+        rules = {kind: replace(rule, source=f"{name} (personal limit)") if rule.limit.user_id else rule for kind, rule in rules.items()}
+    _check_access(rules, server, room, ask="." if name else "; ask staff if you need it.")
     _check_length(rules.get(Limit.Kind.MAX_LENGTH), start, end)
     _check_ahead(rules.get(Limit.Kind.MAX_AHEAD), start, now)
     at_once, weekly = rules.get(Limit.Kind.MAX_GPUS), rules.get(Limit.Kind.GPU_HOURS_WEEK)
@@ -164,8 +168,8 @@ def check(user, *, server=None, room=None, gpus=0, start, end, now, exclude=None
         # The arithmetic runs on seconds since the epoch (exact to the microsecond: see _holds).
         a, b = start.timestamp(), end.timestamp()
         holds = _holds(user, a - WEEK_SECONDS if weekly else a, b + WEEK_SECONDS if weekly else b, exclude)
-        _check_at_once(at_once, holds, gpus, a, b)
-        _check_weekly(weekly, holds, gpus, a, b)
+        _check_at_once(at_once, holds, gpus, a, b, name)
+        _check_weekly(weekly, holds, gpus, a, b, name)
 
 
 def check_wait(user, *, server=None, room=None, gpus=0, length):
@@ -178,7 +182,7 @@ def check_wait(user, *, server=None, room=None, gpus=0, length):
     rules = rules_for(user, server=server, room=room)
     if not rules:
         return
-    _check_access(rules, server, room, why=", so waiting for it would not help")
+    _check_access(rules, server, room, ask=", so waiting for it would not help; ask staff if you need it.")
     longest = rules.get(Limit.Kind.MAX_LENGTH)
     most_length = parse_duration(longest.limit.duration) if longest is not None else None
     if most_length is not None and length > most_length:
@@ -205,11 +209,11 @@ def check_wait(user, *, server=None, room=None, gpus=0, length):
         )
 
 
-def _check_access(rules, server, room, why=""):
+def _check_access(rules, server, room, ask):
     access = rules.get(Limit.Kind.ACCESS)
     if access is not None and not access.limit.allowed:
         what = f"server {server.name}" if server is not None else f"room {room.name}"
-        raise AccessDenied(f"{access.source} may not book {what}{why}; ask staff if you need it.", rule=access, field="server" if server else "room")
+        raise AccessDenied(f"{access.source} may not book {what}{ask}", rule=access, field="server" if server else "room")
 
 
 def gpu_count(target):
@@ -291,21 +295,25 @@ def _on(rule, holds):
     return [(a, b, gpus) for held_on, a, b, gpus in holds if server_id is None or held_on == server_id]
 
 
-def _check_at_once(rule, holds, asked, start, end):
+def _check_at_once(rule, holds, asked, start, end, name=None):
+    """At most the rule's GPUs at once; the refusal says "you" to the member and their `name` to staff acting for them."""
     if rule is None:
         return
     most = rule.limit.number
     peak, peak_from, peak_to = peak_load(_on(rule, holds), start, end)
     if peak + asked > most:
         span = format_span(_from_seconds(peak_from), _from_seconds(peak_to))
-        holding = f"you hold {peak} {span} and asked for {asked}" if peak else f"you asked for {asked}"
+        if name is None:
+            holding = f"you hold {peak} {span} and asked for {asked}" if peak else f"you asked for {asked}"
+        else:
+            holding = f"{name} holds {peak} {span} and this booking asks for {asked}" if peak else f"this booking asks for {asked}"
         raise LimitExceeded(
             f"{rule.source} may hold at most {most} GPU{'s' if most != 1 else ''} at once{_where(rule)}; {holding}.",
             rule=rule, field="devices",
         )
 
 
-def _check_weekly(rule, holds, asked, start, end):
+def _check_weekly(rule, holds, asked, start, end, name=None):
     """GPU-hours in any 7-day window that overlaps the booking, with the booking, stay within the limit."""
     if rule is None:
         return
@@ -317,7 +325,7 @@ def _check_weekly(rule, holds, asked, start, end):
         booked = (end - start) / 3600 * asked
         raise LimitExceeded(
             f"{rule.source} may use at most {allowed_hours} GPU-hours in any 7 days{_where(rule)}; with this booking "
-            f"({booked:g} GPU-hours) you would have {worst:g} in the 7 days from {_from_seconds(worst_at):%a %d %b %H:%M}.",
+            f"({booked:g} GPU-hours) {name or 'you'} would have {worst:g} in the 7 days from {_from_seconds(worst_at):%a %d %b %H:%M}.",
             rule=rule, field="devices",
         )
 

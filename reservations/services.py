@@ -118,9 +118,12 @@ def _units_of(server, indices):
 
 def create_booking(
     user, *, start, end, purpose="", server=None, devices=None, room=None, cpu_cores=0, memory_gib=0,
-    source=Booking.Source.WEB, now=None, allow_past_start=False,
+    source=Booking.Source.WEB, now=None, allow_past_start=False, by=None,
 ):
-    """Book a server's GPUs, a whole server or a room for [start, end); raises BookingError.
+    """Book a server's GPUs, a whole server or a room for [start, end) for `user`; raises BookingError.
+
+    `by` is who books (None: the member themself); staff booking for a member read refusals
+    that name the member rather than say "you".
 
     cpu_cores and memory_gib ask for shares of the server's pooled capacities, with its GPUs or
     alone: a server booking that names no GPUs but asks for an amount holds only that amount.
@@ -140,7 +143,7 @@ def create_booking(
             group_id = _lock(
                 units=[unit.pk for unit in target.units], member=user.pk, pooled_server=target.server if ask.pooled else None,
             )
-            _check_limits(user, ask, now=now, group_id=group_id)
+            _check_limits(user, ask, now=now, group_id=group_id, by=by)
             booking = Booking(
                 user=user,
                 status=Booking.Status.PENDING if ask.pending else Booking.Status.CONFIRMED,
@@ -209,12 +212,12 @@ def _ask(user, *, start, end, purpose, server, devices, room, cpu_cores, memory_
     return _Ask(target, start, end, purpose, cpu_cores, memory_gib, pending)
 
 
-def _check_limits(user, ask, *, now, group_id=fairuse.UNKNOWN):
+def _check_limits(user, ask, *, now, group_id=fairuse.UNKNOWN, by=None):
     """The member's fair-use limits, then the server's pooled capacities; raises LimitExceeded, CapacityExceeded."""
     target = ask.target
     fairuse.check(
         user, server=target.server, room=target.room, gpus=fairuse.gpu_count(target), start=ask.start, end=ask.end, now=now,
-        group_id=group_id,
+        group_id=group_id, by=by,
     )
     if ask.pooled:
         capacity.check(target.server, cpu_cores=ask.cpu_cores, memory_gib=ask.memory_gib, whole=ask.whole, start=ask.start, end=ask.end)
@@ -341,7 +344,7 @@ def change_booking(booking, *, by, start=None, end=None, purpose=None, now=None)
             if moved:
                 fairuse.check(
                     booking.user, server=booking.server, room=booking.room, gpus=sum(kind == Unit.Kind.GPU for _, kind in held),
-                    start=new_start, end=new_end, now=now, exclude=booking, group_id=group_id,
+                    start=new_start, end=new_end, now=now, exclude=booking, group_id=group_id, by=by,
                 )
             if pooled and (new_start < booking.start or new_end > booking.end):
                 capacity.check(

@@ -209,6 +209,56 @@ def test_staff_moving_a_members_booking_keep_the_members_limits(student, student
         services.change_booking(booking, by=staff, end=later + 3 * H)
 
 
+@pytest.fixture
+def student_bob(bob, students):
+    Profile.objects.update_or_create(user=bob, defaults={"group": students})
+    return bob
+
+
+@pytest.mark.parametrize("owner", ["group", "personal"])
+def test_staff_moving_or_extending_a_members_booking_read_the_members_name(student_bob, students, staff, thalys, later, owner):
+    limit(Limit.Kind.MAX_GPUS, **({"group": students} if owner == "group" else {"user": student_bob}), number=4)
+    source = "Students" if owner == "group" else "bob (personal limit)"
+    book(student_bob, thalys, "0-3", later)
+    before = book(student_bob, thalys, "4-5", later - H)
+    after = book(student_bob, thalys, "4-5", later + 2 * H)
+
+    with pytest.raises(LimitExceeded) as extended:
+        services.extend_booking(before, by=staff, duration="1h")
+    with pytest.raises(LimitExceeded) as moved:
+        services.change_booking(after, by=staff, start=later + H / 2)
+
+    for refusal in (extended.value, moved.value):
+        assert f"{source} may hold at most 4 GPUs at once; bob holds 4 " in refusal.message
+        assert refusal.message.endswith(" and this booking asks for 2.")
+        assert "you" not in refusal.message.lower()
+
+
+def test_staff_adding_a_booking_for_a_member_in_the_admin_read_the_members_name(staff_client, student_bob, students, thalys, later):
+    from tests.reservations.test_admin import ADD_URL, add_data
+
+    limit(Limit.Kind.MAX_GPUS, group=students, number=4)
+    book(student_bob, thalys, "0-3", later)
+
+    response = staff_client.post(ADD_URL, add_data(student_bob, later, later + H, server=thalys, devices="4-5"))
+
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "Students may hold at most 4 GPUs at once; bob holds 4 " in page
+    assert "and this booking asks for 2." in page
+    assert "you hold" not in page
+    assert student_bob.bookings.count() == 1
+
+
+def test_a_member_booking_for_themself_still_reads_you(student_bob, students, thalys, later):
+    limit(Limit.Kind.MAX_GPUS, group=students, number=4)
+    book(student_bob, thalys, "0-3", later)
+    with pytest.raises(LimitExceeded, match=r"Students may hold at most 4 GPUs at once; you hold 4 .* and asked for 2\.$"):
+        services.create_booking(student_bob, server=thalys, devices="4-5", start=later, end=later + H, by=student_bob)
+    with pytest.raises(LimitExceeded, match=r"; you hold 4 .* and asked for 2\.$"):
+        book(student_bob, thalys, "4-5", later)
+
+
 # --- surfaces --------------------------------------------------------------------------------
 
 
