@@ -234,6 +234,16 @@ def test_staff_moving_or_extending_a_members_booking_read_the_members_name(stude
         assert "you" not in refusal.message.lower()
 
 
+def test_staff_stretching_a_members_booking_past_the_weekly_limit_read_the_members_name(student_bob, students, staff, thalys, later):
+    limit(Limit.Kind.GPU_HOURS_WEEK, group=students, number=4)
+    booking = book(student_bob, thalys, "0-1", later)
+    with pytest.raises(LimitExceeded) as refused:
+        services.extend_booking(booking, by=staff, duration="2h")
+    assert "with this booking (6 GPU-hours) bob would have 6 in the 7 days from" in refused.value.message
+    with pytest.raises(LimitExceeded, match=r"\(6 GPU-hours\) you would have 6 in"):
+        services.extend_booking(booking, by=student_bob, duration="2h")
+
+
 def test_staff_adding_a_booking_for_a_member_in_the_admin_read_the_members_name(staff_client, student_bob, students, thalys, later):
     from tests.reservations.test_admin import ADD_URL, add_data
 
