@@ -477,7 +477,7 @@ def test_a_periodic_task_runs_promptly_behind_a_backlog_of_deliveries(start_work
     """Beat's tasks have their own queue, which the worker takes from in turn with the default
     one: a sweep sent behind a backlog of deliveries runs long before the backlog is done (before,
     one queue in order: after it, often past its expiry)."""
-    backlog = 100
+    backlog = 200
     for n in range(backlog):
         app.send_task("notifications.tasks.deliver", args=[[f"created:b{n}"]])  # no such event: a quick no-op each
     entry = settings.CELERY_BEAT_SCHEDULE["sweep-outbox"]
@@ -487,7 +487,9 @@ def test_a_periodic_task_runs_promptly_behind_a_backlog_of_deliveries(start_work
 
     if not wait_for(lambda: f"{entry['task']}[{sweep.id}] succeeded" in worker.output, timeout=60):
         pytest.fail("the worker did not run the sweep:\n" + worker.output[-3000:])
-    assert waiting_in(settings.CELERY_TASK_DEFAULT_QUEUE) > backlog / 2, "the sweep waited for most of the backlog"
+    # In one queue, in order, the sweep came after all of them; how many the worker took first
+    # depends on its polling and prefetch (40 of 100 left in one run, over 50 in others).
+    assert waiting_in(settings.CELERY_TASK_DEFAULT_QUEUE) > 0, "the sweep waited for the whole backlog"
     assert wait_for(lambda: waiting_in(settings.CELERY_TASK_DEFAULT_QUEUE) == 0, timeout=120), "the backlog was not drained"
 
 
