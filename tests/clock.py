@@ -11,7 +11,7 @@ tests/clock_site/ on PYTHONPATH, whose sitecustomize moves their clock by the sa
 get it through Playwright's clock (tests/e2e/conftest.py).
 """
 import os
-from datetime import datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -36,3 +36,13 @@ def suite_moment(zone_name):
     """The moment each test starts at, or None to run at the wall clock."""
     text = os.environ.get("LABRES_TEST_NOW", "").strip()
     return chosen_moment(text, zone_name) if text else None
+
+
+def next_eu_dst_sunday(month, after):
+    """The first last-Sunday of `month` (3: clocks go forward in Europe, 10: back) whose week starts after
+    `after` (a date): tests that book across a DST change build it from the clock, not from a year."""
+    for year in (after.year, after.year + 1):
+        sunday = max(date(year, month, day) for day in range(25, 32) if date(year, month, day).weekday() == 6)
+        if sunday - timedelta(days=6) > after:
+            return sunday
+    raise AssertionError("unreachable: next year's change is always ahead")

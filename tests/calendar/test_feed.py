@@ -12,6 +12,7 @@ from icalendar import Calendar
 
 from reservations import services
 from reservations.models import Booking, CalendarFeed
+from tests.clock import next_eu_dst_sunday
 from tests.factories import RoomFactory, ServerFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -149,15 +150,19 @@ def test_the_feed_reaches_back_30_days(client, settings, alice, thalys):
 
 
 @pytest.mark.parametrize(
-    ("start", "end", "local_start", "local_end"),
+    ("month", "local_start", "local_end"),
     [
-        # Spring forward in Berlin (2027-03-28 02:00 CET -> 03:00 CEST): 4 hours of booking, 5 on the wall clock.
-        (datetime(2027, 3, 27, 23, 0, tzinfo=UTC), datetime(2027, 3, 28, 3, 0, tzinfo=UTC), "00:00", "05:00"),
-        # Fall back (2027-10-31 03:00 CEST -> 02:00 CET): 4 hours of booking, 3 on the wall clock.
-        (datetime(2027, 10, 30, 23, 0, tzinfo=UTC), datetime(2027, 10, 31, 3, 0, tzinfo=UTC), "01:00", "04:00"),
+        # Spring forward in Berlin (02:00 CET -> 03:00 CEST): 4 hours of booking, 5 on the wall clock.
+        (3, "00:00", "05:00"),
+        # Fall back (03:00 CEST -> 02:00 CET): 4 hours of booking, 3 on the wall clock.
+        (10, "01:00", "04:00"),
     ],
 )
-def test_a_booking_across_a_dst_change_keeps_its_real_length(client, alice, thalys, start, end, local_start, local_end):
+def test_a_booking_across_a_dst_change_keeps_its_real_length(client, alice, thalys, settings, month, local_start, local_end):
+    settings.BOOKING_MAX_AHEAD = "400d"  # the next change may be almost a year ahead
+    sunday = next_eu_dst_sunday(month, timezone.now().date())  # the change is at 01:00 UTC that day
+    start = datetime.combine(sunday - timedelta(days=1), datetime.min.time(), tzinfo=UTC) + timedelta(hours=23)
+    end = start + timedelta(hours=4)
     booking = services.create_booking(alice, server=thalys, devices="0", start=start, end=end)
     berlin = ZoneInfo("Europe/Berlin")
     response = fetch(client, feed_of(alice))

@@ -15,6 +15,7 @@ from reservations.errors import BookingConflict, BookingError, NotAllowed, Serie
 from reservations.fairuse import LimitExceeded
 from reservations.models import Booking, BookingSeries, Limit, Profile
 from reservations.parsing import ParseError
+from tests.clock import next_eu_dst_sunday
 from tests.factories import UserFactory
 
 H = timedelta(hours=1)
@@ -162,9 +163,9 @@ def test_weekly_until_a_date_books_each_week(alice, thalys):
 
 @pytest.mark.django_db
 @pytest.mark.parametrize("month, day_before", [(3, "last Sunday of March"), (10, "last Sunday of October")])
-def test_occurrences_keep_their_wall_clock_time_across_dst(in_berlin, thalys, month, day_before):
-    year = timezone.now().year + 1
-    last_sunday = max(date(year, month, d) for d in range(25, 32) if date(year, month, d).weekday() == 6)
+def test_occurrences_keep_their_wall_clock_time_across_dst(in_berlin, thalys, month, day_before, settings):
+    settings.BOOKING_MAX_AHEAD = "400d"  # the next change may be almost a year ahead, and the series a week more
+    last_sunday = next_eu_dst_sunday(month, timezone.localdate(timezone.now(), BERLIN))
     start = datetime.combine(last_sunday - timedelta(days=5), time(10), tzinfo=BERLIN)  # the Tuesday before
     result = weekly(in_berlin, start, weeks=2)
 
