@@ -83,10 +83,7 @@ def use_redis(settings, url):
 
 @pytest.fixture
 def member(db):
-    user = UserFactory(username="dana")
-    user.set_password("right-password")
-    user.save()
-    return user
+    return UserFactory(username="dana", password="right-password")
 
 
 def api_book(client, start, hours):

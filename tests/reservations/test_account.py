@@ -8,10 +8,7 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def member(db):
-    user = UserFactory(username="dana")
-    user.set_password("right-password")
-    user.save()
-    return user
+    return UserFactory(username="dana", password="right-password")
 
 
 def test_sign_in_is_refused_after_too_many_failures(client, member, settings):

@@ -33,18 +33,12 @@ class CountingHasher(MD5PasswordHasher):
 
 @pytest.fixture
 def dana(db):
-    user = UserFactory(username="dana", email="dana@example.org", is_staff=True, is_superuser=True)
-    user.set_password("right-password")
-    user.save()
-    return user
+    return UserFactory(username="dana", email="dana@example.org", is_staff=True, is_superuser=True, password="right-password")
 
 
 @pytest.fixture
 def tuser4(db):
-    user = UserFactory(username="tuser4")
-    user.set_password("right-password")
-    user.save()
-    return user
+    return UserFactory(username="tuser4", password="right-password")
 
 
 def sign_in(client, username, password, address=LAB, url="/accounts/login/"):
@@ -175,9 +169,7 @@ def test_a_trusted_proxy_counts_sign_in_failures_per_client(dana, settings):
 def test_racing_wrong_passwords_get_at_most_the_limit_of_checks(settings):
     settings.PASSWORD_HASHERS = ["tests.reservations.test_signin.CountingHasher"]
     settings.LOGIN_ATTEMPTS_LIMIT = 5
-    user = UserFactory(username="erin")
-    user.set_password("right-password")
-    user.save()
+    user = UserFactory(username="erin", password="right-password")
     CountingHasher.checks = 0
     barrier = threading.Barrier(30)
     codes = []

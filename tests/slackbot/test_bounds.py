@@ -1,29 +1,16 @@
 """Slack's endpoints answer malformed or oversized requests with a 4xx, never a 500 (issue 17, section 3)."""
 import json
-import time
 from urllib.parse import urlencode
 
 import pytest
 import requests
-from slack_sdk.signature import SignatureVerifier
 
 from reservations.parsing import MAX_JSON_DEPTH
 
-SECRET = "test-signing-secret"
+from .test_transport import signed_headers as signed
+from .test_transport import signing_secret  # noqa: F401 - an autouse fixture
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture(autouse=True)
-def signing_secret(settings):
-    settings.SLACK_SIGNING_SECRET = SECRET
-    settings.ALLOWED_HOSTS = ["*"]
-
-
-def signed(body, timestamp=None):
-    timestamp = str(int(time.time())) if timestamp is None else timestamp
-    signature = SignatureVerifier(SECRET).generate_signature(timestamp=timestamp, body=body)
-    return {"Content-Type": "application/x-www-form-urlencoded", "X-Slack-Request-Timestamp": timestamp, "X-Slack-Signature": signature}
 
 
 @pytest.mark.parametrize("timestamp", ["9" * 400, "1" + "0" * 30, "-1", "1e9", "+1700000000"])
@@ -31,7 +18,7 @@ def signed(body, timestamp=None):
 def test_a_timestamp_that_is_not_a_unix_time_is_a_401(live_server, path, timestamp):
     body = urlencode({"command": "/gpu", "text": "help", "user_id": "U0ALICE"})
 
-    response = requests.post(f"{live_server.url}{path}", data=body.encode(), headers=signed(body, timestamp), timeout=10)
+    response = requests.post(f"{live_server.url}{path}", data=body.encode(), headers=signed(body, timestamp=timestamp), timeout=10)
 
     assert response.status_code == 401
     assert response.json()["error"]["code"] == "bad_timestamp"
