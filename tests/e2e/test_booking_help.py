@@ -23,9 +23,7 @@ H = timedelta(hours=1)
 
 @pytest.fixture
 def lab(db):
-    alice = UserFactory(username="alice", first_name="Alice", last_name="Liddell")
-    alice.set_password(PASSWORD)
-    alice.save()
+    alice = UserFactory(username="alice", first_name="Alice", last_name="Liddell", password=PASSWORD)
     bob = UserFactory(username="bob", first_name="Bob", last_name="Marley")
     thalys = ServerFactory(name="thalys", gpus=8)
     thalys.devices.update(model="NVIDIA GeForce RTX 4090")

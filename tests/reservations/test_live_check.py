@@ -15,21 +15,10 @@ from reservations.fairuse import LimitExceeded
 from reservations.models import Booking, Limit, MemberGroup, Profile, WaitlistEntry
 from tests.factories import ServerFactory
 
+from .test_book_page import form, local
+
 pytestmark = pytest.mark.django_db
 H = timedelta(hours=1)
-
-
-def local(moment):
-    return timezone.localtime(moment).strftime("%Y-%m-%dT%H:%M")
-
-
-def form(moment, **changes):
-    data = {
-        "what": "gpus", "server": "thalys", "gpus": ["thalys:0"], "devices": "", "room": "",
-        "start": local(moment), "length": "1h", "duration": "", "end": "", "purpose": "",
-    }
-    data.update(changes)
-    return data
 
 
 def text(response):
