@@ -216,6 +216,7 @@ def _use_it(form, data, nearest, length):
 
 
 SHOWN_ALTERNATIVES = 3
+TRIED_ALTERNATIVES = 4 * SHOWN_ALTERNATIVES  # candidates previewed at most (some may be refused by limits)
 
 
 def _instead(form, data, target, start, end, user):
@@ -237,7 +238,7 @@ def _instead(form, data, target, start, end, user):
         if server.pk != target.server.pk and len(indices) >= count:
             choices.append((server, indices[:count]))
     offers = []
-    for server, indices in choices:
+    for server, indices in choices[:TRIED_ALTERNATIVES]:  # each is a preview: a bounded number, whatever the lab's size
         if len(offers) == SHOWN_ALTERNATIVES:
             break
         devices = format_device_set(indices)
