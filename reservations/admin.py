@@ -16,12 +16,24 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html
 
-from . import feeds, icsimport, services, waitlist
+from . import feeds, icsimport, services
 from .errors import BookingError
 from .models import (
-    Allocation, Booking, BookingSeries, CalendarFeed, Device, ExternalCalendar, ImportedEvent, Limit, MemberGroup, Profile, Room, Server,
+    Allocation,
+    Booking,
+    BookingSeries,
+    CalendarFeed,
+    Device,
+    ExternalCalendar,
+    ImportedEvent,
+    Limit,
+    MemberGroup,
+    Profile,
+    Room,
+    Server,
     WaitlistEntry,
 )
+from .services import waitlist
 
 # --- servers, GPUs and rooms ---------------------------------------------------------------
 

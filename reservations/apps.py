@@ -12,7 +12,7 @@ class ReservationsConfig(AppConfig):
 
         post_save.connect(_give_new_users_a_profile, sender=settings.AUTH_USER_MODEL, dispatch_uid="labres-profile")
 
-        from . import waitlist
+        from .services import waitlist
         from .signals import booking_changed
 
         booking_changed.connect(waitlist.on_booking_changed, dispatch_uid="labres-waitlist-match")

@@ -6,7 +6,7 @@ from django.dispatch import Signal
 # acted) and, for "changed", before= (the (start, end) the booking had).
 booking_changed = Signal()
 
-# Sent by the waitlist (reservations.waitlist) inside its transaction with entry= and event=
+# Sent by the waitlist (reservations.services.waitlist) inside its transaction with entry= and event=
 # ("offered": an offer is open; "lapsed": the entry ended unserved, with why=).
 waitlist_changed = Signal()
 

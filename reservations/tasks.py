@@ -43,7 +43,7 @@ def sync_calendars():
 @shared_task(name="reservations.tasks.match_waitlist", ignore_result=True)
 def match_waitlist(server_id=None, room_id=None):
     """After a booking change or a waitlist change: offer what is free on one server or room to the first in line."""
-    from . import waitlist
+    from .services import waitlist
 
     return len(waitlist.match(server_id=server_id, room_id=room_id))
 
@@ -51,7 +51,7 @@ def match_waitlist(server_id=None, room_id=None):
 @shared_task(name="reservations.tasks.match_waitlists", ignore_result=True)
 def match_waitlists():
     """Beat, every minute: expire offers, lapse old entries, and match every server and room anyone waits for."""
-    from . import waitlist
+    from .services import waitlist
 
     return waitlist.match_all()
 

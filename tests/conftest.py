@@ -59,7 +59,7 @@ def empty_cache():
     """Each test starts with an empty cache (sign-in counters, heartbeats)."""
     from django.core.cache import cache
 
-    from reservations import fairuse
+    from reservations.services import fairuse
 
     cache.clear()
     fairuse.forget()  # a limit an earlier test made (and rolled back) is not kept

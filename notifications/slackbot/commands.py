@@ -161,7 +161,7 @@ def pressed_again(action_id, value):
 
 def _claim_offer(user, value, *, now):
     """The Claim button of a waitlist offer ("<entry id>:<token>"): only the entry's own member books."""
-    from reservations import waitlist
+    from reservations.services import waitlist
     from reservations.models import WaitlistEntry
 
     entry_id, _, token = (value or "").partition(":")
@@ -279,7 +279,7 @@ COMMANDS = {
 
 def wait(user, args, *, now):
     """wait SERVER [GPUS] DURATION PURPOSE…: join the server's waitlist; alone: the member's entries."""
-    from reservations import waitlist
+    from reservations.services import waitlist
     from reservations.parsing import format_moment
 
     if not args:

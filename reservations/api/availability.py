@@ -12,8 +12,8 @@ from django.db.models import CharField, Q
 from django.db.models.functions import Cast
 from rest_framework.exceptions import ValidationError
 
-from ..capacity import peak_load
 from ..models import Allocation, Booking, Room, Server, Unit, display_name_of
+from ..services.capacity import peak_load
 from .times import utc_iso
 
 

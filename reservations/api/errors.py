@@ -6,14 +6,26 @@ are mapped here too, so views let them through instead of catching each one.
 import math
 
 from django.conf import settings
-from django.core.exceptions import ObjectDoesNotExist, PermissionDenied, RequestDataTooBig
+from django.core.exceptions import (
+    ObjectDoesNotExist,
+    PermissionDenied,
+    RequestDataTooBig,
+)
 from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import set_rollback
 
-from ..errors import BookingConflict, BookingError, Busy, NotAllowed, NotPending, SeriesConflict, WrongState
-from ..fairuse import AccessDenied, LimitExceeded
+from ..errors import (
+    BookingConflict,
+    BookingError,
+    Busy,
+    NotAllowed,
+    NotPending,
+    SeriesConflict,
+    WrongState,
+)
+from ..services.fairuse import AccessDenied, LimitExceeded
 from .times import utc_iso
 
 # Every code an answer under /api/ can carry, with its status: the schema's enum (tests/api/test_errors.py

@@ -6,10 +6,19 @@ from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from .. import waitlist
 from ..models import Booking, Room, Server, WaitlistEntry
+from ..services import waitlist
 from .schema import error
-from .serializers import CLIENT_SOURCES, BookingSerializer, DurationField, NameOrIdField, PlainTextField, TimeField, UTCTimeField, find_by_name_or_id
+from .serializers import (
+    CLIENT_SOURCES,
+    BookingSerializer,
+    DurationField,
+    NameOrIdField,
+    PlainTextField,
+    TimeField,
+    UTCTimeField,
+    find_by_name_or_id,
+)
 from .views import BOOKING_ERRORS, MemberZoneMixin, _created, bookings_with_relations
 
 ENTRY_ID = OpenApiParameter("id", int, OpenApiParameter.PATH, description="The waitlist entry's id.")

@@ -41,7 +41,7 @@ class Migration(migrations.Migration):
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
                 ('display_name', models.CharField(blank=True, help_text='How others see you; empty means your full name.', max_length=100)),
-                ('time_zone', models.CharField(blank=True, choices=reservations.models._time_zone_choices, help_text="Empty means the lab's time zone.", max_length=64)),
+                ('time_zone', models.CharField(blank=True, choices=reservations.models.members._time_zone_choices, help_text="Empty means the lab's time zone.", max_length=64)),
                 ('user', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, related_name='profile', to=settings.AUTH_USER_MODEL)),
             ],
         ),

@@ -10,13 +10,14 @@ from django.views.decorators.http import require_http_methods
 
 from monitoring.usage import stored_or_live_usage
 
-from .. import capacity, fairuse, services
+from .. import services
 from ..calendar import booking_calendar
 from ..errors import BookingConflict, BookingError, SeriesConflict
 from ..forms import LOCAL_MINUTE, BookingForm
 from ..models import Allocation, Booking, Device
 from ..parsing import format_device_set, format_duration
 from ..selectors import free_gpus, gpu_holders, nearest_free_start
+from ..services import fairuse
 from ..templatetags.labres import span
 
 

@@ -9,8 +9,8 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, redirect, render
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST
 
 from .. import services
@@ -18,8 +18,8 @@ from ..errors import BookingConflict, BookingError, NotAllowed
 from ..forms import LocalDateTimeField
 from ..models import Booking, BookingSeries
 from ..selectors import member_bookings
+from ..services.waitlist import member_entries
 from ..templatetags.labres import clock, when
-from ..waitlist import member_entries
 from .now import now_context
 
 PAST_PER_PAGE = 20

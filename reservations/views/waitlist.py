@@ -11,9 +11,9 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
-from .. import waitlist
 from ..errors import BookingError, NotAllowed
 from ..models import Booking, WaitlistEntry
+from ..services import waitlist
 from ..templatetags.labres import span
 
 

@@ -46,7 +46,8 @@ def test_the_browsable_api_renders_for_a_browser(alice, thalys):
 
 
 def test_every_domain_error_the_handler_maps_has_its_code_in_the_schema():
-    from reservations import capacity, errors, fairuse, waitlist  # noqa: F401  every BookingError subclass defined
+    from reservations import errors  # noqa: F401
+    from reservations.services import capacity, fairuse, waitlist  # noqa: F401  every BookingError subclass defined
     from reservations.api.errors import CODES
     from reservations.api.serializers import REFUSAL_CODES
 

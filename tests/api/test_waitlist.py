@@ -4,7 +4,8 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from reservations import services, waitlist
+from reservations import services
+from reservations.services import waitlist
 from reservations.models import Booking, WaitlistEntry
 
 from ..factories import ServerFactory

@@ -9,6 +9,7 @@ from django.utils import timezone
 from labres.db import insert, prepared_cursor
 from notifications.models import OutboxEvent
 from reservations import services
+from reservations.errors import BookingConflict
 from reservations.models import Allocation, Booking
 
 pytestmark = pytest.mark.django_db
@@ -121,7 +122,7 @@ def test_insert_refuses_an_expression(alice, later):
 def test_a_booking_is_written_whole_or_not_at_all_when_its_allocations_are_refused(alice, bob, thalys, later):
     services.create_booking(alice, server=thalys, devices="1", start=later, end=later + timedelta(hours=1))
     count = Booking.objects.count()
-    with pytest.raises(services.BookingConflict):
+    with pytest.raises(BookingConflict):
         services.create_booking(bob, server=thalys, devices="0-1", start=later, end=later + timedelta(hours=1))
 
     assert Booking.objects.count() == count

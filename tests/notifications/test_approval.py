@@ -5,6 +5,7 @@ from django.core import mail
 from notifications import outbox
 from notifications.models import Destination, Notification
 from reservations import services
+from reservations.errors import NotAllowed, NotPending
 from tests.factories import ServerFactory
 
 pytestmark = pytest.mark.django_db
@@ -151,11 +152,11 @@ def test_dates_decided_alone_are_left_and_a_request_with_nothing_left_asks_nobod
     assert first.decision == "declined"
 
     assert rows(event="approval_requested") == []  # decided before the request went out
-    with pytest.raises(services.NotPending, match="no dates awaiting approval"):
+    with pytest.raises(NotPending, match="no dates awaiting approval"):
         services.decide_series(series.series, by=staff, approve=False)
 
 
 def test_members_cannot_decide_a_series(series, alice):
-    with pytest.raises(services.NotAllowed, match="Only staff"):
+    with pytest.raises(NotAllowed, match="Only staff"):
         services.decide_series(series.series, by=alice, approve=True)
     assert {booking.status for booking in series.series.bookings.all()} == {"pending"}

@@ -7,7 +7,7 @@ import pytest
 from django.urls import reverse
 
 from reservations import services, tasks
-from reservations.errors import BookingConflict, NotAllowed, NotPending
+from reservations.errors import BookingConflict, BookingError, NotAllowed, NotPending
 from reservations.models import Allocation, Booking
 from tests.factories import RoomFactory, ServerFactory
 
@@ -77,7 +77,7 @@ def test_changing_a_pending_bookings_times_keeps_it_pending(alice, h100, later):
 
 def test_a_pending_booking_cannot_be_moved_to_start_now(alice, h100, later):
     booking = book(alice, later, server=h100, devices="0")
-    with pytest.raises(services.BookingError, match="awaits approval, so it cannot start right away"):
+    with pytest.raises(BookingError, match="awaits approval, so it cannot start right away"):
         services.change_booking(booking, by=alice, start=later - timedelta(minutes=2), now=later - timedelta(minutes=1))
     assert Booking.objects.get(pk=booking.pk).start == later
 
@@ -135,7 +135,7 @@ def test_a_confirmed_booking_awaits_no_decision(alice, staff, thalys, later):
 
 def test_a_too_long_reason_is_refused_and_nothing_changes(alice, staff, h100, later):
     booking = book(alice, later, server=h100, devices="0")
-    with pytest.raises(services.BookingError, match="500 characters"):
+    with pytest.raises(BookingError, match="500 characters"):
         services.decline_booking(booking, by=staff, reason="x" * 501)
     booking.refresh_from_db()
     assert booking.status == Booking.Status.PENDING
@@ -174,7 +174,7 @@ def test_a_pending_booking_cannot_start_right_away(alice, h100):
     from django.utils import timezone
 
     now = timezone.now()
-    with pytest.raises(services.BookingError, match="need staff approval, so they cannot start right away") as caught:
+    with pytest.raises(BookingError, match="need staff approval, so they cannot start right away") as caught:
         services.create_booking(alice, start=now, end=now + H, server=h100, devices="0", now=now)
     assert caught.value.field == "start" and not Booking.objects.exists()
 

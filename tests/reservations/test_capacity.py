@@ -6,7 +6,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from reservations import services
-from reservations.capacity import CapacityExceeded, peak_load
+from reservations.services.capacity import CapacityExceeded, peak_load
 from reservations.errors import BookingConflict, BookingError
 from reservations.models import Booking
 from tests.factories import ServerFactory, UserFactory

@@ -6,8 +6,9 @@ from django.core.exceptions import ValidationError
 from hypothesis import given, strategies as st
 from django.urls import reverse
 
-from reservations import fairuse, services
-from reservations.fairuse import AccessDenied, LimitExceeded
+from reservations import services
+from reservations.services import fairuse
+from reservations.services.fairuse import AccessDenied, LimitExceeded
 from reservations.models import Limit, MemberGroup, Profile
 from tests.factories import ServerFactory, UserFactory
 
@@ -372,7 +373,7 @@ def _brute_busiest(intervals, width, earliest, latest):
 @given(st.lists(st.tuples(st.integers(0, 400), st.integers(1, 60), st.integers(1, 8)), max_size=25), st.integers(0, 300), st.integers(1, 200))
 def test_busiest_window_matches_summing_every_window(spans, first, span):
     """On epoch seconds of today's magnitude, as fair use calls it, with GPUs as weights."""
-    from reservations.fairuse import busiest_window
+    from reservations.services.fairuse import busiest_window
 
     base, hour = datetime(2027, 1, 1, tzinfo=UTC).timestamp(), 3600.0
     intervals = [(base + a * hour, base + (a + n) * hour, gpus) for a, n, gpus in spans]

@@ -9,9 +9,10 @@ import pytest
 from django.conf import settings
 from django.utils import timezone
 
-from reservations import services, waitlist
-from reservations.capacity import CapacityExceeded
-from reservations.fairuse import LimitExceeded
+from reservations import services
+from reservations.services import waitlist
+from reservations.services.capacity import CapacityExceeded
+from reservations.services.fairuse import LimitExceeded
 from reservations.models import Booking, Limit, MemberGroup, Profile, WaitlistEntry
 from tests.factories import ServerFactory
 

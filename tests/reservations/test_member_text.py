@@ -7,7 +7,8 @@ from django.core import mail
 
 from notifications import outbox
 from notifications.slackbot.commands import handle_command
-from reservations import services, waitlist
+from reservations import services
+from reservations.services import waitlist
 from reservations.errors import BookingError
 from reservations.models import Booking, BookingSeries, Profile, WaitlistEntry
 from reservations.text import text_problem

@@ -8,6 +8,7 @@ from django.db import connection
 
 from reservations import services
 from reservations.errors import BookingConflict
+from reservations.locking import lock_for_booking
 from reservations.models import Allocation
 from tests.factories import ServerFactory, UserFactory
 
@@ -145,7 +146,7 @@ def test_a_writer_kept_waiting_too_long_is_told_to_try_again(racers, start, db_v
     def hold_the_unit():
         try:
             with transaction.atomic():
-                services._lock(units=[gpu.pk])
+                lock_for_booking(units=[gpu.pk])
                 locked.set()
                 release.wait(timeout=30)
         finally:

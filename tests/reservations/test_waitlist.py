@@ -9,11 +9,12 @@ from django.utils import timezone
 from notifications import outbox
 from notifications.messages import Occasion, render
 from notifications.models import Notification, Preference
-from reservations import services, waitlist
+from reservations import services
+from reservations.services import waitlist
 from reservations.errors import BookingError, NotAllowed
 from reservations.models import Allocation, Booking, WaitlistEntry
 from reservations.tasks import match_waitlists
-from reservations.waitlist import OfferUnavailable
+from reservations.services.waitlist import OfferUnavailable
 
 from ..factories import ServerFactory, UserFactory
 
@@ -114,7 +115,7 @@ def test_a_latest_start_in_the_past_or_too_far_is_refused(alice, tiny):
     ],
 )
 def test_a_wait_that_the_limits_would_never_let_be_claimed_is_refused(alice, tiny, rule, kwargs, field, message):
-    from reservations.fairuse import LimitExceeded
+    from reservations.services.fairuse import LimitExceeded
     from reservations.models import Limit
 
     Limit.objects.create(user=alice, **rule)

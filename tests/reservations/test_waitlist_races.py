@@ -4,9 +4,10 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from reservations import services, waitlist
+from reservations import services
+from reservations.services import waitlist
 from reservations.models import Allocation, Booking, WaitlistEntry
-from reservations.waitlist import OfferUnavailable
+from reservations.services.waitlist import OfferUnavailable
 from tests.factories import ServerFactory, UserFactory
 from tests.reservations.test_races import race
 

@@ -11,7 +11,8 @@ from notifications.slackbot.commands import (
     APPROVE_ACTION, DECLINE_ACTION, EXTEND_ACTION, RELEASE_ACTION, WAITLIST_CLAIM_ACTION, handle_action, handle_command,
 )
 from notifications.slackbot.words import words
-from reservations import services, waitlist
+from reservations import services
+from reservations.services import waitlist
 from reservations.models import Booking, Profile, WaitlistEntry
 from tests.factories import RoomFactory, UserFactory
 

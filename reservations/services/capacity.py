@@ -2,7 +2,7 @@
 
 At no instant may the amounts booked on a server add up to more than it declares; a
 whole-server booking takes all of it. The services check this inside the booking's transaction
-after locking the server's own unit (services._lock), so two requests that each fit
+after locking the server's own unit (locking.lock_for_booking), so two requests that each fit
 alone but not together cannot both pass.
 """
 from datetime import datetime, timedelta
@@ -12,8 +12,8 @@ from django.db import transaction
 
 from labres.db import prepared_cursor
 
-from .errors import BookingError, format_span
-from .models import Booking
+from ..errors import BookingError, format_span
+from ..models import Booking
 
 LOOK_AHEAD = timedelta(days=30)  # how far "enough frees up at ..." looks
 

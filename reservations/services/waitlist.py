@@ -17,7 +17,7 @@ How the line works (decisions, also in the README):
 - Matching is serialized per server or room: a PostgreSQL advisory transaction lock (SQLite's
   BEGIN IMMEDIATE serializes writers already) and the entries locked with select_for_update,
   so two workers never offer the same GPUs twice.
-- A claim is an ordinary booking through services.create_booking (fair-use limits apply), made
+- A claim is an ordinary booking through create_booking (fair-use limits apply), made
   only for the entry's own member, signed in; the offer's token is spent by a conditional UPDATE,
   so two clicks book once.
 """
@@ -31,12 +31,21 @@ from django.db import IntegrityError, OperationalError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from . import fairuse, services
+from ..errors import BookingConflict, BookingError, NotAllowed
+from ..models import Allocation, Booking, Device, Server, Unit, WaitlistEntry
+from ..parsing import (
+    ParseError,
+    format_device_set,
+    format_duration,
+    parse_device_set,
+    parse_duration,
+)
+from ..signals import waitlist_changed
+from . import fairuse
+from .bookings import create_booking
 from .capacity import peak_load
-from .errors import BookingConflict, BookingError, NotAllowed
-from .models import Allocation, Booking, Device, Server, Unit, WaitlistEntry
-from .parsing import ParseError, format_device_set, format_duration, parse_device_set, parse_duration
-from .signals import waitlist_changed
+from .targets import get_bookable_room, get_bookable_server
+from .validation import check_amount, check_purpose
 
 logger = logging.getLogger(__name__)
 
@@ -70,16 +79,16 @@ def join(
         raise BookingError("Wait for a server (some GPUs or the whole of it) or a room, not both and not neither.", field="server")
     length = _length(length)
     not_after = _not_after(not_after, now)
-    purpose = services._purpose(purpose)
-    cpu_cores, memory_gib = services._amount(cpu_cores, "cpu_cores"), services._amount(memory_gib, "memory_gib")
+    purpose = check_purpose(purpose)
+    cpu_cores, memory_gib = check_amount(cpu_cores, "cpu_cores"), check_amount(memory_gib, "memory_gib")
     if room is not None:
-        room = services._get_room(room)
+        room = get_bookable_room(room)
         if gpus is not None:
             raise BookingError("A room is booked as a whole; leave out the number of GPUs.", field="gpus")
         if cpu_cores or memory_gib:
             raise BookingError("CPU cores and memory are shares of a server; a room is booked as a whole.", field="cpu_cores")
     else:
-        server = services._get_server(server)
+        server = get_bookable_server(server)
         gpus = _gpus(server, gpus, shares=bool(cpu_cores or memory_gib))
         if cpu_cores or memory_gib:
             _check_amounts(server, gpus, cpu_cores, memory_gib)
@@ -109,6 +118,7 @@ def how_you_will_hear(user):
     """(channel names, one sentence to the member on joining): how they will hear of their turn, or that they
     will not and where to look instead. The same words on every surface that joins."""
     from django.urls import reverse
+
     from notifications.events import Event
     from notifications.outbox import how_told
 
@@ -437,7 +447,7 @@ def claim(entry, *, by, token=None, source=Booking.Source.WEB, now=None):
                 entry.refresh_from_db()
                 _check_claimable(entry, None, now)
                 raise OfferUnavailable("This offer was just claimed or withdrawn.")
-            booking = services.create_booking(
+            booking = create_booking(
                 by, start=now, end=now + entry.length, purpose=entry.purpose or "from the waitlist", source=source, now=now,
                 server=entry.server, devices=(entry.offered_devices or None) if entry.server_id else None, room=entry.room,
                 cpu_cores=entry.cpu_cores, memory_gib=entry.memory_gib,
@@ -458,7 +468,7 @@ def claim(entry, *, by, token=None, source=Booking.Source.WEB, now=None):
 
 
 def _check_claimable(entry, token, now):
-    from .templatetags.labres import when
+    from ..templatetags.labres import when
 
     if entry.state == WaitlistEntry.State.CLAIMED:
         booked = f" (booking #{entry.booking_id})" if entry.booking_id else ""
@@ -537,7 +547,7 @@ def hand_to_worker(*, server_id=None, room_id=None):
         return
     from notifications.outbox import send_task_once
 
-    from .tasks import match_waitlist
+    from ..tasks import match_waitlist
 
     try:
         send_task_once(match_waitlist, [server_id, room_id])

@@ -1,0 +1,147 @@
+"""What a booking holds: a server's GPUs, a whole server or a room, found by name or object.
+"""
+from dataclasses import dataclass
+
+from django.db import transaction
+
+from labres.db import prepared_cursor
+
+from ..errors import BookingError
+from ..models import Device, Room, Server, Unit
+from ..parsing import ParseError, format_device_set, parse_device_set
+
+
+@dataclass(frozen=True)
+class Target:
+    """What a booking holds: some GPUs of a server, a whole server, or a room."""
+
+    server: Server | None
+    devices: tuple
+    room: Room | None
+    units: tuple
+
+    @property
+    def whole_server(self):
+        return self.server is not None and not self.devices
+
+
+def resolve_target(*, server=None, devices=None, room=None):
+    """Turn a server (name or object) plus a device set, or a room, into the units to hold.
+
+    `devices` is a device-set string ('0-2,5'), a list of indices, or None for the whole server.
+    """
+    if (server is None) == (room is None):
+        raise BookingError("Book either a server (with or without GPUs) or a room, not both and not neither.", field="server")
+    if room is not None:
+        room = get_bookable_room(room)
+        return Target(server=None, devices=(), room=room, units=(room.unit,))
+    indices = None if devices is None or devices == "" else parse_indices(devices)
+    units = units_of(server, indices)
+    return Target(
+        server=units[0].server,
+        devices=tuple(unit.device for unit in units if indices is not None),
+        room=None,
+        units=tuple(sorted(units, key=lambda unit: unit.pk)),
+    )
+
+
+def units_of(server, indices):
+    """The units a server booking holds: the asked GPUs, or for None the server and all its GPUs.
+
+    One query when all is well; the precise complaint (unknown server, no such GPU, out of
+    service) is worked out only when something is wrong. Written as SQL, each unit with its
+    server and GPU (their other fields load if asked for): every booking runs it, and building
+    it with the ORM cost more than running it.
+    """
+    connection = transaction.get_connection()
+    q, alias = connection.ops.quote_name, connection.alias
+    sql = (
+        f"SELECT u.id, u.kind, u.device_id, s.id, s.name, s.active, s.cpu_cores, s.memory_gib, s.requires_approval,"
+        f" d.{q('index')}, d.active FROM {Unit._meta.db_table} u JOIN {Server._meta.db_table} s ON s.id = u.server_id"
+        f" LEFT JOIN {Device._meta.db_table} d ON d.id = u.device_id WHERE "
+    )
+    params = []
+    if isinstance(server, Server):
+        sql += "s.id = %s"
+        params.append(server.pk)
+    else:
+        sql += "UPPER(s.name) = UPPER(%s)"
+        params.append(str(server).strip())
+    if indices is not None:
+        sql += f" AND u.kind = %s AND d.{q('index')} IN ({', '.join(['%s'] * len(indices))})" if indices else " AND 1 = 0"
+        params += [Unit.Kind.GPU, *indices] if indices else []
+    with prepared_cursor(connection) as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    found = None
+    units = []
+    for unit_id, kind, device_id, server_id, name, active, cpu_cores, memory_gib, requires_approval, index, device_active in rows:
+        if found is None:
+            found = Server.from_db(  # fields in the model's order, as from_db wants them
+                alias, ["id", "name", "active", "cpu_cores", "memory_gib", "requires_approval"],
+                [server_id, name, bool(active), cpu_cores, memory_gib, bool(requires_approval)],
+            )
+        unit = Unit.from_db(alias, ["id", "kind", "server_id", "device_id", "room_id"], [unit_id, kind, server_id, device_id, None])
+        unit.server = found
+        if device_id is not None:
+            unit.device = Device.from_db(alias, ["id", "server_id", "index", "active"], [device_id, server_id, index, bool(device_active)])
+            unit.device.server = found
+        units.append(unit)
+    well = bool(units) and found.active
+    if indices is not None:
+        well = well and len(units) == len(indices) and all(unit.device.active for unit in units)
+    if not well:
+        found = get_bookable_server(server)  # raises for an unknown or retired server
+        if indices is not None:
+            check_devices(found, indices)  # raises for a missing or retired GPU
+        raise BookingError(f"Server {found.name} changed while booking; please try again.", field="server")
+    return units
+
+
+def get_bookable_server(server):
+    if not isinstance(server, Server):
+        name = str(server).strip()
+        server = Server.objects.filter(name__iexact=name).first()
+        if server is None:
+            known = ", ".join(Server.objects.filter(active=True).values_list("name", flat=True)) or "none yet"
+            raise BookingError(f"There is no server '{name}'; servers: {known}.", field="server")
+    if not server.active:
+        raise BookingError(f"Server {server.name} is out of service and cannot be booked.", field="server")
+    return server
+
+
+def get_bookable_room(room):
+    if not isinstance(room, Room):
+        name = str(room).strip()
+        room = Room.objects.filter(name__iexact=name).select_related("unit").first()
+        if room is None:
+            known = ", ".join(Room.objects.filter(active=True).values_list("name", flat=True)) or "none yet"
+            raise BookingError(f"There is no room '{name}'; rooms: {known}.", field="room")
+    if not room.active:
+        raise BookingError(f"Room {room.name} is out of service and cannot be booked.", field="room")
+    return room
+
+
+def parse_indices(devices):
+    try:
+        return parse_device_set(devices) if isinstance(devices, str) else sorted({int(i) for i in devices})
+    except (ParseError, TypeError, ValueError) as error:
+        message = str(error) if isinstance(error, ParseError) else "Devices must be GPU indices, e.g. 0-2,5."
+        raise BookingError(message, field="devices") from None
+
+
+def check_devices(server, indices):
+    if not indices:
+        raise BookingError("Name at least one GPU, e.g. 0 or 0-1, or book the whole server.", field="devices")
+    found = {d.index: d for d in Device.objects.filter(server=server)}
+    if not found:
+        raise BookingError(f"{server.name} has no GPUs; book the whole server instead (just '{server.name}').", field="devices")
+    missing = [i for i in indices if i not in found]
+    if missing:
+        has = f"it has {format_device_set(found)}"
+        noun = "device" if len(missing) == 1 else "devices"
+        verb = "does" if len(missing) == 1 else "do"
+        raise BookingError(f"{noun.capitalize()} {format_device_set(missing)} {verb} not exist on {server.name} ({has}).", field="devices")
+    inactive = [i for i in indices if not found[i].active]
+    if inactive:
+        raise BookingError(f"GPU {format_device_set(inactive)} on {server.name} is out of service and cannot be booked.", field="devices")
