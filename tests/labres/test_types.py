@@ -18,6 +18,9 @@ CHECKED = [
     "reservations/parsing.py",
     "reservations/text.py",
     "reservations/recurrence.py",
+    "monitoring/history.py",
+    "monitoring/live.py",
+    "monitoring/usage.py",
 ]
 
 
