@@ -40,7 +40,7 @@ def text_problem(value: str, *, label: str, max_length: int | None = None) -> st
     return None
 
 
-def check_text(value: str | None, *, field: str, label: str, max_length: int) -> str:
+def check_text(value: str | None, *, field: str, label: str, max_length: int | None) -> str:
     """`value` stripped, if it is one line of plain text of at most `max_length` characters; else BookingError."""
     value = (value or "").strip()
     problem = text_problem(value, label=label, max_length=max_length)
