@@ -3,8 +3,6 @@
 One read model for every surface that shows live telemetry: the live GPU page, the API's
 telemetry/latest, /metrics, the Slack bot and the alert detector.
 """
-from __future__ import annotations
-
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta

@@ -60,7 +60,9 @@ def usage_of(booking: Booking, now: datetime | None = None) -> Usage | None:
         )
     else:
         source, model = ("minute", GpuMinute) if start >= now - keep["minute"] else ("hour", GpuHour)
-        buckets = model.objects.filter(device_id__in=devices, bucket__gte=floor_to(start, MINUTE if model is GpuMinute else HOUR), bucket__lt=end)
+        buckets = model.objects.filter(
+            device_id__in=devices, bucket__gte=floor_to(start, MINUTE if model is GpuMinute else HOUR), bucket__lt=end
+        )
         totals = buckets.aggregate(
             samples=Sum("samples"), util_sum=Sum("gpu_util_sum"), peak=Max("gpu_util_max"),
             memory=Max("memory_used_max"), active=Sum("active_samples"),

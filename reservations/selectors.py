@@ -168,7 +168,9 @@ def awaiting_approval(now: datetime | None = None, *, limit: int = 20) -> tuple[
     return shown, (len(shown) if len(shown) < limit else pending.count())
 
 
-def nearest_free_start(units: Iterable[Unit], start: datetime, length: timedelta, *, horizon: timedelta = timedelta(days=14)) -> datetime | None:
+def nearest_free_start(
+    units: Iterable[Unit], start: datetime, length: timedelta, *, horizon: timedelta = timedelta(days=14)
+) -> datetime | None:
     """The earliest t >= start at which [t, t + length) holds none of `units`; None if none within the horizon."""
     busy = (
         Allocation.objects.filter(unit__in=units, active=True, end__gt=start, start__lt=start + horizon + length)
@@ -226,7 +228,9 @@ def gpu_holders(server: Server, start: datetime, end: datetime) -> dict[int, Hol
     }
 
 
-def free_gpus(start: datetime, end: datetime, *, model: str | None = None, servers: Iterable[Server | int] | None = None) -> dict[Server, list[int]]:
+def free_gpus(
+    start: datetime, end: datetime, *, model: str | None = None, servers: Iterable[Server | int] | None = None
+) -> dict[Server, list[int]]:
     """{server: [indices]} of the active GPUs free throughout [start, end) on active servers (of `model`, of `servers`); two queries."""
     devices = Device.objects.filter(active=True, server__active=True).select_related("server").order_by("server__name", "index")
     if model is not None:

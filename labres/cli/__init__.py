@@ -116,7 +116,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    def add(name: str, help: str, *, parents: Sequence[argparse.ArgumentParser] = (common, output), **kwargs: Any) -> argparse.ArgumentParser:
+    def add(
+        name: str, help: str, *, parents: Sequence[argparse.ArgumentParser] = (common, output), **kwargs: Any
+    ) -> argparse.ArgumentParser:
         return sub.add_parser(name, help=help, description=help, parents=list(parents), **kwargs)
 
     target_help = "SERVER or SERVER:GPUS, e.g. thalys or thalys:0-1 (default: this host, whole server)"
