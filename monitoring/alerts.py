@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from reservations.errors import BookingError
 from reservations.models import Allocation, Booking
-from reservations.parsing import format_device_set, format_duration, parse_duration
+from reservations.parsing import PROSE, describe_target, format_device_set, format_duration, parse_duration
 from reservations.services import release_booking
 
 from .live import HostState, Match, live_hosts, stale_after
@@ -69,7 +69,7 @@ def unbooked_use(now):
         for gpu in host.gpus:
             if gpu.match != Match.UNBOOKED:
                 continue
-            where = f"GPU {gpu.index} on {host.name}"
+            where = describe_target(host.name, [gpu.index], style=PROSE)
             booked = f" (booked by {gpu.holding.name})" if gpu.holding else " (not booked)"
             if gpu.processes is None:
                 yield Finding(

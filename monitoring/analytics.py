@@ -32,7 +32,7 @@ from django.db.models import Case, Count, F, FloatField, Func, IntegerField, Max
 from django.db.models.functions import Cast, Greatest, Least, Mod, NullIf
 
 from reservations.models import Allocation, Booking, Server, display_name_of
-from reservations.parsing import format_device_set
+from reservations.parsing import describe_target
 
 from .models import Alert, GpuHour
 
@@ -599,7 +599,7 @@ def describe(bookings, members, period, *, many=False):
     for booking in bookings:
         server, whole, booking.start, booking.end, booking.purpose = targets[booking.booking_id]
         # As Booking.what writes it: thalys:0-1, or thalys (whole server).
-        booking.what = f"{server} (whole server)" if whole else f"{server}:{format_device_set(sorted(indices[booking.booking_id]))}"
+        booking.what = describe_target(server, indices[booking.booking_id], whole=whole)
         member = names.get(booking.user_id)
         if member is not None:
             booking.member, booking.username = member.name, member.username

@@ -21,7 +21,7 @@ from django.utils import timezone
 from django.utils.safestring import mark_safe
 
 from .models import Allocation, Booking, Room, Unit, display_name_of, member_name
-from .parsing import format_span
+from .parsing import describe_target, format_span
 from .selectors import LOOKAHEAD
 
 VIEWS = ("day", "week")
@@ -267,7 +267,7 @@ def _rows(zone, fallback_start):
             params = {"server": server, "devices": index}
             group.gpus.append(row(unit_id, "gpu", f"{server} · GPU {index}", model, params, order=index))
         else:
-            group.whole = row(unit_id, "server", f"{server} (whole server)", "", {"server": server, "devices": ""})
+            group.whole = row(unit_id, "server", describe_target(server, whole=True), "", {"server": server, "devices": ""})
 
     ordered = sorted(groups.values(), key=lambda group: group.name)
     for group in ordered:

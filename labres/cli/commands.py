@@ -10,6 +10,7 @@ import sys
 
 from reservations.parsing import (
     ParseError,
+    describe_target,
     format_device_set,
     parse_cpu_cores,
     parse_device_set,
@@ -59,7 +60,7 @@ def duration_of(text):
 
 
 def label_of(server, indices):
-    return f"{server}:{format_device_set(indices)}" if indices else server
+    return describe_target(server, indices) if indices else server
 
 
 def target_body(server, indices):

@@ -13,6 +13,7 @@ from django.db.models.functions import Cast
 from rest_framework.exceptions import ValidationError
 
 from ..models import Allocation, Booking, Room, Server, Unit, display_name_of
+from ..parsing import describe_target
 from ..services.capacity import peak_load
 from .times import utc_iso
 
@@ -62,11 +63,11 @@ def _units(scope):
     units = []
     for unit_id, kind, server, index, room, server_id, cores, memory in rows:
         if kind == Unit.Kind.GPU:
-            order, label = (0, server, 1, index), f"{server}:{index}"
+            order, label = (0, server, 1, index), describe_target(server, [index])
         elif kind == Unit.Kind.SERVER:
             order, label = (0, server, 0, 0), server
         else:
-            order, label = (1, room.lower(), 0, 0), f"room {room}"
+            order, label = (1, room.lower(), 0, 0), describe_target(room=room)
         entry = {"unit": label, "kind": kind, "server": server, "device": index, "room": room, "busy": []}
         if kind == Unit.Kind.SERVER and (cores is not None or memory is not None):
             # Filled in by _add_pools; the capacities ride along until then.

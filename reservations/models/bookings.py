@@ -9,7 +9,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from ..parsing import EARLIEST, LATEST
+from ..parsing import EARLIEST, LATEST, describe_target, format_shares
 from ..text import refuse_control_characters
 from .resources import Room, Server, Unit
 
@@ -100,27 +100,16 @@ class Booking(models.Model):
 
     @property
     def what(self):
-        """What is booked, written the way people type it: thalys:0-1, thalys (whole), room Lab 2."""
-        from ..parsing import format_device_set
-
+        """What is booked, written the way people type it: thalys:0-1, thalys (whole server), room Lab 2."""
         if self.room_id:
-            return f"room {self.room.name}"
-        if self.whole_server:
-            return f"{self.server.name} (whole server)"
-        indices = [a.unit.device.index for a in self.allocations.all() if a.unit.device_id]
-        if not indices:
-            return f"{self.server.name}: {self.shares}"
-        return f"{self.server.name}:{format_device_set(indices)}" + (f" + {self.shares}" if self.shares else "")
+            return describe_target(room=self.room.name)
+        indices = [] if self.whole_server else [a.unit.device.index for a in self.allocations.all() if a.unit.device_id]
+        return describe_target(self.server.name, indices, whole=self.whole_server, shares=self.shares)
 
     @property
     def shares(self):
         """'16 CPU cores, 64 GiB' of the server's pooled capacities, or ''."""
-        parts = []
-        if self.cpu_cores:
-            parts.append(f"{self.cpu_cores} CPU core{'s' if self.cpu_cores != 1 else ''}")
-        if self.memory_gib:
-            parts.append(f"{self.memory_gib} GiB")
-        return ", ".join(parts)
+        return format_shares(self.cpu_cores, self.memory_gib)
 
     @property
     def holds_units(self):

@@ -15,7 +15,7 @@ from labres.db import insert
 from ..errors import BookingConflict, BookingError, Conflict, NotAllowed, WrongState
 from ..locking import UNKNOWN, lock_for_booking
 from ..models import Allocation, Booking, Unit
-from ..parsing import ParseError, parse_duration
+from ..parsing import PLACE, ParseError, describe_target, parse_duration
 from ..signals import booking_changed
 from . import capacity, fairuse
 from .approval import needs_approval
@@ -114,7 +114,7 @@ def _ask(user, *, start, end, purpose, server, devices, room, cpu_cores, memory_
     purpose = check_purpose(purpose)
     pending = needs_approval(user, target, source)
     if pending and start <= now:
-        place = f"server {target.server.name}" if target.server is not None else f"room {target.room.name}"
+        place = describe_target(target.server.name, style=PLACE) if target.server is not None else describe_target(room=target.room.name)
         raise BookingError(
             f"Bookings of {place} need staff approval, so they cannot start right away; book it from a later start "
             "(staff decide before it), or ask the lab's staff.", field="start",
