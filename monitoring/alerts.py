@@ -105,8 +105,8 @@ def idle_bookings(now):
     since = now - window
     slack = 2 * settings.TELEMETRY_INTERVAL_SECONDS
     allocations = (
-        Allocation.objects.filter(
-            active=True, start__lte=since, end__gt=now, unit__device__isnull=False,
+        Allocation.objects.active().filter(
+            start__lte=since, end__gt=now, unit__device__isnull=False,
             booking__status=Booking.Status.CONFIRMED, booking__server__monitored=True,
         )
         .values_list("booking_id", "booking__server_id", "booking__user_id", "booking__server__name", "unit__device_id", "unit__device__index")

@@ -88,9 +88,8 @@ def settle_ended(now=None, *, limit=500):
     now = now or timezone.now()
     settled_before = now - timedelta(seconds=settings.TELEMETRY_INTERVAL_SECONDS)
     candidates = (
-        Booking.objects.filter(
-            status__in=Booking.HOLDING, server__isnull=False, server__monitored=True,
-            end__lte=settled_before, end__gt=now - retention()["raw"], usage__isnull=True,
+        Booking.objects.holding().filter(
+            server__isnull=False, server__monitored=True, end__lte=settled_before, end__gt=now - retention()["raw"], usage__isnull=True,
         )
         .order_by("end")[:limit]
     )

@@ -77,7 +77,7 @@ def _add_pools_now(groups, now):
         return
     booked = {server_id: {"cpu_cores": 0, "memory_gib": 0} for server_id in pooled}
     rows = (
-        Booking.objects.filter(server_id__in=list(pooled), status__in=Booking.HOLDING, start__lte=now, end__gt=now)
+        Booking.objects.holding().at(now).filter(server_id__in=list(pooled))
         .exclude(status=Booking.Status.PENDING)  # a pending booking whose start came is expiring: it holds nothing now
         .filter(Q(cpu_cores__gt=0) | Q(memory_gib__gt=0) | Q(whole_server=True))
         .values_list("server_id", "whole_server", "cpu_cores", "memory_gib")
@@ -111,7 +111,7 @@ class Holding:
 def unit_holdings(now):
     """{(kind, object id): (current holding, next holding)} from one query: each unit's first two allocations."""
     rows = (
-        Allocation.objects.filter(active=True, end__gt=now, start__lt=now + LOOKAHEAD)
+        Allocation.objects.active().overlapping(now, now + LOOKAHEAD)
         # A pending booking whose start came undecided is expiring (within a minute): it holds nothing now.
         .exclude(booking__status=Booking.Status.PENDING, start__lte=now)
         .annotate(rank=Window(RowNumber(), partition_by=[F("unit_id")], order_by=F("start").asc()))
@@ -159,7 +159,7 @@ def awaiting_approval(now=None, *, limit=20):
 def nearest_free_start(units, start, length, *, horizon=timedelta(days=14)):
     """The earliest t >= start at which [t, t + length) holds none of `units`; None if none within the horizon."""
     busy = (
-        Allocation.objects.filter(unit__in=units, active=True, end__gt=start, start__lt=start + horizon + length)
+        Allocation.objects.active().overlapping(start, start + horizon + length).filter(unit__in=units)
         .order_by("start")
         .values_list("start", "end")
     )
@@ -187,7 +187,7 @@ def pool_use(servers, moment):
         return {}
     use = {server_id: [0, 0] for server_id in pooled}
     rows = (
-        Booking.objects.filter(status__in=Booking.HOLDING, start__lte=moment, end__gt=moment, server_id__in=list(pooled))
+        Booking.objects.holding().at(moment).filter(server_id__in=list(pooled))
         .filter(Q(cpu_cores__gt=0) | Q(memory_gib__gt=0) | Q(whole_server=True))
         .values_list("server_id", "whole_server", "cpu_cores", "memory_gib")
     )
@@ -201,7 +201,7 @@ def pool_use(servers, moment):
 def gpu_holders(server, start, end):
     """{GPU index: Holding} for the GPUs of `server` held during [start, end): the first holder of each, one query."""
     rows = (
-        Allocation.objects.filter(unit__server=server, unit__kind=Unit.Kind.GPU, active=True, start__lt=end, end__gt=start)
+        Allocation.objects.active().overlapping(start, end).filter(unit__server=server, unit__kind=Unit.Kind.GPU)
         .order_by("-start")  # the first holder of a GPU is written last, and wins
         .values_list(
             "unit__device__index", "booking_id", "booking__user_id", "booking__user__profile__display_name",
@@ -223,9 +223,8 @@ def free_gpus(start, end, *, model=None, servers=None):
         devices = devices.filter(server__in=servers)
     devices = list(devices)
     held = set(
-        Allocation.objects.filter(
-            unit__device__in=[device.pk for device in devices], active=True, start__lt=end, end__gt=start,
-        ).values_list("unit__device_id", flat=True)
+        Allocation.objects.active().overlapping(start, end)
+        .filter(unit__device__in=[device.pk for device in devices]).values_list("unit__device_id", flat=True)
     )
     found = {}
     for device in devices:

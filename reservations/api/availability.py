@@ -79,7 +79,7 @@ def _units(scope):
 
 def _busy_by_unit(start, end, allocation_scope, booking_scope):
     """{unit id: [busy entry by start]} from the bookings holding units during [start, end)."""
-    held = Allocation.objects.filter(active=True, end__gt=start, start__lt=end)
+    held = Allocation.objects.active().overlapping(start, end)
     if allocation_scope is not None:
         held = held.filter(allocation_scope)
     units_of = {}
@@ -93,7 +93,7 @@ def _busy_by_unit(start, end, allocation_scope, booking_scope):
     # units exactly while it is confirmed or released, over its own interval, so these are the
     # bookings of the allocations above. Times come as text: Django's loader of PostgreSQL
     # timestamps is pure Python (some 13 µs a value), and a busy week holds thousands of them.
-    bookings = Booking.objects.filter(status__in=Booking.HOLDING, start__lt=end, end__gt=start)
+    bookings = Booking.objects.holding().overlapping(start, end)
     if booking_scope is not None:
         bookings = bookings.filter(booking_scope)
     rows = (
@@ -141,7 +141,7 @@ def _add_pools(start, end, units):
     if not pools:
         return
     rows = (
-        Booking.objects.filter(status__in=Booking.HOLDING, start__lt=end, end__gt=start, server_id__in=list(pools))
+        Booking.objects.holding().overlapping(start, end).filter(server_id__in=list(pools))
         .filter(Q(cpu_cores__gt=0) | Q(memory_gib__gt=0) | Q(whole_server=True))
         .values_list("server_id", "start", "end", "whole_server", "cpu_cores", "memory_gib")
     )

@@ -18,6 +18,30 @@ from .resources import Room, Server, Unit
 WITHIN_REACH = Q(start__gte=EARLIEST, end__lte=LATEST)
 
 
+class _TimeQuerySet(models.QuerySet):
+    """The time questions bookings and allocations are asked; both are half-open intervals [start, end)."""
+
+    def overlapping(self, start, end):
+        """Rows that share some time with [start, end): back-to-back rows do not."""
+        return self.filter(start__lt=end, end__gt=start)
+
+    def at(self, moment):
+        """Rows running at `moment`: started by then, not yet ended."""
+        return self.filter(start__lte=moment, end__gt=moment)
+
+
+class BookingQuerySet(_TimeQuerySet):
+    def holding(self):
+        """Bookings that hold their units: confirmed, pending, or released early (until their end)."""
+        return self.filter(status__in=Booking.HOLDING)
+
+
+class AllocationQuerySet(_TimeQuerySet):
+    def active(self):
+        """Allocations that hold their unit; a cancelled or declined booking's allocations do not."""
+        return self.filter(active=True)
+
+
 class Booking(models.Model):
     class Status(models.TextChoices):
         CONFIRMED = "confirmed", "confirmed"
@@ -73,6 +97,8 @@ class Booking(models.Model):
     decision_note = models.CharField(
         max_length=500, blank=True, validators=[refuse_control_characters], help_text="The reason given to the member on a decline.",
     )
+
+    objects = BookingQuerySet.as_manager()
 
     class Meta:
         ordering = ["-start"]
@@ -143,6 +169,8 @@ class Allocation(models.Model):
     start = models.DateTimeField()
     end = models.DateTimeField()
     active = models.BooleanField(default=True)
+
+    objects = AllocationQuerySet.as_manager()
 
     class Meta:
         constraints = [

@@ -79,9 +79,7 @@ class Device(models.Model):
             # A whole-server booking holds every GPU of its server, including one added later.
             Allocation.objects.bulk_create(
                 Allocation(booking=booking, unit=unit, start=booking.start, end=booking.end)
-                for booking in Booking.objects.filter(
-                    server_id=self.server_id, whole_server=True, status__in=Booking.HOLDING, end__gt=timezone.now()
-                )
+                for booking in Booking.objects.holding().filter(server_id=self.server_id, whole_server=True, end__gt=timezone.now())
             )
 
 

@@ -294,7 +294,7 @@ def _lock_for_change(booking, by, now):
 
 def find_conflicts(units, start, end, *, exclude=None):
     """The bookings that hold any of `units` during [start, end), each with the units it holds."""
-    overlapping = Allocation.objects.filter(unit__in=units, active=True, start__lt=end, end__gt=start)
+    overlapping = Allocation.objects.active().overlapping(start, end).filter(unit__in=units)
     if exclude is not None:
         overlapping = overlapping.exclude(booking=exclude)
     # The common answer is "none": ask it without joins, which PostgreSQL plans in a fraction

@@ -144,5 +144,5 @@ def check_devices(server, indices):
         raise BookingError(f"{noun.capitalize()} {format_device_set(missing)} {verb} not exist on {server.name} ({has}).", field="devices")
     inactive = [i for i in indices if not found[i].active]
     if inactive:
-        verb = "is" if len(inactive) == 1 else "are"
-        raise BookingError(f"{describe_target(server.name, inactive, style=PROSE)} {verb} out of service and cannot be booked.", field="devices")
+        gpus, verb = describe_target(server.name, inactive, style=PROSE), "is" if len(inactive) == 1 else "are"
+        raise BookingError(f"{gpus} {verb} out of service and cannot be booked.", field="devices")

@@ -173,7 +173,7 @@ def taken_windows(units, windows):
     if not windows or not units:
         return []
     held = list(
-        Allocation.objects.filter(unit__in=units, active=True, start__lt=windows[-1][1], end__gt=windows[0][0]).values_list("start", "end")
+        Allocation.objects.active().overlapping(windows[0][0], windows[-1][1]).filter(unit__in=units).values_list("start", "end")
     )
     return [(a, b) for a, b in windows if any(start < b and end > a for start, end in held)]
 
@@ -249,8 +249,10 @@ def _instead(form, data, target, start, end, user):
             continue
         if not preview.free:
             continue
-        here = server.pk == target.server.pk
-        text = describe_target(server.name, indices, style=PART) if here else f"{describe_target(server.name, indices, style=LISTING)} ({model})"
+        if server.pk == target.server.pk:
+            text = describe_target(server.name, indices, style=PART)
+        else:
+            text = f"{describe_target(server.name, indices, style=LISTING)} ({model})"
         changes = {"server": server.name, "devices": devices, "gpus": None}
         offers.append({"text": text, "url": _book_link(form, data, changes), "use": "use it" if count == 1 else "use them", "pending": preview.pending})
     return offers

@@ -10,7 +10,10 @@ from reservations.parsing import LISTING, PART, PLACE, PROSE, TYPED, describe_ta
 
 @pytest.mark.parametrize(
     "style, expected",
-    [(TYPED, "thalys:0-1,5"), (PROSE, "GPUs 0-1,5 on thalys"), (LISTING, "thalys GPUs 0-1,5"), (PART, "GPUs 0-1,5 of thalys"), (PLACE, "server thalys")],
+    [
+        (TYPED, "thalys:0-1,5"), (PROSE, "GPUs 0-1,5 on thalys"), (LISTING, "thalys GPUs 0-1,5"),
+        (PART, "GPUs 0-1,5 of thalys"), (PLACE, "server thalys"),
+    ],
 )
 def test_each_style_names_gpus_its_own_way(style, expected):
     assert describe_target("thalys", [5, 1, 0], style=style) == expected
