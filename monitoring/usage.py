@@ -90,9 +90,8 @@ def settle_ended(now: datetime | None = None, *, limit: int = 500) -> int:
     now = now or timezone.now()
     settled_before = now - timedelta(seconds=settings.TELEMETRY_INTERVAL_SECONDS)
     candidates = (
-        Booking.objects.filter(
-            status__in=Booking.HOLDING, server__isnull=False, server__monitored=True,
-            end__lte=settled_before, end__gt=now - retention()["raw"], usage__isnull=True,
+        Booking.objects.holding().filter(
+            server__isnull=False, server__monitored=True, end__lte=settled_before, end__gt=now - retention()["raw"], usage__isnull=True,
         )
         .order_by("end")[:limit]
     )

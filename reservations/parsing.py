@@ -80,6 +80,60 @@ def _format_run(low: int, high: int) -> str:
     return str(low) if low == high else f"{low}-{high}"
 
 
+# How a booking's target is written for people; one function, a few named spellings:
+TYPED = "typed"  # as people type it: thalys:0-1, thalys (whole server), room Lab 2
+PROSE = "prose"  # in a sentence: GPU 3 on thalys, GPUs 0-1 on thalys, 2 GPUs on thalys
+LISTING = "listing"  # server first, as the booking form lists it: thalys GPUs 0-1, thalys GPU 3
+PART = "part"  # other GPUs of the server already named: GPUs 3-4 of thalys
+PLACE = "place"  # the server or room as a whole, a rule's or a calendar's scope: server thalys, room Lab 2
+
+
+def describe_target(
+    server: str | None = None,
+    devices: Iterable[int] | None = None,
+    *,
+    room: str | None = None,
+    whole: bool = False,
+    count: int | None = None,
+    shares: str = "",
+    style: str = TYPED,
+) -> str:
+    """Name what a booking holds (or a wait asks for), for people, in one of the styles above.
+
+    server and room are names; devices the GPU indices held, or count a number of any GPUs (prose);
+    shares the pooled amounts ('16 CPU cores, 64 GiB'). A whole server or a room reads the same in
+    every style but PLACE: 'thalys (whole server)', 'room Lab 2'.
+    """
+    if room is not None:
+        return f"room {room}"
+    if style == PLACE:
+        return f"server {server}"
+    if whole:
+        return f"{server} (whole server)"
+    indices = sorted(set(devices or ()))
+    if not indices and not count:
+        return f"{shares} on {server}" if style == PROSE else f"{server}: {shares}"
+    plus = f" + {shares}" if shares else ""
+    if style == TYPED:
+        return f"{server}:{format_device_set(indices)}{plus}"
+    number = count or len(indices)
+    noun = "GPU" if number == 1 else "GPUs"
+    if style == LISTING:
+        return f"{server} {noun} {format_device_set(indices)}{plus}"
+    gpus = f"{count} {noun}" if count else f"{noun} {format_device_set(indices)}"
+    return f"{gpus} {'of' if style == PART else 'on'} {server}{plus}"
+
+
+def format_shares(cpu_cores: int, memory_gib: int) -> str:
+    """'16 CPU cores, 64 GiB': a booking's shares of its server's pooled capacities, or ''."""
+    parts: list[str] = []
+    if cpu_cores:
+        parts.append(f"{cpu_cores} CPU core{'s' if cpu_cores != 1 else ''}")
+    if memory_gib:
+        parts.append(f"{memory_gib} GiB")
+    return ", ".join(parts)
+
+
 def parse_target(text: str | None) -> tuple[str, list[int] | None]:
     """Split 'thalys:0-1' into ('thalys', [0, 1]); a bare 'thalys' gives ('thalys', None)."""
     text = (text or "").strip()
@@ -140,8 +194,17 @@ def format_moment(moment: datetime) -> str:
     return f"{_DAY_NAMES[moment.weekday()]} {moment.day:02d} {_MONTH_NAMES[moment.month - 1]} {moment.hour:02d}:{moment.minute:02d}"
 
 
-def format_span(start: datetime, end: datetime, zone: tzinfo, joiner: str = "–") -> str:
-    """'Mon 23 Nov 14:00–16:00 CET' in `zone`, repeating the date only when it changes."""
+def format_span(start: datetime, end: datetime, zone: tzinfo | None = None, joiner: str = "–", *, sentence: bool = False) -> str:
+    """'Mon 23 Nov 14:00–16:00 CET' in `zone` (None: Django's active time zone), repeating the date only when it changes.
+
+    sentence=True writes it for the middle of a sentence: 'from Mon 23 Nov 14:00 to 16:00 CET'.
+    """
+    if zone is None:
+        from django.utils import timezone  # here: the CLI reads this module without Django's settings
+
+        zone = timezone.get_current_timezone()
+    if sentence:
+        return "from " + format_span(start, end, zone, joiner=" to ")
     start, end = start.astimezone(zone), end.astimezone(zone)
     end_text = f"{end.hour:02d}:{end.minute:02d}" if start.date() == end.date() else format_moment(end)
     return f"{format_moment(start)}{joiner}{end_text} {end.tzname()}"

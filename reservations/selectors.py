@@ -85,7 +85,7 @@ def _add_pools_now(groups: list[BoardGroup], now: datetime) -> None:
         return
     booked = {server_id: {"cpu_cores": 0, "memory_gib": 0} for server_id in pooled}
     rows = (
-        Booking.objects.filter(server_id__in=list(pooled), status__in=Booking.HOLDING, start__lte=now, end__gt=now)
+        Booking.objects.holding().at(now).filter(server_id__in=list(pooled))
         .exclude(status=Booking.Status.PENDING)  # a pending booking whose start came is expiring: it holds nothing now
         .filter(Q(cpu_cores__gt=0) | Q(memory_gib__gt=0) | Q(whole_server=True))
         .values_list("server_id", "whole_server", "cpu_cores", "memory_gib")
@@ -121,7 +121,7 @@ class Holding:
 def unit_holdings(now: datetime) -> dict[tuple[str, int], tuple[Holding | None, Holding | None]]:
     """{(kind, object id): (current holding, next holding)} from one query: each unit's first two allocations."""
     rows = (
-        Allocation.objects.filter(active=True, end__gt=now, start__lt=now + LOOKAHEAD)
+        Allocation.objects.active().overlapping(now, now + LOOKAHEAD)
         # A pending booking whose start came undecided is expiring (within a minute): it holds nothing now.
         .exclude(booking__status=Booking.Status.PENDING, start__lte=now)
         .annotate(rank=Window(RowNumber(), partition_by=[F("unit_id")], order_by=F("start").asc()))
@@ -173,7 +173,7 @@ def nearest_free_start(
 ) -> datetime | None:
     """The earliest t >= start at which [t, t + length) holds none of `units`; None if none within the horizon."""
     busy = (
-        Allocation.objects.filter(unit__in=units, active=True, end__gt=start, start__lt=start + horizon + length)
+        Allocation.objects.active().overlapping(start, start + horizon + length).filter(unit__in=units)
         .order_by("start")
         .values_list("start", "end")
     )
@@ -201,7 +201,7 @@ def pool_use(servers: Iterable[Server], moment: datetime) -> dict[int, tuple[int
         return {}
     use = {server_id: [0, 0] for server_id in pooled}
     rows = (
-        Booking.objects.filter(status__in=Booking.HOLDING, start__lte=moment, end__gt=moment, server_id__in=list(pooled))
+        Booking.objects.holding().at(moment).filter(server_id__in=list(pooled))
         .filter(Q(cpu_cores__gt=0) | Q(memory_gib__gt=0) | Q(whole_server=True))
         .values_list("server_id", "whole_server", "cpu_cores", "memory_gib")
     )
@@ -215,7 +215,7 @@ def pool_use(servers: Iterable[Server], moment: datetime) -> dict[int, tuple[int
 def gpu_holders(server: Server, start: datetime, end: datetime) -> dict[int, Holding]:
     """{GPU index: Holding} for the GPUs of `server` held during [start, end): the first holder of each, one query."""
     rows = (
-        Allocation.objects.filter(unit__server=server, unit__kind=Unit.Kind.GPU, active=True, start__lt=end, end__gt=start)
+        Allocation.objects.active().overlapping(start, end).filter(unit__server=server, unit__kind=Unit.Kind.GPU)
         .order_by("-start")  # the first holder of a GPU is written last, and wins
         .values_list(
             "unit__device__index", "booking_id", "booking__user_id", "booking__user__profile__display_name",
@@ -239,9 +239,8 @@ def free_gpus(
         devices = devices.filter(server__in=servers)
     listed = list(devices)
     held = set(
-        Allocation.objects.filter(
-            unit__device__in=[device.pk for device in listed], active=True, start__lt=end, end__gt=start,
-        ).values_list("unit__device_id", flat=True)
+        Allocation.objects.active().overlapping(start, end)
+        .filter(unit__device__in=[device.pk for device in listed]).values_list("unit__device_id", flat=True)
     )
     found: dict[Server, list[int]] = {}
     for device in listed:

@@ -12,6 +12,7 @@ import sys
 
 from reservations.parsing import (
     ParseError,
+    describe_target,
     format_device_set,
     parse_cpu_cores,
     parse_device_set,
@@ -67,7 +68,7 @@ def duration_of(text: str) -> tuple[str, timedelta]:
 
 
 def label_of(server: str, indices: list[int] | None) -> str:
-    return f"{server}:{format_device_set(indices)}" if indices else server
+    return describe_target(server, indices) if indices else server
 
 
 def target_body(server: str, indices: list[int] | None) -> dict[str, str]:

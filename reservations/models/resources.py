@@ -5,6 +5,8 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from ..parsing import PLACE, PROSE, describe_target
+
 
 class Server(models.Model):
     name = models.SlugField(max_length=64, unique=True, help_text="Short name used in device sets, e.g. thalys:0-1.")
@@ -66,7 +68,7 @@ class Device(models.Model):
 
     @property
     def label(self):
-        return f"GPU {self.index} on {self.server.name}"
+        return describe_target(self.server.name, [self.index], style=PROSE)
 
     def save(self, *args, **kwargs):
         from .bookings import Allocation, Booking  # bookings import resources
@@ -77,9 +79,7 @@ class Device(models.Model):
             # A whole-server booking holds every GPU of its server, including one added later.
             Allocation.objects.bulk_create(
                 Allocation(booking=booking, unit=unit, start=booking.start, end=booking.end)
-                for booking in Booking.objects.filter(
-                    server_id=self.server_id, whole_server=True, status__in=Booking.HOLDING, end__gt=timezone.now()
-                )
+                for booking in Booking.objects.holding().filter(server_id=self.server_id, whole_server=True, end__gt=timezone.now())
             )
 
 
@@ -142,5 +142,5 @@ class Unit(models.Model):
         if self.kind == self.Kind.GPU:
             return self.device.label
         if self.kind == self.Kind.SERVER:
-            return f"server {self.server.name}"
-        return f"room {self.room.name}"
+            return describe_target(self.server.name, style=PLACE)
+        return describe_target(room=self.room.name)
