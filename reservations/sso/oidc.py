@@ -18,7 +18,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth import views as auth_views
 from django.core.exceptions import SuspiciousOperation, ValidationError
 from django.http import Http404, HttpResponseRedirect
-from django.shortcuts import redirect
+from django.shortcuts import redirect, resolve_url
 from django.urls import reverse
 from django.views.generic import View
 from mozilla_django_oidc.auth import OIDCAuthenticationBackend
@@ -216,6 +216,10 @@ class Callback(OIDCAuthenticationCallbackView):
     def get(self, request):
         _oidc_on()
         return super().get(request)
+
+    @property
+    def failure_url(self):
+        return resolve_url(settings.LOGIN_REDIRECT_URL_FAILURE)
 
     def login_failure(self):
         if not getattr(self.request, "sso_said", False):
