@@ -2,6 +2,7 @@
 
 Production sets DATABASE_URL (PostgreSQL), REDIS_URL, SECRET_KEY, ALLOWED_HOSTS; see README.
 """
+import importlib.util
 import ipaddress
 from datetime import timedelta
 from pathlib import Path
@@ -441,6 +442,9 @@ if LDAP_SERVER_URI:
     if LDAP_GROUP_TYPE not in ("groupOfNames", "nestedGroupOfNames", "groupOfUniqueNames", "posixGroup", "activeDirectory"):
         raise ImproperlyConfigured(f"LDAP_GROUP_TYPE: {LDAP_GROUP_TYPE!r} is none of groupOfNames, nestedGroupOfNames, "
                                    "groupOfUniqueNames, posixGroup, activeDirectory.")
+    if importlib.util.find_spec("django_auth_ldap") is None or importlib.util.find_spec("ldap") is None:
+        raise ImproperlyConfigured("LDAP_SERVER_URI is set, but django-auth-ldap is not installed: pip install 'labres[ldap]' "
+                                   "(python-ldap builds from source: apt-get install build-essential libldap2-dev libsasl2-dev first).")
     AUTHENTICATION_BACKENDS[0] = "reservations.sso.ldap.LimitedLDAPBackend"
 
 # --- Requests ----------------------------------------------------------------------------
