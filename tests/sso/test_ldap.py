@@ -136,3 +136,14 @@ def test_tls_refuses_a_server_whose_certificate_the_ca_file_did_not_sign(directo
 
     assert sign_in("alice", "alice-password").status_code == 200
     assert not get_user_model().objects.filter(username="alice").exists()
+
+
+def test_with_the_directory_out_of_reach_local_accounts_still_sign_in_and_members_are_refused(directory, settings):
+    from .slapd import free_port
+
+    settings.LDAP_SERVER_URI = f"ldap://127.0.0.1:{free_port()}"  # nothing listens there
+    UserFactory(username="root", password="break-glass", is_staff=True)
+    UserFactory(username="olivia", password=None)  # signed in through the directory before: no local password
+
+    assert sign_in("root", "break-glass").status_code == 302
+    assert sign_in("olivia", "olivia-password").status_code == 200

@@ -1,15 +1,15 @@
-"""The whole OpenID Connect redirect flow in Debian's Chromium: the portal's sign-in page, the provider's
-(tests/sso/provider, a second process), back signed in; a token made on the profile page for the CLI and
-scripts; sign-out that ends the provider's session too."""
+"""Single sign-on in Debian's Chromium: the whole OpenID Connect redirect flow (the portal's sign-in page, the
+provider's in a second process, tests/sso/provider, back signed in); a token made on the profile page for the
+CLI and scripts; sign-out that ends the provider's session too."""
 import pytest
 import requests
 from django.contrib.auth import get_user_model
 from playwright.sync_api import expect
 
 from reservations.models import MemberGroup
-from tests.e2e.conftest import browse, chromium  # noqa: F401 -- the suite's browser fixtures
+from tests.sso.conftest import provider_files, start_provider  # noqa: F401 -- the OpenID provider (a second process)
 
-pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def test_a_member_signs_in_through_the_provider_makes_a_token_and_signs_out_there_too(browse, live_server, start_provider):  # noqa: F811
