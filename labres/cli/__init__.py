@@ -171,8 +171,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("server", nargs="?", metavar="SERVER", help="default: this host")
     p.add_argument("--shell", choices=["bash", "zsh", "plain"], default="plain", help="wrap colour codes for bash's or zsh's prompt")
 
-    p = add("login", "Ask for the portal, user name and password; save a token for this user.", parents=[common])
+    p = add("login", "Ask for the portal, user name and password (or take a token from the profile page); save a token for this user.",
+            parents=[common])
     p.add_argument("--username", help="default: asked (the saved one, else your login name)")
     p.add_argument("--password-stdin", action="store_true", help="read the password from standard input (else LABRES_PASSWORD, else asked)")
+    p.add_argument("--with-token", action="store_true",
+                   help="save an API token made on your profile page (single sign-on members), read from standard input or asked for")
     return parser
 

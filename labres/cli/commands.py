@@ -110,21 +110,43 @@ def booking_id_of(text: str) -> int:
 
 
 def login(args: Namespace) -> int:
-    """Ask for the portal, user name and password; save a new token in the config file (0600)."""
+    """Ask for the portal, user name and password; save a new token in the config file (0600). With
+    --with-token (or --token KEY), save a token made on the profile page instead: single sign-on members have
+    no password here."""
     saved = read_config()
     default_url = args.url or os.environ.get("LABRES_URL") or saved.get("url") or ""
     url = normalize_url(args.url or _ask("Portal URL", default_url))
+    if args.token or args.with_token:
+        return _save_login(url, args.token or _token(), None)
     username = args.username or _ask("User name", saved.get("username") or getpass.getuser())
     password = _password(args)
     client = Client(url)
     host = socket.gethostname().split(".")[0]
     answer = client.post("auth/token/", {"username": username, "password": password, "name": f"{username}@{host} CLI"})
-    me = Client(url, answer["token"]).get("me/")  # the user name as the portal spells it
-    path = write_config({"url": url, "token": answer["token"], "username": me["username"]})
-    say(f"Logged in to {url} as {me['username']}; token '{answer.get('name', 'cli')}' saved in {path}.")
+    return _save_login(url, answer["token"], answer.get("name", "cli"))
+
+
+def _save_login(url: str, token: str, name: str | None) -> int:
+    """Check the token with the portal, then save it; `name` None: a token the member made on the profile page."""
+    me = Client(url, token).get("me/")  # the user name as the portal spells it
+    path = write_config({"url": url, "token": token, "username": me["username"]})
+    what = f"token '{name}'" if name else "your token"
+    say(f"Logged in to {url} as {me['username']}; {what} saved in {path}.")
     if os.environ.get("LABRES_TOKEN"):
         say("Note: LABRES_TOKEN is set and takes precedence over the saved token.", err=True)
     return 0
+
+
+def _token() -> str:
+    """A token from standard input (a pipe), else asked for without echo."""
+    if sys.stdin.isatty():
+        token = getpass.getpass("API token (make one on your profile page, under API tokens): ")
+    else:
+        token = sys.stdin.readline()
+    token = token.strip()
+    if not token:
+        raise CliError("login --with-token needs a token: make one on your profile page, under API tokens")
+    return token
 
 
 def _ask(question: str, default: str) -> str:
