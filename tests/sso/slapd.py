@@ -147,7 +147,14 @@ class Slapd:
 def slapd_missing():
     """Why the LDAP tests cannot run here, or None."""
     missing = [name for name in (SLAPD, "ldapadd", "ldapmodify") if not shutil.which(name)]
-    return f"{', '.join(missing)} missing: apt-get install -y slapd ldap-utils" if missing else None
+    if missing:
+        return f"{', '.join(missing)} missing: apt-get install -y slapd ldap-utils"
+    try:
+        import django_auth_ldap  # noqa: F401
+        import ldap  # noqa: F401
+    except ImportError:
+        return "python-ldap or django-auth-ldap missing: apt-get install -y gcc libldap2-dev libsasl2-dev, then pip install '.[ldap]'"
+    return None
 
 
 def free_port():
