@@ -6,7 +6,7 @@ from django.db.models import F, Prefetch, Q, Window, prefetch_related_objects
 from django.db.models.functions import RowNumber
 from django.utils import timezone
 
-from .models import Allocation, Booking, Device, Room, Server, Unit, display_name_of
+from .models import Allocation, Booking, BookingAuditEntry, Device, Room, Server, Unit, display_name_of
 
 LOOKAHEAD = timedelta(days=7)
 
@@ -232,3 +232,8 @@ def free_gpus(start, end, *, model=None, servers=None):
         if device.pk not in held:
             found.setdefault(device.server, []).append(device.index)
     return found
+
+
+def booking_history(booking):
+    """The booking's audit entries, newest first, with who acted: the booking page and the API slice it."""
+    return BookingAuditEntry.objects.filter(booking=booking).select_related("actor__profile").order_by("-at", "-pk")
