@@ -16,6 +16,8 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
+from monitoring.admin import ReadOnlyAdmin
+
 from . import feeds, icsimport, services
 from .errors import BookingError
 from .models import (
@@ -540,7 +542,7 @@ def _changes_note(entry):
 
 
 @admin.register(BookingAuditEntry)
-class BookingAuditEntryAdmin(admin.ModelAdmin):
+class BookingAuditEntryAdmin(ReadOnlyAdmin):
     """The audit log of every booking, for reading only: the services write it, nobody edits it."""
 
     list_display = ("at", "booking_link", "action", "actor", "surface", "changes_text", "note")
@@ -562,15 +564,6 @@ class BookingAuditEntryAdmin(admin.ModelAdmin):
     def has_view_permission(self, request, obj=None):
         # Nobody is given permissions on entries; whoever may see bookings reads their history.
         return request.user.has_perm("reservations.view_booking") or request.user.has_perm("reservations.change_booking")
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 # --- recurring bookings (series) -------------------------------------------------------------------

@@ -18,6 +18,12 @@ from .members import member_name
 AUDITED_FIELDS = ("status", "decision", "start", "end", "purpose")
 TIME_FIELDS = ("start", "end")
 
+# Where an action came from: a surface a booking is made through (Booking.Source), or the system
+# itself (Celery tasks, beat, management commands).
+SURFACES = models.TextChoices(
+    "Surface", [*((source.name, (source.value, source.label)) for source in Booking.Source), ("SYSTEM", ("system", "system"))],
+)
+
 
 class BookingAuditEntry(models.Model):
     """One action on one booking: {field: [before, after]} for what it changed, and a note (a decline's reason)."""
@@ -32,15 +38,7 @@ class BookingAuditEntry(models.Model):
         DECLINED = "declined", "declined"
         EXPIRED = "expired", "expired"
 
-    class Surface(models.TextChoices):
-        # The booking sources (Booking.Source) and the system itself (Celery tasks, beat, commands).
-        WEB = "web", "web"
-        API = "api", "API"
-        SLACK = "slack", "Slack"
-        CLI = "cli", "command line"
-        ADMIN = "admin", "admin"
-        CALENDAR = "ics", "calendar import"
-        SYSTEM = "system", "system"
+    Surface = SURFACES
 
     booking = models.ForeignKey(Booking, on_delete=models.CASCADE, related_name="audit_entries")
     series = models.ForeignKey(BookingSeries, null=True, blank=True, on_delete=models.SET_NULL, related_name="audit_entries")
