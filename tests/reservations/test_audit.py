@@ -240,8 +240,11 @@ def test_a_slack_button_is_logged_via_slack(alice, upcoming):
     assert (entry.action, entry.actor, entry.surface) == ("extended", alice, "slack")
 
 
+def stamp(moment):
+    return moment.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+
+
 def test_a_calendar_import_is_logged_via_the_calendar_import(alice, thalys, later, tmp_path):
-    stamp = lambda moment: moment.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")  # noqa: E731
     path = tmp_path / "lab.ics"
     calendar = ExternalCalendar.objects.create(name="Lab calendar", url=str(path), server=thalys)
     event = ["BEGIN:VEVENT", "UID:a1", f"DTSTAMP:{stamp(later)}", f"DTSTART:{stamp(later)}", f"DTEND:{stamp(later + H)}", "SUMMARY:alice 0 resnet", "END:VEVENT"]
