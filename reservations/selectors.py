@@ -250,6 +250,6 @@ def free_gpus(
     return found
 
 
-def booking_history(booking):
+def booking_history(booking: Booking) -> QuerySet[BookingAuditEntry]:
     """The booking's audit entries, newest first, with who acted: the booking page and the API slice it."""
     return BookingAuditEntry.objects.filter(booking=booking).select_related("actor__profile").order_by("-at", "-pk")
