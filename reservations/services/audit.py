@@ -8,26 +8,30 @@ surface's entry point with acting_via (the web, API and admin by URL in reservat
 Slack by its handlers, the calendar import by its sync); whatever sets none is the system (Celery
 tasks, beat, management commands).
 """
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import UTC, datetime
+from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
 
 from labres.db import insert
 
-from ..models import BookingAuditEntry
+from ..models import Booking, BookingAuditEntry, BookingSeries
 from ..models.audit import AUDITED_FIELDS
 
 Action = BookingAuditEntry.Action
 Surface = BookingAuditEntry.Surface
 
-_surface = ContextVar("labres_audit_surface", default=Surface.SYSTEM)
+_surface: ContextVar[str] = ContextVar("labres_audit_surface", default=Surface.SYSTEM)
 
 
 @contextmanager
-def acting_via(surface):
+def acting_via(surface: str) -> Iterator[None]:
     """Log the actions taken inside it (a with block, or a decorated function) as made via `surface`."""
     token = _surface.set(Surface(surface))
     try:
@@ -36,17 +40,20 @@ def acting_via(surface):
         _surface.reset(token)
 
 
-def current_surface():
+def current_surface() -> str:
     """The surface actions are logged as made via here: the innermost acting_via, else the system."""
     return _surface.get()
 
 
-def snapshot(booking):
+def snapshot(booking: Booking) -> dict[str, Any]:
     """The booking's audited fields as they are now: log_action's `before`, taken before a change."""
     return {name: getattr(booking, name) for name in AUDITED_FIELDS}
 
 
-def log_action(booking, action, *, by, surface=None, before=None, changes=None, note="", at=None):
+def log_action(
+    booking: Booking, action: str, *, by: Any, surface: str | None = None, before: dict[str, Any] | None = None,
+    changes: dict[str, list[Any]] | None = None, note: str = "", at: datetime | None = None,
+) -> BookingAuditEntry:
     """Write one audit entry for `action` on `booking`, inside the caller's transaction.
 
     `changes` ({field: [before, after]}) defaults to what differs between `before` (a snapshot) and
@@ -68,18 +75,18 @@ def log_action(booking, action, *, by, surface=None, before=None, changes=None, 
     return entry
 
 
-def attach_series(bookings, series):
+def attach_series(bookings: Iterable[Booking], series: BookingSeries) -> None:
     """The entries of bookings that just joined a series (create_series books each date first) name it too."""
     BookingAuditEntry.objects.filter(booking__in=bookings).update(series=series)
 
 
-def _differences(before, after):
+def _differences(before: dict[str, Any] | None, after: dict[str, Any]) -> dict[str, list[Any]]:
     if before is None:  # created: what it was made with
         return {name: [None, value] for name, value in after.items() if value not in ("", None)}
     return {name: [before[name], after[name]] for name in AUDITED_FIELDS if before[name] != after[name]}
 
 
-def _plain(value):
+def _plain(value: object) -> str | None:
     """A value as JSON keeps it: times as ISO 8601 in UTC (to the microsecond), choices as their text."""
     if isinstance(value, datetime):
         return value.astimezone(UTC).isoformat()
