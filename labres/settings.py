@@ -66,6 +66,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "reservations.middleware.member_time_zone",
+    "reservations.middleware.audit_surface",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 

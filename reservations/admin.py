@@ -14,13 +14,16 @@ from django.db import router, transaction
 from django.db.models import Count, Q
 from django.template.response import TemplateResponse
 from django.urls import reverse
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
+
+from monitoring.admin import ReadOnlyAdmin
 
 from . import feeds, icsimport, services
 from .errors import BookingError
 from .models import (
     Allocation,
     Booking,
+    BookingAuditEntry,
     BookingSeries,
     CalendarFeed,
     Device,
@@ -33,7 +36,9 @@ from .models import (
     Server,
     WaitlistEntry,
 )
+from .selectors import booking_history
 from .services import waitlist
+from .services.audit import Action, log_action
 
 # --- servers, GPUs and rooms ---------------------------------------------------------------
 
@@ -190,6 +195,9 @@ class BookingAdmin(admin.ModelAdmin):
     # Approval: how it was decided, and the staff page to decide a pending one on.
     change_fields += ("approval", "decision", "decided_by", "decided_at", "decision_note")
     change_readonly_fields += ("approval", "decision", "decided_by", "decided_at", "decision_note")
+    # Who did what to it, read-only: a field rather than an inline, so the change form posts nothing for it.
+    change_fields += ("history",)
+    change_readonly_fields += ("history",)
 
     def get_queryset(self, request):
         # Booking.what reads each booking's allocations, their units and devices.
@@ -216,6 +224,7 @@ class BookingAdmin(admin.ModelAdmin):
             obj.purpose = form.cleaned_data["purpose"]
             obj.sequence += 1  # calendar clients take the new title over
             obj.save(update_fields=["purpose", "sequence", "updated_at"])
+            log_action(obj, Action.CHANGED, by=request.user, changes={"purpose": [form.initial["purpose"], obj.purpose]})
 
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
         # A POST comes back here only when the form or an inline was refused; the form's clean()
@@ -230,6 +239,12 @@ class BookingAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False  # bookings are cancelled, never deleted: their history matters
+
+    @admin.display(description="history")
+    def history(self, booking):
+        entries = booking_history(booking)
+        lines = format_html_join("", "<li>{}{}</li>", ((entry.summary(), _changes_note(entry)) for entry in entries))
+        return format_html("<ol>{}</ol>", lines) if lines else "—"
 
     @admin.action(description="Cancel selected bookings", permissions=["change"])
     def cancel_selected(self, request, queryset):
@@ -518,6 +533,37 @@ class WaitlistEntryAdmin(admin.ModelAdmin):
             waitlist.withdraw(entry, by=request.user)
             done += 1
         self.message_user(request, f"Withdrew {done} waitlist entr{'y' if done == 1 else 'ies'}.", level=messages.SUCCESS)
+
+
+def _changes_note(entry):
+    """' (status: confirmed → cancelled) “reason”': what an entry changed, and its note."""
+    changes, note = entry.changes_text(), entry.note
+    return (f" ({changes})" if changes else "") + (f" “{note}”" if note else "")
+
+
+@admin.register(BookingAuditEntry)
+class BookingAuditEntryAdmin(ReadOnlyAdmin):
+    """The audit log of every booking, for reading only: the services write it, nobody edits it."""
+
+    list_display = ("at", "booking_link", "action", "actor", "surface", "changes_text", "note")
+    list_filter = ("action", "surface")
+    search_fields = ("=booking__id", "actor__username", "note")
+    date_hierarchy = "at"
+    list_select_related = ("actor",)
+    fields = ("at", "booking_link", "series", "action", "actor", "surface", "changes_text", "note")
+    readonly_fields = fields
+
+    @admin.display(description="booking", ordering="booking_id")
+    def booking_link(self, entry):
+        return format_html('<a href="{}">#{}</a>', reverse("admin:reservations_booking_change", args=[entry.booking_id]), entry.booking_id)
+
+    @admin.display(description="changes")
+    def changes_text(self, entry):
+        return entry.changes_text()
+
+    def has_view_permission(self, request, obj=None):
+        # Nobody is given permissions on entries; whoever may see bookings reads their history.
+        return request.user.has_perm("reservations.view_booking") or request.user.has_perm("reservations.change_booking")
 
 
 # --- recurring bookings (series) -------------------------------------------------------------------

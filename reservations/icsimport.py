@@ -34,6 +34,7 @@ from .errors import BookingError
 from .models import Booking, ExternalCalendar, ImportedEvent
 from .parsing import ParseError, format_device_set, format_span, parse_device_set, parse_duration
 from .recurrence import DAYS, FREQUENCIES, matches_between
+from .services.audit import Surface, acting_via
 
 logger = logging.getLogger(__name__)
 
@@ -538,6 +539,7 @@ def release(calendar):
     ExternalCalendar.objects.filter(pk=calendar.pk).update(syncing_until=None)
 
 
+@acting_via(Surface.CALENDAR)
 def sync(calendar, *, now=None, allow_files=False):
     """Fetch the calendar and bring its bookings in line with its events; returns a Summary (never raises ImportFailure)."""
     now = now or timezone.now()

@@ -5,6 +5,10 @@ from django.core.exceptions import ObjectDoesNotExist
 from django.http import JsonResponse
 from django.utils import timezone
 
+from labres.cli.client import USER_AGENT as CLI_USER_AGENT
+
+from .services.audit import Surface, acting_via
+
 
 def member_time_zone(get_response):
     """Show every time in the member's own time zone (their profile), else the lab's."""
@@ -41,3 +45,26 @@ def api_uri_length(get_response):
         return get_response(request)
 
     return middleware
+
+
+def audit_surface(get_response):
+    """Log the booking actions a request makes as made via its surface (reservations.services.audit)."""
+
+    def middleware(request):
+        with acting_via(surface_of(request)):
+            return get_response(request)
+
+    return middleware
+
+
+def surface_of(request):
+    """The API (the command line when the labres client asks), the admin, Slack's endpoints, else the web pages."""
+    path = request.path_info
+    if path.startswith("/api/"):
+        client = CLI_USER_AGENT.partition("/")[0] + "/"
+        return Surface.CLI if request.headers.get("User-Agent", "").startswith(client) else Surface.API
+    if path.startswith("/admin/"):
+        return Surface.ADMIN
+    if path.startswith("/slack/"):
+        return Surface.SLACK
+    return Surface.WEB

@@ -10,7 +10,7 @@ from django.db.models import F, Prefetch, Q, QuerySet, Window, prefetch_related_
 from django.db.models.functions import RowNumber
 from django.utils import timezone
 
-from .models import Allocation, Booking, Device, Room, Server, Unit, display_name_of
+from .models import Allocation, Booking, BookingAuditEntry, Device, Room, Server, Unit, display_name_of
 
 LOOKAHEAD = timedelta(days=7)
 
@@ -247,3 +247,8 @@ def free_gpus(
         if device.pk not in held:
             found.setdefault(device.server, []).append(device.index)
     return found
+
+
+def booking_history(booking: Booking) -> QuerySet[BookingAuditEntry]:
+    """The booking's audit entries, newest first, with who acted: the booking page and the API slice it."""
+    return BookingAuditEntry.objects.filter(booking=booking).select_related("actor__profile").order_by("-at", "-pk")

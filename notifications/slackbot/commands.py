@@ -16,6 +16,7 @@ from reservations.errors import BookingError
 from reservations.models import Allocation, Booking, Profile
 from reservations.parsing import ParseError, format_span, parse_cpu_cores, parse_duration, parse_memory, parse_moment, parse_target
 from reservations.selectors import member_bookings
+from reservations.services.audit import Surface, acting_via
 
 from ..messages import slack_escape, time_zone_of
 from . import linking
@@ -172,6 +173,7 @@ def _claim_offer(user, value, *, now):
     return _booked_reply(user, booking, verb="claimed")
 
 
+@acting_via(Surface.SLACK)
 def _guarded(handler, *args, **kwargs):
     """Run a handler with times in the caller's zone, turning domain errors into ephemeral replies."""
     user = args[0] if args and hasattr(args[0], "pk") else None

@@ -4,14 +4,14 @@ Input serializers check shapes and read what people type: times (a time without 
 in the member's zone, which the view has activated), durations ('2h') and device sets ('0-1')
 or lists of device ids. Whether a booking can be made is the service's to say.
 """
-from datetime import UTC, timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from ..models import Booking, Device, Limit, Room, Server, member_name
+from ..models import Booking, BookingAuditEntry, Device, Limit, Room, Server, member_name
 from ..parsing import EARLIEST, LATEST, MAX_DEVICE_INDEX, ParseError, format_device_set, parse_device_set, parse_duration
 from ..text import text_problem
 from .errors import CODES
@@ -267,6 +267,44 @@ class BookingSerializer(serializers.Serializer):
             return []
         devices = [allocation.unit.device for allocation in booking.allocations.all() if allocation.unit.device_id]
         return sorted(devices, key=lambda device: device.index)
+
+
+class AuditEntrySerializer(serializers.Serializer):
+    """One entry of a booking's history: who did what, when (UTC), via which surface, and what it changed."""
+
+    # Built by hand like BookingSerializer; load entries with selectors.booking_history().
+    id = serializers.IntegerField()
+    at = UTCTimeField()
+    action = serializers.ChoiceField(choices=BookingAuditEntry.Action.choices)
+    actor = serializers.CharField(allow_null=True, help_text="The user name of who acted, or null: the system (an expiry).")
+    actor_name = serializers.CharField(allow_null=True, help_text="The name they go by, or null.")
+    surface = serializers.ChoiceField(
+        choices=BookingAuditEntry.Surface.choices, help_text="Where it came from: web, api, slack, cli, admin, ics (calendar import) or system.",
+    )
+    changes = serializers.DictField(
+        child=serializers.ListField(child=serializers.CharField(allow_null=True), min_length=2, max_length=2),
+        help_text="{field: [before, after]} for status, decision, start, end and purpose; times in UTC, null: none before.",
+    )
+    note = serializers.CharField(allow_blank=True, help_text="A decline's reason, or empty.")
+    series = serializers.IntegerField(allow_null=True, help_text="The series the booking is a date of, or null.")
+
+    def to_representation(self, entry):
+        actor = entry.actor
+        return {
+            "id": entry.pk,
+            "at": utc_iso(entry.at),
+            "action": entry.action,
+            "actor": actor.get_username() if actor else None,
+            "actor_name": member_name(actor) if actor else None,
+            "surface": entry.surface,
+            "changes": {name: [_iso_or_text(before), _iso_or_text(after)] for name, before, after in entry.changed_fields()},
+            "note": entry.note,
+            "series": entry.series_id,
+        }
+
+
+def _iso_or_text(value):
+    return utc_iso(value) if isinstance(value, datetime) else value
 
 
 # --- writes ------------------------------------------------------------------------------

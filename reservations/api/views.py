@@ -9,7 +9,7 @@ from django.shortcuts import get_object_or_404
 from django.urls import Resolver404, resolve
 from django.utils import timezone
 from django_filters.rest_framework import DjangoFilterBackend
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action, api_view, authentication_classes, permission_classes, throttle_classes
 from rest_framework.exceptions import NotFound, ValidationError
@@ -18,7 +18,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from .. import services
+from ..errors import NotAllowed
 from ..models import Allocation, ApiToken, Booking, BookingSeries, Device, Room, Server, Unit, member_name
+from ..selectors import booking_history
 from . import serializers as s
 from .availability import availability
 from .errors import SignInThrottled
@@ -190,6 +192,15 @@ class RoomViewSet(MemberZoneMixin, viewsets.ReadOnlyModelViewSet):
         parameters=[BOOKING_ID],
         responses={200: s.BookingSerializer, **BOOKING_ERRORS},
     ),
+    history=extend_schema(
+        summary="Who created, changed, cancelled, released, approved or declined a booking, when and from where (newest first)",
+        parameters=[BOOKING_ID],
+        responses={200: s.AuditEntrySerializer(many=True), 403: error("`forbidden`: someone else's booking; only its holder or staff may read its history.")},
+        examples=[OpenApiExample("Cancelled on the web", response_only=True, value={
+            "id": 7, "at": "2026-11-24T09:12:03.512000Z", "action": "cancelled", "actor": "alice", "actor_name": "Alice Liddell",
+            "surface": "web", "changes": {"status": ["confirmed", "cancelled"]}, "note": "", "series": None,
+        })],
+    ),
 )
 class BookingViewSet(MemberZoneMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """Bookings of GPUs, whole servers and rooms. Anyone signed in may read them; only the holder
@@ -256,6 +267,14 @@ class BookingViewSet(MemberZoneMixin, mixins.ListModelMixin, mixins.RetrieveMode
         form = s.DeclineSerializer(data=request.data)
         form.is_valid(raise_exception=True)
         return self._answer(services.decline_booking(booking, by=request.user, reason=form.validated_data["reason"]))
+
+    @action(detail=True, methods=["get"], filter_backends=[])
+    def history(self, request, pk=None):
+        booking = get_object_or_404(Booking.objects.select_related("user"), pk=pk)
+        if booking.user_id != request.user.pk and not request.user.is_staff:
+            raise NotAllowed(f"Booking #{booking.pk} belongs to {booking.user.get_username()}; only they or staff can read its history.")
+        page = self.paginate_queryset(booking_history(booking))
+        return self.get_paginated_response(s.AuditEntrySerializer(page, many=True).data)
 
     def retrieve(self, request, pk=None):
         # Filters are for lists: one booking is found by its id alone.

@@ -75,7 +75,8 @@ class WaitlistJoinSerializer(serializers.Serializer):
 
 
 class WaitlistClaimSerializer(serializers.Serializer):
-    token = serializers.CharField(required=False, max_length=64, help_text="The offer's token (from the message or the entry); optional.")
+    # The token's alphabet (secrets.token_urlsafe) in the schema: a blank one, e.g. "\r" once trimmed, is not one.
+    token = serializers.RegexField(r"^[A-Za-z0-9_-]+$", required=False, max_length=64, help_text="The offer's token (from the message or the entry); optional.")
     source = serializers.ChoiceField(choices=CLIENT_SOURCES, default=Booking.Source.API.value)
 
 

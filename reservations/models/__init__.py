@@ -6,6 +6,7 @@ it is active; the database refuses two active allocations of one unit that overl
 Members, their groups and tokens (members), limits (fairuse), the waiting list (waitlist) and
 calendar feeds and imports (calendars) each have their own module.
 """
+from .audit import BookingAuditEntry
 from .bookings import WITHIN_REACH, Allocation, Booking, BookingSeries
 from .calendars import CalendarFeed, ExternalCalendar, FeedStamp, ImportedEvent
 from .fairuse import Limit
@@ -21,7 +22,7 @@ from .resources import Device, Room, Server, Unit
 from .waitlist import WaitlistEntry
 
 __all__ = [
-    "WITHIN_REACH", "Allocation", "ApiToken", "Booking", "BookingSeries", "CalendarFeed", "Device",
+    "WITHIN_REACH", "Allocation", "ApiToken", "Booking", "BookingAuditEntry", "BookingSeries", "CalendarFeed", "Device",
     "ExternalCalendar", "FeedStamp", "ImportedEvent", "Limit", "MemberGroup", "Profile", "Room",
     "Server", "SignInCounter", "Unit", "WaitlistEntry", "display_name_of", "member_name",
 ]

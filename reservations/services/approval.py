@@ -11,6 +11,7 @@ from django.utils import timezone
 from ..errors import NotAllowed, NotPending
 from ..models import Allocation, Booking
 from ..signals import booking_changed
+from .audit import Action, Surface, log_action, snapshot
 from .validation import check_reason
 
 
@@ -31,10 +32,12 @@ def approve_booking(booking, *, by, now=None):
     now = now or timezone.now()
     with transaction.atomic():
         booking = _lock_for_decision(booking, by, now, verb="approve")
+        was = snapshot(booking)
         booking.status = Booking.Status.CONFIRMED
         booking.decision, booking.decided_by, booking.decided_at = Booking.Decision.APPROVED, by, now
         booking.sequence += 1
         booking.save(update_fields=["status", "decision", "decided_by", "decided_at", "sequence", "updated_at"])
+        log_action(booking, Action.APPROVED, by=by, before=was, at=now)
         booking_changed.send(Booking, booking=booking, event="approved", by=by)
     return booking
 
@@ -48,12 +51,14 @@ def decline_booking(booking, *, by, reason="", now=None):
     reason = check_reason(reason)
     with transaction.atomic():
         booking = _lock_for_decision(booking, by, now, verb="decline")
+        was = snapshot(booking)
         booking.status = Booking.Status.CANCELLED
         booking.decision, booking.decided_by, booking.decided_at = Booking.Decision.DECLINED, by, now
         booking.decision_note = reason
         booking.sequence += 1
         booking.save(update_fields=["status", "decision", "decided_by", "decided_at", "decision_note", "sequence", "updated_at"])
         booking.allocations.update(active=False)
+        log_action(booking, Action.DECLINED, by=by, before=was, note=reason, at=now)
         booking_changed.send(Booking, booking=booking, event="declined", by=by)
     return booking
 
@@ -86,6 +91,7 @@ def expire_pending_bookings(now=None):
                 continue  # decided or expired by someone else meanwhile
             Allocation.objects.filter(booking_id=booking_id).update(active=False)
             booking = Booking.objects.select_related("user", "server", "room").get(pk=booking_id)
+            log_action(booking, Action.EXPIRED, by=None, surface=Surface.SYSTEM, before={**snapshot(booking), "status": Booking.Status.PENDING, "decision": ""}, at=now)
             booking_changed.send(Booking, booking=booking, event="expired", by=None)
             expired += 1
     return expired

@@ -19,6 +19,7 @@ from ..parsing import PLACE, ParseError, describe_target, parse_duration
 from ..signals import booking_changed
 from . import capacity, fairuse
 from .approval import needs_approval
+from .audit import Action, log_action, snapshot
 from .targets import Target, resolve_target
 from .validation import check_amount, check_purpose, check_times
 
@@ -71,6 +72,7 @@ def create_booking(
             # services announce changes with booking_changed.
             insert([booking])
             insert([Allocation(booking=booking, unit=unit, start=start, end=end) for unit in target.units])
+            log_action(booking, Action.CREATED, by=by or user, surface=source, at=now)
             booking_changed.send(Booking, booking=booking, event="created", by=user)
     except IntegrityError as error:
         _raise_conflict_from(error, target.units, start, end)
@@ -184,12 +186,14 @@ def cancel_booking(booking, *, by, now=None):
     now = now or timezone.now()
     with transaction.atomic():
         booking = _lock_for_change(booking, by, now)
+        was = snapshot(booking)
         if booking.start <= now:
             raise WrongState(f"Booking #{booking.pk} has already started; release it to end it now.")
         booking.status = Booking.Status.CANCELLED
         booking.sequence += 1
         booking.save(update_fields=["status", "sequence", "updated_at"])
         booking.allocations.update(active=False)
+        log_action(booking, Action.CANCELLED, by=by, before=was, at=now)
         booking_changed.send(Booking, booking=booking, event="cancelled", by=by)
     return booking
 
@@ -199,6 +203,7 @@ def release_booking(booking, *, by, now=None):
     now = now or timezone.now()
     with transaction.atomic():
         booking = _lock_for_change(booking, by, now)
+        was = snapshot(booking)
         if now <= booking.start:
             raise WrongState(f"Booking #{booking.pk} has not started yet; cancel it instead.")
         lock_for_booking(units=booking.allocations.values_list("unit_id", flat=True))
@@ -207,6 +212,7 @@ def release_booking(booking, *, by, now=None):
         booking.sequence += 1
         booking.save(update_fields=["status", "end", "sequence", "updated_at"])
         booking.allocations.update(end=now)
+        log_action(booking, Action.RELEASED, by=by, before=was, at=now)
         booking_changed.send(Booking, booking=booking, event="released", by=by)
     return booking
 
@@ -233,6 +239,7 @@ def change_booking(booking, *, by, start=None, end=None, purpose=None, now=None)
     try:
         with transaction.atomic():
             booking = _lock_for_change(booking, by, now)
+            was = snapshot(booking)
             new_start = booking.start if start is None else start
             new_end = booking.end if end is None else end
             if booking.status == Booking.Status.PENDING and new_start <= now:
@@ -268,6 +275,7 @@ def change_booking(booking, *, by, start=None, end=None, purpose=None, now=None)
             booking.sequence += 1
             booking.save(update_fields=["start", "end", "purpose", "sequence", "updated_at"])
             booking.allocations.update(start=new_start, end=new_end)
+            log_action(booking, Action.CHANGED, by=by, before=was, at=now)
             booking_changed.send(Booking, booking=booking, event="changed", by=by, before=before)
     except IntegrityError as error:
         _raise_conflict_from(error, units, new_start, new_end, exclude=booking)

@@ -21,6 +21,7 @@ from ..models import Booking, BookingSeries
 from ..parsing import ParseError, parse_duration
 from ..signals import series_changed
 from .approval import approve_booking, decline_booking, pending_dates
+from .audit import attach_series
 from .bookings import cancel_booking, create_booking
 from .targets import resolve_target
 from .validation import check_purpose, check_reason, check_times
@@ -161,6 +162,7 @@ def create_series(
         Booking.objects.filter(pk__in=[booking.pk for booking in booked]).update(series=series)
         for booking in booked:
             booking.series = series
+        attach_series(booked, series)
         series_changed.send(BookingSeries, series=series, event="series_created", by=user, bookings=booked, skipped=refused)
     return SeriesResult(series=series, bookings=booked, skipped=refused)
 

@@ -16,9 +16,11 @@ from ..errors import BookingConflict, BookingError, SeriesConflict
 from ..forms import LOCAL_MINUTE, BookingForm
 from ..models import Allocation, Booking, Device
 from ..parsing import LISTING, PART, describe_target, format_device_set, format_duration, format_shares
-from ..selectors import free_gpus, gpu_holders, nearest_free_start
+from ..selectors import booking_history, free_gpus, gpu_holders, nearest_free_start
 from ..services import fairuse
 from ..templatetags.labres import span
+
+HISTORY_SHOWN = 50  # the booking page shows the newest entries of its history; the admin and the API have all
 
 
 @login_required
@@ -317,6 +319,9 @@ def detail(request, pk):
         "can_change": booking.user_id == request.user.pk or request.user.is_staff,
         "location": booking.room.location if booking.room_id else booking.server.location,
     }
+    if context["can_change"]:  # the history names who acted: the owner's and staff's to read
+        entries = list(booking_history(booking)[:HISTORY_SHOWN + 1])
+        context["history"], context["history_cut"] = entries[:HISTORY_SHOWN], len(entries) > HISTORY_SHOWN
     if booking.server_id and booking.server.monitored and state in ("running", "ended", "released"):
         # What the GPUs really did: settled once the booking ended, computed live while it runs.
         context["usage"] = stored_or_live_usage(booking)

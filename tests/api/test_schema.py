@@ -50,6 +50,7 @@ def test_every_operation_of_the_contract_is_documented(schema):
         ("/api/v1/bookings/{id}/cancel/", "post"),
         ("/api/v1/bookings/{id}/release/", "post"),
         ("/api/v1/bookings/{id}/extend/", "post"),
+        ("/api/v1/bookings/{id}/history/", "get"),
         ("/api/v1/series/", "post"),
         ("/api/v1/series/{id}/", "get"),
         ("/api/v1/series/{id}/", "delete"),

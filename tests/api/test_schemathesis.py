@@ -27,7 +27,7 @@ from ..factories import RoomFactory, ServerFactory, UserFactory
 pytestmark = [pytest.mark.schemathesis, pytest.mark.django_db(transaction=True)]
 CONFIG = Path(__file__).with_name("schemathesis.toml")
 EXAMPLES = 10  # per operation and phase
-OPERATIONS = 30  # with the waitlist's 4, the series' 5, approve and decline
+OPERATIONS = 31  # with the waitlist's 4, the series' 5, approve, decline and a booking's history
 
 
 @pytest.fixture
