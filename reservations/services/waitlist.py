@@ -31,7 +31,7 @@ from django.db import IntegrityError, OperationalError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from ..errors import BookingConflict, BookingError, NotAllowed
+from ..errors import BookingConflict, BookingError, NotAllowed, OfferUnavailable
 from ..models import Allocation, Booking, Device, Server, Unit, WaitlistEntry
 from ..parsing import (
     ParseError,
@@ -51,12 +51,6 @@ logger = logging.getLogger(__name__)
 
 WAITLIST_LOCK_NAMESPACE = 0x6C616277  # 'labw': one advisory lock per server or room being matched
 LOCK_TIMEOUT = "5s"
-
-
-class OfferUnavailable(BookingError):
-    """There is no open offer to claim: already claimed, ran out, or its GPUs were taken meanwhile."""
-
-    code = "conflict"
 
 
 def offer_length():

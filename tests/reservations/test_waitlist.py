@@ -10,10 +10,9 @@ from notifications import outbox
 from notifications.messages import Occasion, render
 from notifications.models import Notification, Preference
 from reservations import services
-from reservations.errors import BookingError, NotAllowed
+from reservations.errors import BookingError, NotAllowed, OfferUnavailable
 from reservations.models import Allocation, Booking, WaitlistEntry
 from reservations.services import waitlist
-from reservations.services.waitlist import OfferUnavailable
 from reservations.tasks import match_waitlists
 
 from ..factories import ServerFactory, UserFactory
@@ -115,8 +114,8 @@ def test_a_latest_start_in_the_past_or_too_far_is_refused(alice, tiny):
     ],
 )
 def test_a_wait_that_the_limits_would_never_let_be_claimed_is_refused(alice, tiny, rule, kwargs, field, message):
+    from reservations.errors import LimitExceeded
     from reservations.models import Limit
-    from reservations.services.fairuse import LimitExceeded
 
     Limit.objects.create(user=alice, **rule)
     with pytest.raises(LimitExceeded) as refused:
