@@ -1,8 +1,8 @@
 """What members write that others read (purposes, names, reasons): one check for every surface.
 
-The services call check_text (services/validation.py) before they write, whatever the surface (web,
-API, Slack, CLI, calendar import); the models' fields carry refuse_control_characters for the forms Django builds
-from them (the profile page, the admin). SQLite does not enforce a column's length, so the length
+The services call check_text (services/validation.py) before they write, whatever the surface
+(web, API, Slack, CLI, calendar import); the models' fields carry refuse_control_characters for
+the forms Django builds from them (the profile page, the admin). SQLite does not enforce a column's length, so the length
 is checked here too.
 """
 import unicodedata
@@ -17,7 +17,7 @@ REFUSED_CATEGORIES = frozenset({"Cc", "Cs", "Zl", "Zp"})
 BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
 
-def control_character(value):
+def control_character(value: str) -> str | None:
     """The first character of `value` that text here may not contain, or None."""
     for char in value:
         if char in BIDI_CONTROLS or unicodedata.category(char) in REFUSED_CATEGORIES:
@@ -25,7 +25,7 @@ def control_character(value):
     return None
 
 
-def text_problem(value, *, label, max_length=None):
+def text_problem(value: str, *, label: str, max_length: int | None = None) -> str | None:
     """Why `value` cannot be stored as the `label` ('purpose', 'display name'), or None."""
     if max_length is not None and len(value) > max_length:
         return f"Keep the {label} to {max_length} characters; it has {len(value)}."
@@ -38,13 +38,13 @@ def text_problem(value, *, label, max_length=None):
     return None
 
 
-def refuse_control_characters(value):
+def refuse_control_characters(value: str) -> None:
     """A model field's validator: the forms Django builds (profile, admin) refuse what check_text refuses."""
     problem = text_problem(value, label="text")
     if problem:
         raise ValidationError(problem.replace("The text contains", "This contains"), code="control_character")
 
 
-def plain(value):
+def plain(value: str) -> str:
     """`value` without the characters text_problem refuses: for writing a name stored before they were refused."""
     return "".join(" " if char in "\t\n\r" else char for char in value if char in "\t\n\r" or control_character(char) is None)

@@ -11,7 +11,7 @@ from ..parsing import EARLIEST, format_duration, parse_duration
 from ..text import text_problem
 
 
-def check_text(value, *, field, label, max_length):
+def check_text(value: str | None, *, field: str, label: str, max_length: int | None) -> str:
     """`value` stripped, if it is one line of plain text of at most `max_length` characters; else BookingError."""
     value = (value or "").strip()
     problem = text_problem(value, label=label, max_length=max_length)
