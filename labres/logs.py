@@ -30,12 +30,13 @@ class RedactSecrets(logging.Filter):
 
 def log_booking_change(sender, booking, event, by=None, **kwargs):
     """One INFO line on "labres.bookings" per booking change, once it is committed (a refused or rolled-back
-    change logs nothing); none while notifications are muted (the demo's seed, calendar imports)."""
-    from notifications.outbox import is_muted
+    change logs nothing); none for changes that are news to nobody (the demo's seed, calendar imports) nor
+    for each date of a series."""
     from reservations.models import member_name
     from reservations.parsing import format_span
+    from reservations.signals import is_in_series, is_quiet
 
-    if is_muted() or not bookings_logger.isEnabledFor(logging.INFO):
+    if is_quiet() or is_in_series() or not bookings_logger.isEnabledFor(logging.INFO):
         return
     who = member_name(booking.user)
     actor = f" by {member_name(by)}" if by is not None and by.pk != booking.user_id else ""

@@ -55,7 +55,7 @@ EVENTS = {
         EventSpec(Event.HOST_STALE, Event.HOST_STALE.label, "A GPU host stopped reporting (staff).", True, to_lab=True, to_staff=True),
         EventSpec(Event.WAITLIST_OFFER, Event.WAITLIST_OFFER.label, "What you wait for is free: claim it with one click before the offer runs out.", True),
         EventSpec(Event.WAITLIST_LAPSED, Event.WAITLIST_LAPSED.label, "Your waitlist entry ended without a booking.", True),
-        # A series tells once for all its dates (its bookings' own created/cancelled messages are muted).
+        # A series tells once for all its dates (its bookings' own created/cancelled messages are skipped: receivers.py).
         EventSpec(Event.SERIES_CREATED, Event.SERIES_CREATED.label, "A recurring booking of yours was made: its dates, and those skipped.", True, to_resources=True),
         EventSpec(Event.SERIES_CANCELLED, Event.SERIES_CANCELLED.label, "The rest of a recurring booking of yours was cancelled.", True, to_resources=True),
         # Approval: staff (and the resource's channels) are asked; the member hears the outcome.

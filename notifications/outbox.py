@@ -19,7 +19,6 @@ import logging
 import os
 import threading
 import time
-from contextlib import contextmanager
 from datetime import datetime, timedelta
 from queue import Empty, Queue
 
@@ -29,7 +28,9 @@ from django.db import transaction
 from django.db.models import F, Prefetch, Q
 from django.utils import timezone
 
+from labres.celery import SEND_TIMEOUT, app, send_task_once
 from labres.db import insert
+from reservations.signals import is_quiet
 
 from .channels import CHANNELS, MEMBER_CHANNELS, DeliveryError
 from .events import EVENTS
@@ -48,23 +49,6 @@ FOLLOW_GAP = timedelta(minutes=15)
 MAX_RETRY_DELAY = timedelta(hours=1)
 
 
-_quiet = threading.local()
-
-
-@contextmanager
-def muted():
-    """Queue nothing inside this block (this thread): for loading demo data or importing old bookings."""
-    _quiet.muted = True
-    try:
-        yield
-    finally:
-        _quiet.muted = False
-
-
-def is_muted():
-    return getattr(_quiet, "muted", False)
-
-
 # --- what happened: events, written with the change, expanded after it ---------------------------
 
 
@@ -73,7 +57,7 @@ def record(event, *, key, booking_id=None, alert_id=None, by_id=None, context=No
 
     After commit a worker is asked to expand it; the sweep does if none can be reached.
     """
-    if is_muted():
+    if is_quiet():  # demo data, a calendar's import: news to nobody
         return None
     row = OutboxEvent(
         key=key, event=event, booking_id=booking_id, alert_id=alert_id, by_id=by_id, context=context or {},
@@ -243,7 +227,7 @@ def notify(occasion, *, key=None):
     `key` names the occasion in the rows' unique keys (default: the event and the booking or
     alert); a key already queued is skipped, which is what makes re-runs harmless.
     """
-    if is_muted():
+    if is_quiet():
         return []
     rows = queue(occasion, key=key)
     if rows:
@@ -359,40 +343,18 @@ def _destinations(occasion):
 
 
 # A broker that is down must not hold up the change that queued the messages (this runs after
-# commit, inside the web request): one connection attempt, short socket timeouts, no retries.
-HAND_OVER_TIMEOUT = 2  # seconds
+# commit, inside the web request): send_task_once tries once, with short timeouts.
+HAND_OVER_TIMEOUT = SEND_TIMEOUT  # seconds
 # Under a burst of changes, one task per change costs the worker more than the messages do: keys
 # handed over within this long of each other (seconds) travel in one task (bench/notifications.py).
 HAND_OVER_LINGER = 0.05
 HAND_OVER_MOST = 20  # changes per task at most: a task stays short, and beat's tasks get their turn
-HAND_OVER_TRANSPORT_OPTIONS = {"max_retries": 0, "socket_connect_timeout": HAND_OVER_TIMEOUT, "socket_timeout": HAND_OVER_TIMEOUT}
-
-
-def send_task_once(task, args):
-    """Send a task with one connection attempt and short timeouts; raises if the broker is unreachable.
-
-    Through Celery's own pool, a Redis that is down costs each caller about 6 s of connection
-    retries, a host that drops packets the OS's connect timeout (minutes), and a Redis that
-    accepts but does not answer, for ever. These pooled connections try once, with timeouts;
-    kombu keeps one pool per broker URL and options.
-    """
-    from kombu.pools import connections
-
-    if task.app.conf.task_always_eager:
-        task.apply_async(args=args)
-        return
-    broker = task.app.connection_for_write(transport_options=HAND_OVER_TRANSPORT_OPTIONS)
-    with connections[broker].acquire(block=True, timeout=HAND_OVER_TIMEOUT) as connection:
-        connection.ensure_connection(max_retries=0)
-        task.apply_async(args=args, connection=connection, retry=False)
 
 
 def hand_to_worker(keys):
     """Ask a worker to expand these events and send these rows now; if the broker is down, the sweep does later."""
-    from .tasks import deliver
-
-    try:
-        send_task_once(deliver, [keys])
+    try:  # by name: the task wraps this module (notifications.tasks imports it), not the other way
+        send_task_once(app.tasks["notifications.tasks.deliver"], [keys])
     except Exception as error:  # the broker is unreachable: delay, lose nothing
         logger.warning("could not hand %d notification(s) to a worker (%s); the outbox sweep will send them", len(keys), error)
 

@@ -4,7 +4,10 @@ Both run inside the transaction of the change and write one outbox event row eac
 no rendering, no reading), so it commits (or rolls back) with the change. The messages are
 rendered and written when the event is expanded, after commit (see outbox.expand).
 """
+from reservations.signals import is_in_series
+
 from . import outbox
+from .events import Event
 
 ALERT_EVENTS = {"idle_booking", "unbooked_use", "host_stale"}
 
@@ -12,6 +15,8 @@ TIME_IN_KEY = "%Y%m%dT%H%M%S"
 
 
 def on_booking_changed(sender, booking, event, by, before=None, **kwargs):
+    if is_in_series():
+        return  # one date of a series: the series' own event (on_series_changed) tells of all its dates
     key, context = f"{event}:b{booking.pk}", {}
     if event == "changed":
         # One message per change: the key holds the times it moved to; the event keeps both, for
@@ -29,6 +34,11 @@ def on_booking_changed(sender, booking, event, by, before=None, **kwargs):
 def on_alert_saved(sender, instance, created, raw=False, **kwargs):
     if created and not raw and instance.kind in ALERT_EVENTS:
         outbox.record(instance.kind, key=f"{instance.kind}:a{instance.pk}", alert_id=instance.pk, booking_id=instance.booking_id)
+
+
+def on_waitlist_told(sender, user, **kwargs):
+    """How `user`, joining a waitlist, will hear of their turn: (channel names, words); see outbox.how_told."""
+    return outbox.how_told(user, Event.WAITLIST_OFFER)
 
 
 def on_waitlist_changed(sender, entry, event, why="", **kwargs):

@@ -12,6 +12,7 @@ class ReservationsConfig(AppConfig):
 
         post_save.connect(_give_new_users_a_profile, sender=settings.AUTH_USER_MODEL, dispatch_uid="labres-profile")
 
+        from . import tasks  # noqa: F401 - registered: the waitlist hands matching to them by name
         from .services import waitlist
         from .signals import booking_changed
 

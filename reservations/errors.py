@@ -1,4 +1,8 @@
-"""Domain errors raised by the booking services; each carries the message a member reads."""
+"""Domain errors raised by the booking services; each carries the message a member reads.
+
+Each class says what it is in two words the surfaces share: `code` (the API's error code, and a
+series' refused dates') and `http_status` (the API's answer; a page may answer its own way).
+"""
 from dataclasses import dataclass
 
 from .parsing import PROSE, describe_target, format_device_set, format_span
@@ -8,6 +12,7 @@ class BookingError(Exception):
     """A booking request that cannot be done as asked. `field` names the input at fault, if one is."""
 
     code = "invalid"
+    http_status = 400  # bad input: the API names the field at fault
 
     def __init__(self, message, *, field=None):
         super().__init__(message)
@@ -19,24 +24,67 @@ class NotAllowed(BookingError):
     """The caller may not change this booking (it is someone else's)."""
 
     code = "forbidden"
+    http_status = 403
 
 
 class NotPending(BookingError):
     """An approval decision on a booking that is not awaiting one (approved, declined, expired, cancelled)."""
 
     code = "not_pending"
+    http_status = 409
 
 
 class WrongState(BookingError):
     """The booking (or series) is not in a state that allows this: cancelled, ended, running, not started."""
 
     code = "wrong_state"
+    http_status = 409
 
 
 class Busy(BookingError):
     """The units stayed locked by other writers for too long; trying again will likely work."""
 
     code = "busy"
+    http_status = 503  # with Retry-After
+
+
+class LimitExceeded(BookingError):
+    """The booking would break a fair-use limit; the message names the limit and where it comes from."""
+
+    code = "limit_exceeded"
+    http_status = 409
+
+    def __init__(self, message, *, rule, field=None):
+        super().__init__(message, field=field)
+        self.rule = rule  # reservations.services.fairuse.Rule
+
+
+class AccessDenied(LimitExceeded):
+    """The member's group may not book this server or room."""
+
+    code = "not_allowed_here"
+    http_status = 403
+
+
+class CapacityExceeded(BookingError):
+    """More CPU cores or memory than the server has free in the asked window."""
+
+    # A series' refused dates say capacity_exceeded; alone, it is bad input on its field (400 "invalid").
+    code = "capacity_exceeded"
+    http_status = 400
+
+    def __init__(self, message, *, field=None, free_from=None):
+        super().__init__(message, field=field)
+        self.free_from = free_from  # the earliest start at which enough is free for the same length, if found
+
+
+class OfferUnavailable(BookingError):
+    """There is no open offer to claim: already claimed, ran out, or its GPUs were taken meanwhile."""
+
+    # Not a code of its own: the API's schema lists "conflict" for an offer that is gone (its enum,
+    # reservations/api/errors.py CODES), and clients read that code; a new one would change the API.
+    code = "conflict"
+    http_status = 409
 
 
 @dataclass(frozen=True)
@@ -77,6 +125,7 @@ class BookingConflict(BookingError):
     """The asked units are already held during the asked time."""
 
     code = "conflict"
+    http_status = 409
 
     def __init__(self, conflicts):
         self.conflicts = list(conflicts)
@@ -128,6 +177,7 @@ class SeriesConflict(BookingError):
     """
 
     code = "series_conflict"
+    http_status = 409
 
     def __init__(self, refused, *, total):
         self.refused = list(refused)

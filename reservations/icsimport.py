@@ -27,14 +27,13 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from notifications.outbox import muted
-
 from . import services
 from .errors import BookingError
 from .models import Booking, ExternalCalendar, ImportedEvent
 from .parsing import ParseError, format_device_set, format_span, parse_device_set, parse_duration
 from .recurrence import DAYS, FREQUENCIES, matches_between
 from .services.audit import Surface, acting_via
+from .signals import quiet
 
 logger = logging.getLogger(__name__)
 
@@ -548,7 +547,7 @@ def sync(calendar, *, now=None, allow_files=False):
     try:
         if calendar.notify_members:
             return _sync(calendar, now, allow_files)
-        with muted():
+        with quiet():
             return _sync(calendar, now, allow_files)
     finally:
         release(calendar)

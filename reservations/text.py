@@ -1,15 +1,13 @@
 """What members write that others read (purposes, names, reasons): one check for every surface.
 
-The services call check_text before they write, whatever the surface (web, API, Slack, CLI,
-calendar import); the models' fields carry refuse_control_characters for the forms Django builds
-from them (the profile page, the admin). SQLite does not enforce a column's length, so the length
+The services call check_text (services/validation.py) before they write, whatever the surface
+(web, API, Slack, CLI, calendar import); the models' fields carry refuse_control_characters for
+the forms Django builds from them (the profile page, the admin). SQLite does not enforce a column's length, so the length
 is checked here too.
 """
 import unicodedata
 
 from django.core.exceptions import ValidationError
-
-from .errors import BookingError
 
 # Control characters (Cc: line breaks, tabs, escapes, NUL) and the Unicode line and paragraph
 # separators break a line of text, an e-mail header or a Slack message; a lone surrogate (Cs) is
@@ -38,15 +36,6 @@ def text_problem(value: str, *, label: str, max_length: int | None = None) -> st
             "write it on one line, as plain text."
         )
     return None
-
-
-def check_text(value: str | None, *, field: str, label: str, max_length: int | None) -> str:
-    """`value` stripped, if it is one line of plain text of at most `max_length` characters; else BookingError."""
-    value = (value or "").strip()
-    problem = text_problem(value, label=label, max_length=max_length)
-    if problem:
-        raise BookingError(problem, field=field)
-    return value
 
 
 def refuse_control_characters(value: str) -> None:

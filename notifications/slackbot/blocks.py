@@ -12,6 +12,7 @@ from reservations.models import Profile
 from reservations.selectors import now_board, pool_use
 
 from ..messages import MESSAGE_BLOCK_LIMIT, SECTION_TEXT_LIMIT, link, slack_escape, slack_sections, time_zone_of
+from .replies import Reply, command_name
 
 CONTINUED = " (continued)"  # after a server's title, on the sections after its first
 
@@ -30,8 +31,6 @@ class UnknownServer(Exception):
 
 def status_reply(user, *, now=None, server=None):
     """Every server's GPUs: free or held by whom until when, for what, with the live load."""
-    from .commands import Reply, command_name
-
     now = now or timezone.now()
     zone = time_zone_of(user)
     groups = [group for group in now_board(now) if group.title != "Rooms"]
@@ -68,8 +67,6 @@ def status_reply(user, *, now=None, server=None):
 
 def realtime_reply(user, *, now=None, server=None):
     """Per GPU: utilization, memory, temperature and processes, from the latest telemetry."""
-    from .commands import Reply, command_name
-
     now = now or timezone.now()
     zone = time_zone_of(user)
     hosts = live_hosts(now)
@@ -92,8 +89,6 @@ def realtime_reply(user, *, now=None, server=None):
 
 
 def _unknown_server(name, now, monitored=False):
-    from .commands import Reply
-
     names = [group.title for group in now_board(now) if group.title != "Rooms"]
     known = ", ".join(slack_escape(name) for name in names) or "none yet"
     what = "monitored server" if monitored else "server"

@@ -5,7 +5,6 @@ Reply.as_slack(). Every write goes through reservations.services; every bad inpu
 ephemeral reply saying what was wrong and what would be right.
 """
 import re
-from dataclasses import dataclass
 
 from django.conf import settings
 from django.db.models import Prefetch
@@ -20,7 +19,9 @@ from reservations.services.audit import Surface, acting_via
 
 from ..messages import slack_escape, time_zone_of
 from . import linking
+from .blocks import realtime_reply, status_reply
 from .linking import LinkError
+from .replies import Reply, command_name
 from .words import words as typed_words
 
 # Subcommands the HTTP endpoint answers through response_url from a Celery task (they read telemetry).
@@ -36,26 +37,8 @@ SERIES_DECLINE_ACTION = "series_decline"
 LINK_ACTIONS = {"booking_open", "gpus_open"}  # buttons with a url: Slack opens the page, and tells us too
 
 
-@dataclass
-class Reply:
-    text: str  # plain-text fallback
-    blocks: list | None = None  # Block Kit
-    in_channel: bool = False  # shared-state changes when SLACK_ANNOUNCE is on; else only the caller sees it
-    refused: bool = False  # nothing was done (bad input, not allowed): a button may be pressed again
-
-    def as_slack(self):
-        answer = {"response_type": "in_channel" if self.in_channel else "ephemeral", "text": self.text}
-        if self.blocks:
-            answer["blocks"] = self.blocks
-        return answer
-
-
 class CommandError(Exception):
     """Input a command cannot use; str(error) is the reply."""
-
-
-def command_name():
-    return getattr(settings, "SLACK_COMMAND", "/gpu")
 
 
 # (usage, what it does, example); the order of the help text.
@@ -162,8 +145,8 @@ def pressed_again(action_id, value):
 
 def _claim_offer(user, value, *, now):
     """The Claim button of a waitlist offer ("<entry id>:<token>"): only the entry's own member books."""
-    from reservations.services import waitlist
     from reservations.models import WaitlistEntry
+    from reservations.services import waitlist
 
     entry_id, _, token = (value or "").partition(":")
     entry = WaitlistEntry.objects.filter(pk=int(entry_id)).first() if entry_id.isdigit() else None
@@ -258,16 +241,12 @@ def mine(user, args, *, now):
 
 
 def status(user, args, *, now):
-    from .blocks import status_reply
-
     if len(args) > 1:
         raise usage_error("status")
     return status_reply(user, now=now, server=args[0] if args else None)
 
 
 def realtime(user, args, *, now):
-    from .blocks import realtime_reply
-
     if len(args) > 1:
         raise usage_error("realtime")
     return realtime_reply(user, now=now, server=args[0] if args else None)
@@ -281,8 +260,8 @@ COMMANDS = {
 
 def wait(user, args, *, now):
     """wait SERVER [GPUS] DURATION PURPOSE…: join the server's waitlist; alone: the member's entries."""
-    from reservations.services import waitlist
     from reservations.parsing import format_moment
+    from reservations.services import waitlist
 
     if not args:
         entries = waitlist.member_entries(user)

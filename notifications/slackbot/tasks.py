@@ -103,7 +103,7 @@ def answer_later(task, args):
 
 
 def _hand_over(task, args):
-    from notifications.outbox import send_task_once
+    from labres.celery import send_task_once
 
     try:
         try:

@@ -16,16 +16,7 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import set_rollback
 
-from ..errors import (
-    BookingConflict,
-    BookingError,
-    Busy,
-    NotAllowed,
-    NotPending,
-    SeriesConflict,
-    WrongState,
-)
-from ..services.fairuse import AccessDenied, LimitExceeded
+from ..errors import BookingError
 from .times import utc_iso
 
 # Every code an answer under /api/ can carry, with its status: the schema's enum (tests/api/test_errors.py
@@ -78,32 +69,8 @@ def error_response(status_code, code, message, *, fields=None, conflicts=None, l
 
 
 def _domain_error(exc):
-    if isinstance(exc, SeriesConflict):
-        from .serializers import refused_date
-
-        response = error_response(status.HTTP_409_CONFLICT, exc.code, exc.message)
-        response.data["error"].update(refused=[refused_date(refusal) for refusal in exc.refused], total=exc.total, bookable=exc.bookable)
-        return response
-    if isinstance(exc, BookingConflict):
-        conflicts = [{**conflict.as_dict(), **_utc_times(conflict.booking)} for conflict in exc.conflicts]
-        return error_response(status.HTTP_409_CONFLICT, "conflict", exc.message, conflicts=conflicts)
-    if isinstance(exc, Busy):
-        headers = {"Retry-After": str(BUSY_RETRY_SECONDS)}
-        return error_response(status.HTTP_503_SERVICE_UNAVAILABLE, "busy", exc.message, headers=headers)
-    if isinstance(exc, LimitExceeded):
-        rule = exc.rule
-        limit = {"kind": rule.kind, "source": rule.source, "says": rule.limit.describe()}
-        code = status.HTTP_403_FORBIDDEN if isinstance(exc, AccessDenied) else status.HTTP_409_CONFLICT
-        return error_response(code, exc.code, exc.message, limit=limit)
-    if getattr(exc, "code", None) == "conflict" and isinstance(exc, BookingError):  # e.g. a waitlist offer that is gone
-        return error_response(status.HTTP_409_CONFLICT, "conflict", exc.message)
-    if isinstance(exc, (NotPending, WrongState)):
-        return error_response(status.HTTP_409_CONFLICT, exc.code, exc.message)
-    if isinstance(exc, NotAllowed):
-        return error_response(status.HTTP_403_FORBIDDEN, "forbidden", exc.message)
     if isinstance(exc, BookingError):
-        fields = {exc.field: [exc.message]} if exc.field else None
-        return error_response(status.HTTP_400_BAD_REQUEST, "invalid", exc.message, fields=fields)
+        return _booking_error(exc)
     if isinstance(exc, (Http404, ObjectDoesNotExist)):
         return error_response(status.HTTP_404_NOT_FOUND, "not_found", "Not found.")
     if isinstance(exc, PermissionDenied):
@@ -112,6 +79,22 @@ def _domain_error(exc):
         most = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
         return error_response(status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, "too_large", f"The request body is larger than {most} bytes, the most the API reads; send less.")
     return None
+
+
+def _booking_error(exc):
+    """A domain error answered with its own status and code (reservations.errors), and the data it carries."""
+    if exc.http_status == status.HTTP_400_BAD_REQUEST:  # bad input: "invalid", on its field (a capacity_exceeded too)
+        fields = {exc.field: [exc.message]} if exc.field else None
+        return error_response(exc.http_status, "invalid", exc.message, fields=fields)
+    rule, conflicts = getattr(exc, "rule", None), getattr(exc, "conflicts", None)
+    limit = {"kind": rule.kind, "source": rule.source, "says": rule.limit.describe()} if rule is not None else None
+    if conflicts is not None:
+        conflicts = [{**conflict.as_dict(), **_utc_times(conflict.booking)} for conflict in conflicts]
+    headers = {"Retry-After": str(BUSY_RETRY_SECONDS)} if exc.http_status == status.HTTP_503_SERVICE_UNAVAILABLE else None
+    response = error_response(exc.http_status, exc.code, exc.message, conflicts=conflicts, limit=limit, headers=headers)
+    if hasattr(exc, "refused"):  # a series: each date that cannot be booked
+        response.data["error"].update(refused=[refused_date(refusal) for refusal in exc.refused], total=exc.total, bookable=exc.bookable)
+    return response
 
 
 def _framework_error(exc):
@@ -180,3 +163,12 @@ def _summary(fields):
 def _utc_times(booking):
     """Conflict.as_dict() writes times as they came; the API writes them in UTC with Z."""
     return {"start": utc_iso(booking.start), "end": utc_iso(booking.end)}
+
+
+def refused_date(refusal):
+    """A Refusal as the API writes it: times in UTC, conflicts with their holders."""
+    data = refusal.as_dict()
+    data.update(start=utc_iso(refusal.start), end=utc_iso(refusal.end))
+    for conflict, found in zip(data.get("conflicts", []), getattr(refusal.error, "conflicts", [])):
+        conflict.update(start=utc_iso(found.booking.start), end=utc_iso(found.booking.end))
+    return data

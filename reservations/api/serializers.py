@@ -14,7 +14,7 @@ from rest_framework import serializers
 from ..models import Booking, BookingAuditEntry, Device, Limit, Room, Server, member_name
 from ..parsing import EARLIEST, LATEST, MAX_DEVICE_INDEX, ParseError, format_device_set, parse_device_set, parse_duration
 from ..text import text_problem
-from .errors import CODES
+from .errors import CODES, refused_date
 from .times import utc_iso
 
 BIGINT_MAX = 2**63 - 1
@@ -209,64 +209,74 @@ class RoomSerializer(serializers.ModelSerializer):
         fields = ["id", "name", "capacity", "location", "description", "active"]
 
 
+class _Computed:
+    """A field whose value no attribute holds: `compute(instance, context)` gives it. The field's class
+    still says its type for the schema."""
+
+    def __init__(self, compute, **kwargs):
+        self.compute = compute
+        super().__init__(**kwargs)
+
+    def get_attribute(self, instance):
+        return self.compute(instance, self.context)
+
+
+class ComputedCharField(_Computed, serializers.CharField):
+    pass
+
+
+class ComputedChoiceField(_Computed, serializers.ChoiceField):
+    pass
+
+
+class ComputedListField(_Computed, serializers.ListField):
+    pass
+
+
+def _devices(booking):
+    """The GPUs booked one by one, by index, from the prefetched allocations; [] for a whole server or a room."""
+    if booking.room_id or booking.whole_server:
+        return []
+    devices = [allocation.unit.device for allocation in booking.allocations.all() if allocation.unit.device_id]
+    return sorted(devices, key=lambda device: device.index)
+
+
 class BookingSerializer(serializers.Serializer):
     """A booking: who holds what, from when to when (UTC), and why."""
 
-    # The fields describe the shape for the schema; to_representation builds it by hand, since
-    # DRF's per-field machinery would cost more than the rest of a page of 50 bookings. Load
-    # bookings with views.bookings_with_relations(): a page then costs three queries.
+    # The declared fields are the output. Load bookings with views.bookings_with_relations(): a page
+    # then costs three queries (each field reads what that loads; series is the id, not the row).
     id = serializers.IntegerField()
-    user = serializers.CharField(help_text="The holder's user name.")
-    user_name = serializers.CharField(help_text="The name the holder goes by.")
+    user = serializers.CharField(source="user.get_username", help_text="The holder's user name.")
+    user_name = ComputedCharField(lambda booking, context: member_name(booking.user), help_text="The name the holder goes by.")
     purpose = serializers.CharField(allow_blank=True)
     start = UTCTimeField()
     end = UTCTimeField()
     status = serializers.ChoiceField(choices=Booking.Status.choices)
-    state = serializers.ChoiceField(choices=STATES, help_text="What a member sees: upcoming, running, ended, cancelled, released, or pending (awaiting staff approval).")
+    state = ComputedChoiceField(
+        lambda booking, context: booking.state(context.get("now")), choices=STATES,
+        help_text="What a member sees: upcoming, running, ended, cancelled, released, or pending (awaiting staff approval).",
+    )
     source = serializers.ChoiceField(choices=Booking.Source.choices)
-    server = serializers.CharField(allow_null=True, help_text="The server's name, or null for a room.")
-    devices = serializers.CharField(allow_null=True, help_text="The GPUs as a device set ('0-1'), or null for a whole server or a room.")
-    device_ids = serializers.ListField(child=serializers.IntegerField(), help_text="The ids of the GPUs booked one by one; [] for a whole server or a room.")
+    server = serializers.CharField(source="server.name", allow_null=True, help_text="The server's name, or null for a room.")
+    devices = ComputedCharField(
+        lambda booking, context: format_device_set(device.index for device in _devices(booking)) or None, allow_null=True,
+        help_text="The GPUs as a device set ('0-1'), or null for a whole server or a room.",
+    )
+    device_ids = ComputedListField(
+        lambda booking, context: [device.pk for device in _devices(booking)], child=serializers.IntegerField(),
+        help_text="The ids of the GPUs booked one by one; [] for a whole server or a room.",
+    )
     whole_server = serializers.BooleanField()
-    room = serializers.CharField(allow_null=True, help_text="The room's name, or null.")
+    room = serializers.CharField(source="room.name", allow_null=True, help_text="The room's name, or null.")
     cpu_cores = serializers.IntegerField(help_text="CPU cores of the server's pool (0: none).")
     memory_gib = serializers.IntegerField(help_text="GiB of the server's memory pool (0: none).")
     what = serializers.CharField(help_text="What is booked, as people write it: 'thalys:0-1', 'thalys (whole server)', 'room Lab 2'.")
     created_at = UTCTimeField()
     updated_at = UTCTimeField()
-    series = serializers.IntegerField(allow_null=True, help_text="The recurring booking (series/{id}/) this is one date of, or null.")
-
-    def to_representation(self, booking):
-        devices = self._devices(booking)
-        return {
-            "id": booking.pk,
-            "user": booking.user.get_username(),
-            "user_name": member_name(booking.user),
-            "purpose": booking.purpose,
-            "start": utc_iso(booking.start),
-            "end": utc_iso(booking.end),
-            "status": booking.status,
-            "state": booking.state(self.context.get("now")),
-            "source": booking.source,
-            "server": booking.server.name if booking.server_id else None,
-            "devices": format_device_set(device.index for device in devices) or None,
-            "device_ids": [device.pk for device in devices],
-            "whole_server": booking.whole_server,
-            "room": booking.room.name if booking.room_id else None,
-            "cpu_cores": booking.cpu_cores,
-            "memory_gib": booking.memory_gib,
-            "what": booking.what,
-            "created_at": utc_iso(booking.created_at),
-            "updated_at": utc_iso(booking.updated_at),
-            "series": booking.series_id,
-        }
-
-    @staticmethod
-    def _devices(booking):
-        if booking.room_id or booking.whole_server:
-            return []
-        devices = [allocation.unit.device for allocation in booking.allocations.all() if allocation.unit.device_id]
-        return sorted(devices, key=lambda device: device.index)
+    series = serializers.IntegerField(
+        source="series_id", allow_null=True, help_text="The recurring booking (series/{id}/) this is one date of, or null.",
+    )
 
 
 class AuditEntrySerializer(serializers.Serializer):
@@ -610,15 +620,6 @@ class SeriesSerializer(serializers.Serializer):
         if "skipped" in self.context:
             data["skipped"] = [refused_date(refusal) for refusal in self.context["skipped"]]
         return data
-
-
-def refused_date(refusal):
-    """A Refusal as the API writes it: times in UTC, conflicts with their holders."""
-    data = refusal.as_dict()
-    data.update(start=utc_iso(refusal.start), end=utc_iso(refusal.end))
-    for conflict, found in zip(data.get("conflicts", []), getattr(refusal.error, "conflicts", [])):
-        conflict.update(start=utc_iso(found.booking.start), end=utc_iso(found.booking.end))
-    return data
 
 
 class SeriesErrorBodySerializer(ErrorBodySerializer):

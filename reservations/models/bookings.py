@@ -7,6 +7,8 @@ constraint on PostgreSQL, triggers on SQLite (see Allocation).
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.db.models.signals import post_save
+from django.dispatch import receiver
 from django.utils import timezone
 
 from ..parsing import EARLIEST, LATEST, describe_target, format_shares
@@ -189,6 +191,18 @@ class Allocation(models.Model):
 
     def __str__(self):
         return f"{self.unit} {self.start:%Y-%m-%d %H:%M}–{self.end:%H:%M}"
+
+
+@receiver(post_save, sender=Unit, dispatch_uid="labres-hold-new-gpu")
+def hold_new_gpu(sender, instance, created, raw=False, **kwargs):
+    """A whole-server booking holds every GPU of its server, including one added later (Device.save makes its
+    unit). A receiver, for this module imports resources, not the other way."""
+    if not created or raw or instance.kind != Unit.Kind.GPU:
+        return
+    Allocation.objects.bulk_create(
+        Allocation(booking=booking, unit=instance, start=booking.start, end=booking.end)
+        for booking in Booking.objects.holding().filter(server_id=instance.server_id, whole_server=True, end__gt=timezone.now())
+    )
 
 
 class BookingSeries(models.Model):

@@ -3,7 +3,6 @@
 
 from django.db import models
 from django.db.models import Q
-from django.utils import timezone
 
 from ..parsing import PLACE, PROSE, describe_target
 
@@ -71,16 +70,9 @@ class Device(models.Model):
         return describe_target(self.server.name, [self.index], style=PROSE)
 
     def save(self, *args, **kwargs):
-        from .bookings import Allocation, Booking  # bookings import resources
-
         super().save(*args, **kwargs)
-        unit, created = Unit.objects.get_or_create(kind=Unit.Kind.GPU, device=self, defaults={"server_id": self.server_id})
-        if created:
-            # A whole-server booking holds every GPU of its server, including one added later.
-            Allocation.objects.bulk_create(
-                Allocation(booking=booking, unit=unit, start=booking.start, end=booking.end)
-                for booking in Booking.objects.holding().filter(server_id=self.server_id, whole_server=True, end__gt=timezone.now())
-            )
+        # A new GPU's unit is held by its server's whole-server bookings at once (bookings.hold_new_gpu).
+        Unit.objects.get_or_create(kind=Unit.Kind.GPU, device=self, defaults={"server_id": self.server_id})
 
 
 class Room(models.Model):

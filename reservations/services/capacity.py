@@ -12,21 +12,11 @@ from django.db import transaction
 
 from labres.db import prepared_cursor
 
-from ..errors import BookingError
+from ..errors import BookingError, CapacityExceeded
 from ..models import Booking
 from ..parsing import format_span
 
 LOOK_AHEAD = timedelta(days=30)  # how far "enough frees up at ..." looks
-
-
-class CapacityExceeded(BookingError):
-    """More CPU cores or memory than the server has free in the asked window."""
-
-    code = "capacity_exceeded"
-
-    def __init__(self, message, *, field=None, free_from=None):
-        super().__init__(message, field=field)
-        self.free_from = free_from  # the earliest start at which enough is free for the same length, if found
 
 
 RESOURCES = (

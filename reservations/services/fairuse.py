@@ -18,7 +18,7 @@ from django.db.models.signals import post_delete, post_save
 
 from labres.db import prepared_cursor
 
-from ..errors import BookingError
+from ..errors import AccessDenied, LimitExceeded
 from ..locking import UNKNOWN
 from ..models import Allocation, Booking, Limit, MemberGroup, Profile, Unit, member_name
 from ..parsing import PLACE, describe_target, format_duration, format_span, parse_duration
@@ -26,22 +26,6 @@ from .capacity import peak_load
 
 WEEK = timedelta(days=7)
 WEEK_SECONDS = WEEK.total_seconds()
-
-
-class LimitExceeded(BookingError):
-    """The booking would break a fair-use limit; the message names the limit and where it comes from."""
-
-    code = "limit_exceeded"
-
-    def __init__(self, message, *, rule, field=None):
-        super().__init__(message, field=field)
-        self.rule = rule
-
-
-class AccessDenied(LimitExceeded):
-    """The member's group may not book this server or room."""
-
-    code = "not_allowed_here"
 
 
 @dataclass(frozen=True)

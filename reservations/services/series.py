@@ -1,6 +1,5 @@
 """Recurring bookings: a repeat rule read into dates, each booked through create_booking.
 """
-from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -19,7 +18,7 @@ from ..errors import (
 )
 from ..models import Booking, BookingSeries
 from ..parsing import ParseError, parse_duration
-from ..signals import series_changed
+from ..signals import in_series, series_changed
 from .approval import approve_booking, decline_booking, pending_dates
 from .audit import attach_series
 from .bookings import cancel_booking, create_booking
@@ -130,8 +129,6 @@ def create_series(
     The rule is read in `time_zone` (default: the member's), so occurrences keep their wall-clock time.
     One "series_created" notification tells of all of them.
     """
-    from notifications.outbox import is_muted, muted
-
     now = now or timezone.now()
     if on_conflict not in ("ask", "skip"):
         raise BookingError("on_conflict is 'ask' (book nothing if a date is taken) or 'skip' (book the others).", field="on_conflict")
@@ -146,7 +143,7 @@ def create_series(
             time_zone=str(zone), until=until, purpose=purpose,
         )
         booked, refused = [], []
-        with (nullcontext() if is_muted() else muted()):  # one message for the series, not one per date
+        with in_series():  # one message for the series, not one per date
             for begin, finish in plan.windows(length):
                 try:
                     booked.append(create_booking(
@@ -172,8 +169,6 @@ def cancel_series(series, *, by, now=None):
 
     Owner or staff only. One "series_cancelled" notification tells of all of them.
     """
-    from notifications.outbox import is_muted, muted
-
     now = now or timezone.now()
     with transaction.atomic():
         series = BookingSeries.objects.select_for_update().select_related("user").get(pk=series.pk)
@@ -181,7 +176,7 @@ def cancel_series(series, *, by, now=None):
             raise NotAllowed(f"Series #{series.pk} belongs to {series.user.get_username()}; only they or staff can cancel it.")
         current = list(series.bookings.filter(status__in=Booking.LIVE, end__gt=now).order_by("start"))  # pending dates too
         running = [booking for booking in current if booking.start <= now]
-        with (nullcontext() if is_muted() else muted()):
+        with in_series():
             cancelled = [cancel_booking(booking, by=by, now=now) for booking in current if booking.start > now]
         if not cancelled:
             still = f"; booking #{running[0].pk} is running: release it to end it now" if running else ""
@@ -197,8 +192,6 @@ def decide_series(series, *, by, approve, reason="", now=None):
     started are left as they are. One message tells the member of all of them ("approved" or
     "declined" with the series' dates), not one per date. Raises NotAllowed, NotPending.
     """
-    from notifications.outbox import is_muted, muted
-
     now = now or timezone.now()
     if not getattr(by, "is_staff", False):
         raise NotAllowed(f"Only staff can {'approve' if approve else 'decline'} bookings.")
@@ -208,7 +201,7 @@ def decide_series(series, *, by, approve, reason="", now=None):
         pending = list(pending_dates(series, now))
         if not pending:
             raise NotPending(f"Series #{series.pk} has no dates awaiting approval; each was decided, or has started.")
-        with (nullcontext() if is_muted() else muted()):
+        with in_series():
             decided = [
                 approve_booking(booking, by=by, now=now) if approve else decline_booking(booking, by=by, reason=reason, now=now)
                 for booking in pending

@@ -8,7 +8,16 @@ from django.utils import timezone
 from ..errors import BookingError
 from ..models import Booking
 from ..parsing import EARLIEST, format_duration, parse_duration
-from ..text import check_text
+from ..text import text_problem
+
+
+def check_text(value: str | None, *, field: str, label: str, max_length: int | None) -> str:
+    """`value` stripped, if it is one line of plain text of at most `max_length` characters; else BookingError."""
+    value = (value or "").strip()
+    problem = text_problem(value, label=label, max_length=max_length)
+    if problem:
+        raise BookingError(problem, field=field)
+    return value
 
 
 def check_times(start, end, *, now, allow_past_start=False):

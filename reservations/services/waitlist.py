@@ -31,7 +31,7 @@ from django.db import IntegrityError, OperationalError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from ..errors import BookingConflict, BookingError, NotAllowed
+from ..errors import BookingConflict, BookingError, NotAllowed, OfferUnavailable
 from ..models import Allocation, Booking, Device, Server, Unit, WaitlistEntry
 from ..parsing import (
     ParseError,
@@ -40,7 +40,7 @@ from ..parsing import (
     parse_device_set,
     parse_duration,
 )
-from ..signals import waitlist_changed
+from ..signals import waitlist_changed, waitlist_told
 from . import fairuse
 from .bookings import create_booking
 from .capacity import peak_load
@@ -51,12 +51,6 @@ logger = logging.getLogger(__name__)
 
 WAITLIST_LOCK_NAMESPACE = 0x6C616277  # 'labw': one advisory lock per server or room being matched
 LOCK_TIMEOUT = "5s"
-
-
-class OfferUnavailable(BookingError):
-    """There is no open offer to claim: already claimed, ran out, or its GPUs were taken meanwhile."""
-
-    code = "conflict"
 
 
 def offer_length():
@@ -119,10 +113,8 @@ def how_you_will_hear(user):
     will not and where to look instead. The same words on every surface that joins."""
     from django.urls import reverse
 
-    from notifications.events import Event
-    from notifications.outbox import how_told
-
-    channels, words = how_told(user, Event.WAITLIST_OFFER)
+    answers = [answer for _, answer in waitlist_told.send(WaitlistEntry, user=user) if answer]
+    channels, words = answers[0] if answers else ([], "labres sends no messages")
     if channels:
         return channels, f"We will tell you {words} as soon as it is free."
     return [], (
@@ -545,11 +537,9 @@ def hand_to_worker(*, server_id=None, room_id=None):
     where = Q(server_id=server_id) if server_id is not None else Q(room_id=room_id)
     if not WaitlistEntry.objects.filter(where, state=WaitlistEntry.State.WAITING).exists():
         return
-    from notifications.outbox import send_task_once
+    from labres.celery import app, send_task_once
 
-    from ..tasks import match_waitlist
-
-    try:
-        send_task_once(match_waitlist, [server_id, room_id])
+    try:  # by name: the task wraps this module (reservations.tasks imports it), not the other way
+        send_task_once(app.tasks["reservations.tasks.match_waitlist"], [server_id, room_id])
     except Exception as error:  # the broker is unreachable: the minute's sweep matches instead
         logger.warning("could not hand waitlist matching to a worker (%s); the sweep will do it", error)

@@ -11,7 +11,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
-from ..errors import BookingError, NotAllowed
+from ..errors import BookingError, NotAllowed, OfferUnavailable
 from ..models import Booking, WaitlistEntry
 from ..services import waitlist
 from ..templatetags.labres import span
@@ -77,7 +77,7 @@ def claim(request, pk, token):
             booking = waitlist.claim(entry, by=request.user, token=token, source=Booking.Source.WEB)
         except BookingError as error:
             entry.refresh_from_db()
-            return _claim_page(request, entry, token, error=error.message, status=409 if isinstance(error, waitlist.OfferUnavailable) else 400)
+            return _claim_page(request, entry, token, error=error.message, status=409 if isinstance(error, OfferUnavailable) else 400)
         messages.success(request, f"Booked {booking.what}, {span(booking.start, booking.end)}.")
         response = redirect("booking-detail", pk=booking.pk)
         response.status_code = 303

@@ -46,8 +46,7 @@ def test_the_browsable_api_renders_for_a_browser(alice, thalys):
 
 
 def test_every_domain_error_the_handler_maps_has_its_code_in_the_schema():
-    from reservations import errors  # noqa: F401
-    from reservations.services import capacity, fairuse, waitlist  # noqa: F401  every BookingError subclass defined
+    from reservations import errors  # every BookingError subclass is defined there
     from reservations.api.errors import CODES
     from reservations.api.serializers import REFUSAL_CODES
 
@@ -59,6 +58,38 @@ def test_every_domain_error_the_handler_maps_has_its_code_in_the_schema():
     assert codes - {"capacity_exceeded"} <= set(CODES)  # a CapacityExceeded is answered 400 invalid, on its field
     assert {"limit_exceeded", "not_allowed_here", "wrong_state", "too_large", "uri_too_long", "throttled"} <= set(CODES)
     assert codes - {"busy", "forbidden", "not_pending", "wrong_state", "series_conflict"} <= set(REFUSAL_CODES)
+
+
+def test_each_domain_error_is_answered_with_the_status_its_class_declares(clock):
+    from types import SimpleNamespace
+
+    from reservations import errors
+    from reservations.api.errors import exception_handler
+
+    rule = SimpleNamespace(kind="max_gpus", source="Students", limit=SimpleNamespace(describe=lambda: "at most 1 GPU at once"))
+    refusal = errors.Refusal(clock, clock, errors.BookingError("taken"))
+    answers = {  # the API's contract: (status, code) for each
+        errors.BookingError("bad", field="start"): (400, "invalid"),
+        errors.NotAllowed("no"): (403, "forbidden"),
+        errors.NotPending("no"): (409, "not_pending"),
+        errors.WrongState("no"): (409, "wrong_state"),
+        errors.Busy("later"): (503, "busy"),
+        errors.LimitExceeded("over", rule=rule): (409, "limit_exceeded"),
+        errors.AccessDenied("not here", rule=rule): (403, "not_allowed_here"),
+        errors.CapacityExceeded("full", field="cpu_cores"): (400, "invalid"),
+        errors.OfferUnavailable("gone"): (409, "conflict"),
+        errors.BookingConflict([]): (409, "conflict"),
+        errors.SeriesConflict([refusal], total=2): (409, "series_conflict"),
+    }
+
+    def subclasses(cls):
+        return {cls} | {found for sub in cls.__subclasses__() for found in subclasses(sub)}
+
+    assert {type(error) for error in answers} == subclasses(errors.BookingError)
+    for error, (status, code) in answers.items():
+        response = exception_handler(error, {})
+        assert (response.status_code, response.data["error"]["code"]) == (status, code), type(error).__name__
+        assert error.http_status == status and (status == 400 or error.code == code), type(error).__name__
 
 
 def test_over_a_fair_use_limit_is_409_limit_exceeded_with_the_limit_as_the_schema_says(as_alice, alice, thalys, later):

@@ -6,8 +6,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from reservations import services
-from reservations.services.capacity import CapacityExceeded, peak_load
-from reservations.errors import BookingConflict, BookingError
+from reservations.services.capacity import peak_load
+from reservations.errors import BookingConflict, BookingError, CapacityExceeded
 from reservations.models import Booking
 from tests.factories import ServerFactory, UserFactory
 

@@ -8,7 +8,7 @@ from django.urls import reverse
 
 from reservations import services
 from reservations.services import fairuse
-from reservations.services.fairuse import AccessDenied, LimitExceeded
+from reservations.errors import AccessDenied, LimitExceeded
 from reservations.models import Limit, MemberGroup, Profile
 from tests.factories import ServerFactory, UserFactory
 

@@ -11,8 +11,7 @@ from django.utils import timezone
 
 from reservations import services
 from reservations.services import waitlist
-from reservations.services.capacity import CapacityExceeded
-from reservations.services.fairuse import LimitExceeded
+from reservations.errors import CapacityExceeded, LimitExceeded
 from reservations.models import Booking, Limit, MemberGroup, Profile, WaitlistEntry
 from tests.factories import ServerFactory
 

@@ -315,7 +315,7 @@ def test_seed_demo_leaves_one_booking_awaiting_approval_on_the_h100_server():
 
 @pytest.mark.django_db
 def test_the_demo_has_a_students_group_whose_limits_show_and_its_week_keeps_within_them():
-    from reservations.services.fairuse import LimitExceeded
+    from reservations.errors import LimitExceeded
     from reservations.models import Limit, MemberGroup
 
     out = seed()

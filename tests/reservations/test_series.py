@@ -11,8 +11,7 @@ from hypothesis import given, strategies as st
 from notifications import outbox
 from notifications.models import Notification, OutboxEvent
 from reservations import recurrence, services
-from reservations.errors import BookingConflict, BookingError, NotAllowed, SeriesConflict
-from reservations.services.fairuse import LimitExceeded
+from reservations.errors import BookingConflict, BookingError, LimitExceeded, NotAllowed, SeriesConflict
 from reservations.models import Booking, BookingSeries, Limit, Profile
 from reservations.parsing import ParseError
 from tests.clock import next_eu_dst_sunday

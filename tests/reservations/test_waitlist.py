@@ -10,11 +10,10 @@ from notifications import outbox
 from notifications.messages import Occasion, render
 from notifications.models import Notification, Preference
 from reservations import services
-from reservations.services import waitlist
-from reservations.errors import BookingError, NotAllowed
+from reservations.errors import BookingError, NotAllowed, OfferUnavailable
 from reservations.models import Allocation, Booking, WaitlistEntry
+from reservations.services import waitlist
 from reservations.tasks import match_waitlists
-from reservations.services.waitlist import OfferUnavailable
 
 from ..factories import ServerFactory, UserFactory
 
@@ -115,7 +114,7 @@ def test_a_latest_start_in_the_past_or_too_far_is_refused(alice, tiny):
     ],
 )
 def test_a_wait_that_the_limits_would_never_let_be_claimed_is_refused(alice, tiny, rule, kwargs, field, message):
-    from reservations.services.fairuse import LimitExceeded
+    from reservations.errors import LimitExceeded
     from reservations.models import Limit
 
     Limit.objects.create(user=alice, **rule)
@@ -672,7 +671,7 @@ def test_gpu_wait_with_bad_input_says_what_is_wrong(alice, tiny, text, says):
 
 def test_the_hand_over_sends_the_match_task_only_when_someone_waits(monkeypatch, alice, bob, tiny):
     sent = []
-    monkeypatch.setattr("notifications.outbox.send_task_once", lambda task, args: sent.append((task.name, args)))
+    monkeypatch.setattr("labres.celery.send_task_once", lambda task, args: sent.append((task.name, args)))
     hand_to_worker = REAL_HAND_TO_WORKER  # the autouse fixture replaced the module's
 
     hand_to_worker(server_id=tiny.pk)
@@ -695,7 +694,7 @@ def test_a_broker_that_is_down_delays_matching_and_loses_nothing(monkeypatch, al
     def down(task, args):
         raise ConnectionError("broker down")
 
-    monkeypatch.setattr("notifications.outbox.send_task_once", down)
+    monkeypatch.setattr("labres.celery.send_task_once", down)
     hold(bob, tiny, "0-1")
     entry = waiting_for(alice, tiny)
     REAL_HAND_TO_WORKER(server_id=tiny.pk)  # does not raise into the request that freed something

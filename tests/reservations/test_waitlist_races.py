@@ -7,7 +7,7 @@ from django.utils import timezone
 from reservations import services
 from reservations.services import waitlist
 from reservations.models import Allocation, Booking, WaitlistEntry
-from reservations.services.waitlist import OfferUnavailable
+from reservations.errors import OfferUnavailable
 from tests.factories import ServerFactory, UserFactory
 from tests.reservations.test_races import race
 

@@ -18,10 +18,10 @@ from django.db import transaction
 from django.utils import timezone
 
 from monitoring.demo_history import backfill
-from notifications.outbox import muted
 from reservations import services
 from reservations.errors import BookingError
 from reservations.models import Allocation, Booking, Device, Limit, MemberGroup, Profile, Room, Server
+from reservations.signals import quiet
 
 # Deterministic fake GPU UUIDs, so a second run finds the same devices.
 UUID_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_DNS, "labres.lab.example.org")
@@ -194,7 +194,7 @@ class Command(BaseCommand):
             if Booking.objects.holding().filter(user__in=users.values(), end__gt=now).exists():
                 self.stdout.write("The demo users already have current or upcoming bookings; leaving bookings as they are (--reset makes them again).")
             else:
-                with muted():  # a demo week made up at once is not news to anyone
+                with quiet():  # a demo week made up at once is not news to anyone
                     self.seed_week(users, now)
         if not no_history:
             self.seed_history([server for server in servers if server.monitored], now)
