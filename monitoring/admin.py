@@ -6,24 +6,11 @@ from django.contrib import admin, messages
 from django.db.models import Prefetch
 from django.utils import timezone
 
+from labres.admin import ReadOnlyAdmin
 from reservations.models import Allocation
 
 from .live import stale_after
 from .models import Alert, BookingUsage, GpuHour, GpuMinute, GpuSample, HostStatus
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Shows rows; nobody adds, changes or deletes them by hand."""
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
 
 # --- hosts -----------------------------------------------------------------------------------
 

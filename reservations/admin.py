@@ -16,7 +16,7 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
-from monitoring.admin import ReadOnlyAdmin
+from labres.admin import ReadOnlyAdmin
 
 from . import feeds, icsimport, services
 from .errors import BookingError
