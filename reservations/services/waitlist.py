@@ -27,12 +27,13 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db import IntegrityError, OperationalError, transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from ..errors import BookingConflict, BookingError, NotAllowed
-from ..models import Allocation, Booking, Device, Server, Unit, WaitlistEntry
+from ..errors import BookingConflict, BookingError, Busy, NotAllowed
+from ..locking import lock
+from ..models import Allocation, Booking, Device, Room, Server, Unit, WaitlistEntry
 from ..parsing import (
     ParseError,
     format_device_set,
@@ -48,9 +49,6 @@ from .targets import get_bookable_room, get_bookable_server
 from .validation import check_amount, check_purpose
 
 logger = logging.getLogger(__name__)
-
-WAITLIST_LOCK_NAMESPACE = 0x6C616277  # 'labw': one advisory lock per server or room being matched
-LOCK_TIMEOUT = "5s"
 
 
 class OfferUnavailable(BookingError):
@@ -402,22 +400,13 @@ class _FreeNow:
 
 
 def _lock_resource(server_id, room_id):
-    """Serialize matching of one server or room for this transaction; False if it stays busy (PostgreSQL)."""
-    connection = transaction.get_connection()
-    if connection.vendor != "postgresql":
-        return True
-    key = (WAITLIST_LOCK_NAMESPACE << 32) | (server_id * 2 if server_id is not None else room_id * 2 + 1)
+    """Serialize matching of one server or room for this transaction (locking.lock); False if it stays busy."""
     try:
         # In a savepoint: a lock that times out rolls back to it, and the transaction stays usable.
-        with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute(
-                "WITH timeout AS (SELECT set_config('lock_timeout', %s, true)) SELECT pg_advisory_xact_lock(%s) FROM timeout",
-                [LOCK_TIMEOUT, key],
-            )
-    except OperationalError as error:
-        if getattr(error.__cause__, "sqlstate", None) == "55P03":  # lock_not_available
-            return False
-        raise
+        with transaction.atomic():
+            lock(Server(pk=server_id) if server_id is not None else Room(pk=room_id))
+    except Busy:
+        return False
     return True
 
 
