@@ -54,6 +54,16 @@ class ServerAdmin(admin.ModelAdmin):
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(gpu_count=Count("devices"))
 
+    def save_formset(self, request, form, formset, change):
+        if formset.model is not Device:
+            return super().save_formset(request, form, formset, change)
+        for device in formset.save(commit=False):  # deletes the GPUs marked for it
+            if device.pk is None:
+                _register(device)
+            else:
+                device.save()
+        return None
+
     @admin.display(description="GPUs", ordering="gpu_count")
     def gpu_count(self, server):
         return server.gpu_count
@@ -69,6 +79,21 @@ class DeviceAdmin(admin.ModelAdmin):
     def get_readonly_fields(self, request, obj=None):
         # A GPU's unit records its server when it is created; moving the GPU would leave it behind.
         return ("server",) if obj is not None else ()
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            super().save_model(request, obj, form, change)
+        else:
+            _register(obj)
+
+
+def _register(device):
+    """Add a GPU typed into the admin through services.register_device (its Unit, and the allocations
+    of whole-server bookings that hold it); `device`, the form's instance, becomes the saved row."""
+    saved = services.register_device(
+        device.server, device.index, model=device.model, memory_mib=device.memory_mib, uuid=device.uuid, active=device.active,
+    )
+    device.pk, device._state.adding, device._state.db = saved.pk, False, saved._state.db
 
 
 @admin.register(Room)
@@ -164,11 +189,12 @@ class BookingChangeForm(ServiceBookingForm):
         cleaned = super().clean()
         if self.errors:
             return cleaned
-        moved = {name: cleaned[name] for name in ("start", "end") if name in self.changed_data}
-        if not moved:
-            return cleaned  # a purpose edit alone does not touch what the booking holds
+        changed = {name: cleaned[name] for name in ("start", "end", "purpose") if name in self.changed_data}
+        if not changed:
+            return cleaned
         try:
-            self.instance = services.change_booking(self.instance, by=self.request_user, **moved)
+            # Times and purpose alike: every change makes its event (calendars, messages).
+            self.instance = services.change_booking(self.instance, by=self.request_user, **changed)
         except BookingError as error:
             self.add_booking_error(error)
         return cleaned
@@ -211,11 +237,7 @@ class BookingAdmin(admin.ModelAdmin):
         return form
 
     def save_model(self, request, obj, form, change):
-        # The service wrote the booking in the form's clean(); only a new purpose is left to save.
-        if change and "purpose" in form.changed_data:
-            obj.purpose = form.cleaned_data["purpose"]
-            obj.sequence += 1  # calendar clients take the new title over
-            obj.save(update_fields=["purpose", "sequence", "updated_at"])
+        pass  # the service wrote the booking in the form's clean()
 
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
         # A POST comes back here only when the form or an inline was refused; the form's clean()

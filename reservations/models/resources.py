@@ -3,7 +3,6 @@
 
 from django.db import models
 from django.db.models import Q
-from django.utils import timezone
 
 
 class Server(models.Model):
@@ -69,18 +68,10 @@ class Device(models.Model):
         return f"GPU {self.index} on {self.server.name}"
 
     def save(self, *args, **kwargs):
-        from .bookings import Allocation, Booking  # bookings import resources
-
+        # Its Unit, as a server's and a room's; the allocations of whole-server bookings that hold
+        # a GPU added later are services.register_device's business.
         super().save(*args, **kwargs)
-        unit, created = Unit.objects.get_or_create(kind=Unit.Kind.GPU, device=self, defaults={"server_id": self.server_id})
-        if created:
-            # A whole-server booking holds every GPU of its server, including one added later.
-            Allocation.objects.bulk_create(
-                Allocation(booking=booking, unit=unit, start=booking.start, end=booking.end)
-                for booking in Booking.objects.filter(
-                    server_id=self.server_id, whole_server=True, status__in=Booking.HOLDING, end__gt=timezone.now()
-                )
-            )
+        Unit.objects.get_or_create(kind=Unit.Kind.GPU, device=self, defaults={"server_id": self.server_id})
 
 
 class Room(models.Model):

@@ -22,8 +22,8 @@ from .approval import needs_approval
 from .targets import Target, resolve_target
 from .validation import check_amount, check_purpose, check_times
 
-OVERLAP_SQLSTATE = "23P01"  # PostgreSQL exclusion_violation
-SQLITE_OVERLAP_MARKER = "allocation_overlap"  # the message of the SQLite triggers
+OVERLAP_SQLSTATE = "23P01"  # PostgreSQL exclusion_violation (of allocation_no_overlap: the only exclusion constraint)
+SQLITE_OVERLAP_MARKER = "allocation_overlap"  # in the message of the SQLite triggers (migration 0002)
 
 
 def create_booking(
@@ -315,9 +315,16 @@ def find_conflicts(units, start, end, *, exclude=None):
     return [Conflict(booking=booking, units=tuple(held[booking.pk])) for booking in bookings]
 
 
+def classify_integrity_error(error):
+    """"overlap" when the database refused two active allocations of one unit at overlapping times
+    (PostgreSQL's exclusion constraint, SQLite's triggers); None for any other IntegrityError."""
+    if getattr(error.__cause__, "sqlstate", None) == OVERLAP_SQLSTATE or SQLITE_OVERLAP_MARKER in str(error):
+        return "overlap"
+    return None
+
+
 def _raise_conflict_from(error, units, start, end, *, exclude=None):
     """A concurrent writer won the race; name it, or re-raise an unrelated integrity error."""
-    cause = error.__cause__
-    if getattr(cause, "sqlstate", None) != OVERLAP_SQLSTATE and SQLITE_OVERLAP_MARKER not in str(error):
+    if classify_integrity_error(error) != "overlap":
         raise error
     raise BookingConflict(find_conflicts(units, start, end, exclude=exclude)) from None
