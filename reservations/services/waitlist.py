@@ -21,7 +21,6 @@ How the line works (decisions, also in the README):
   only for the entry's own member, signed in; the offer's token is spent by a conditional UPDATE,
   so two clicks book once.
 """
-import logging
 import secrets
 from datetime import timedelta
 
@@ -30,6 +29,8 @@ from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
+
+from labres.celery import enqueue_after_commit
 
 from ..errors import BookingConflict, BookingError, Busy, NotAllowed
 from ..locking import lock
@@ -47,8 +48,6 @@ from .bookings import create_booking
 from .capacity import peak_load
 from .targets import get_bookable_room, get_bookable_server
 from .validation import check_amount, check_purpose
-
-logger = logging.getLogger(__name__)
 
 
 class OfferUnavailable(BookingError):
@@ -530,15 +529,11 @@ def _match_after_commit(entry):
 
 
 def hand_to_worker(*, server_id=None, room_id=None):
-    """Ask a worker to match this server or room, if anyone waits there; the beat sweep does if the broker is down."""
+    """After commit: ask a worker to match this server or room, if anyone waits there (looked at once the
+    change is committed, so a member who joined meanwhile is seen); the minute's sweep does if the broker is down."""
     where = Q(server_id=server_id) if server_id is not None else Q(room_id=room_id)
     if not WaitlistEntry.objects.filter(where, state=WaitlistEntry.State.WAITING).exists():
         return
-    from notifications.outbox import send_task_once
-
     from ..tasks import match_waitlist
 
-    try:
-        send_task_once(match_waitlist, [server_id, room_id])
-    except Exception as error:  # the broker is unreachable: the minute's sweep matches instead
-        logger.warning("could not hand waitlist matching to a worker (%s); the sweep will do it", error)
+    enqueue_after_commit(match_waitlist, server_id, room_id)  # after commit already: handed over at once
