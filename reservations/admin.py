@@ -12,6 +12,7 @@ from django.contrib.auth.admin import UserAdmin
 from django.db.models import Count, Q
 from django.template.response import TemplateResponse
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.html import format_html
 
 from . import feeds, icsimport, services
@@ -140,9 +141,21 @@ class ServiceBookingForm(forms.ModelForm):
     def clean(self):
         cleaned = super().clean()
         if self.refusal is not None:
-            field = self.refusal.field if self.refusal.field in self.fields else None
-            self.add_error(field, self.refusal.message)
+            self.add_booking_error(self.refusal)
+        elif {"start", "end"} & set(self.changed_data) and cleaned.get("start") and cleaned.get("end"):
+            # The service checks the times again when it writes; checked here too so that the model's
+            # own validation, which follows, never meets a time Python cannot convert (year 9999 west of UTC).
+            now = timezone.now()
+            started = self.instance.pk is not None and self.instance.start <= now
+            try:
+                services.check_times(cleaned["start"], cleaned["end"], now=now, allow_past_start=started)
+            except BookingError as error:
+                self.add_booking_error(error)
         return cleaned
+
+    def add_booking_error(self, error):
+        field = error.field if error.field in self.fields else None
+        self.add_error(field, error.message)
 
     def save(self, commit=True):
         self.save_m2m = lambda: None  # a booking has no many-to-many fields
