@@ -3,7 +3,6 @@ import logging
 import re
 
 from django.db import transaction
-from django.utils import timezone
 
 bookings_logger = logging.getLogger("labres.bookings")
 
@@ -40,5 +39,5 @@ def log_booking_change(sender, booking, event, by=None, **kwargs):
         return
     who = member_name(booking.user)
     actor = f" by {member_name(by)}" if by is not None and by.pk != booking.user_id else ""
-    line = f"booking #{booking.pk} {event}{actor}: {who}, {booking.what}, {format_span(booking.start, booking.end, timezone.get_current_timezone())}"
+    line = f"booking #{booking.pk} {event}{actor}: {who}, {booking.what}, {format_span(booking.start, booking.end)}"
     transaction.on_commit(lambda: bookings_logger.info(line))

@@ -2,6 +2,7 @@
 
 Production sets DATABASE_URL (PostgreSQL), REDIS_URL, SECRET_KEY, ALLOWED_HOSTS; see README.
 """
+import importlib.util
 import ipaddress
 from datetime import timedelta
 from pathlib import Path
@@ -82,6 +83,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "django.template.context_processors.tz",
+                "reservations.sso.oidc.sign_in_choices",
             ],
         },
     },
@@ -366,7 +368,8 @@ for _proxy in TRUSTED_PROXIES:
         raise ImproperlyConfigured(
             f"TRUSTED_PROXIES: {_proxy!r} is not an address or a network; write e.g. 10.0.0.5 or 10.1.0.0/16."
         ) from None
-# Every password check (web and admin sign-in, API token) goes through the limits.
+# Every password check (web and admin sign-in, API token) goes through the limits; with an LDAP
+# server (below), the directory's password check does.
 AUTHENTICATION_BACKENDS = ["reservations.signin.LimitedModelBackend"]
 # Failed sign-ins allowed per account (10x per address) within the window, then refused.
 LOGIN_ATTEMPTS_LIMIT = env.int("LOGIN_ATTEMPTS_LIMIT", default=5)
@@ -374,6 +377,75 @@ LOGIN_ATTEMPTS_WINDOW = env.int("LOGIN_ATTEMPTS_WINDOW_SECONDS", default=15 * 60
 # Password reset e-mails allowed per e-mail address (10x per client address) within the window.
 PASSWORD_RESET_LIMIT = env.int("PASSWORD_RESET_LIMIT", default=3)
 PASSWORD_RESET_WINDOW = env.int("PASSWORD_RESET_WINDOW_SECONDS", default=60 * 60)
+
+# --- Single sign-on (reservations/sso/; README "Single sign-on") ------------------------------
+# Both are off until set. On each sign-in the directory decides the member's staff flag and primary group
+# where these settings say how, and their unix user name where it gives a valid, free one.
+# OpenID Connect (Keycloak, Authentik, Google, Entra ID, GitLab): the issuer's address, whose
+# /.well-known/openid-configuration is read at sign-in; the client this portal is at the provider.
+OIDC_ISSUER = env.str("OIDC_ISSUER", default="").rstrip("/")
+OIDC_RP_CLIENT_ID = env.str("OIDC_CLIENT_ID", default="")
+OIDC_RP_CLIENT_SECRET = env.str("OIDC_CLIENT_SECRET", default="")
+# The button reads "Sign in with OIDC_NAME"; OIDC_ONLY=1 shows no password form on the sign-in page.
+OIDC_NAME = env.str("OIDC_NAME", default="single sign-on")
+OIDC_ONLY = env.bool("OIDC_ONLY", default=False)
+OIDC_RP_SCOPES = env.str("OIDC_SCOPES", default="openid email profile")
+OIDC_RP_SIGN_ALGO = env.str("OIDC_SIGN_ALGO", default="RS256")  # how the provider signs ID tokens
+# Claims: the new member's user name (else their e-mail), names, unix user name (empty: none).
+OIDC_USERNAME_CLAIM = env.str("OIDC_USERNAME_CLAIM", default="preferred_username")
+OIDC_FIRST_NAME_CLAIM = env.str("OIDC_FIRST_NAME_CLAIM", default="given_name")
+OIDC_LAST_NAME_CLAIM = env.str("OIDC_LAST_NAME_CLAIM", default="family_name")
+OIDC_UNIX_USERNAME_CLAIM = env.str("OIDC_UNIX_USERNAME_CLAIM", default="preferred_username")
+# Staff when claim OIDC_STAFF_CLAIM is (or lists) OIDC_STAFF_VALUE (or, without a value, is true); unset: staff is set by hand.
+OIDC_STAFF_CLAIM = env.str("OIDC_STAFF_CLAIM", default="")
+OIDC_STAFF_VALUE = env.str("OIDC_STAFF_VALUE", default="")
+# The claim listing the member's groups, picking their primary group: a MemberGroup of the same name, or
+# through OIDC_GROUP_MAP (idp-group=Member group,..., the first that applies wins); unset: set by hand.
+OIDC_GROUPS_CLAIM = env.str("OIDC_GROUPS_CLAIM", default="")
+OIDC_GROUP_MAP = env.dict("OIDC_GROUP_MAP", default={})
+# Seconds a call to the provider may take; a CA file for a provider with a private CA.
+OIDC_TIMEOUT = env.int("OIDC_TIMEOUT", default=10)
+OIDC_VERIFY_SSL = env.str("OIDC_CA_FILE", default="") or True
+# mozilla-django-oidc: authorization code flow with PKCE; the ID token is kept to end the provider's session.
+OIDC_USE_PKCE = True
+OIDC_STORE_ID_TOKEN = True
+OIDC_AUTHENTICATION_CALLBACK_URL = "oidc-callback"
+LOGIN_REDIRECT_URL_FAILURE = "login"
+if OIDC_ISSUER:
+    AUTHENTICATION_BACKENDS.append("reservations.sso.oidc.OIDCBackend")
+
+# LDAP / Active Directory (django-auth-ldap): the server (ldap://host or ldaps://host:636), the account the
+# portal searches with, where members are and the filter that finds one (%(user)s: the name typed).
+LDAP_SERVER_URI = env.str("LDAP_SERVER_URI", default="")
+LDAP_BIND_DN = env.str("LDAP_BIND_DN", default="")
+LDAP_BIND_PASSWORD = env.str("LDAP_BIND_PASSWORD", default="")
+LDAP_USER_SEARCH_BASE = env.str("LDAP_USER_SEARCH_BASE", default="")
+LDAP_USER_FILTER = env.str("LDAP_USER_FILTER", default="(uid=%(user)s)")
+# Groups: where they are, which, and their kind (groupOfNames, nestedGroupOfNames, groupOfUniqueNames,
+# posixGroup, activeDirectory); unset: no groups, staff flag and primary group are set by hand.
+LDAP_GROUP_SEARCH_BASE = env.str("LDAP_GROUP_SEARCH_BASE", default="")
+LDAP_GROUP_FILTER = env.str("LDAP_GROUP_FILTER", default="(objectClass=groupOfNames)")
+LDAP_GROUP_TYPE = env.str("LDAP_GROUP_TYPE", default="groupOfNames")
+# Members of this group (its name or DN) are staff; the primary group as for OIDC (LDAP_GROUP_MAP).
+LDAP_STAFF_GROUP = env.str("LDAP_STAFF_GROUP", default="")
+LDAP_GROUP_MAP = env.dict("LDAP_GROUP_MAP", default={})
+# TLS: StartTLS on ldap:// (ldaps:// needs nothing), and the CA file that signed the server's certificate.
+LDAP_START_TLS = env.bool("LDAP_START_TLS", default=False)
+LDAP_CA_FILE = env.str("LDAP_CA_FILE", default="")
+# Attributes: unix user name (empty: uid, else sAMAccountName), names and e-mail.
+LDAP_UNIX_USERNAME_ATTR = env.str("LDAP_UNIX_USERNAME_ATTR", default="")
+LDAP_FIRST_NAME_ATTR = env.str("LDAP_FIRST_NAME_ATTR", default="givenName")
+LDAP_LAST_NAME_ATTR = env.str("LDAP_LAST_NAME_ATTR", default="sn")
+LDAP_EMAIL_ATTR = env.str("LDAP_EMAIL_ATTR", default="mail")
+LDAP_TIMEOUT = env.int("LDAP_TIMEOUT", default=10)  # seconds to connect, and for each answer
+if LDAP_SERVER_URI:
+    if LDAP_GROUP_TYPE not in ("groupOfNames", "nestedGroupOfNames", "groupOfUniqueNames", "posixGroup", "activeDirectory"):
+        raise ImproperlyConfigured(f"LDAP_GROUP_TYPE: {LDAP_GROUP_TYPE!r} is none of groupOfNames, nestedGroupOfNames, "
+                                   "groupOfUniqueNames, posixGroup, activeDirectory.")
+    if importlib.util.find_spec("django_auth_ldap") is None or importlib.util.find_spec("ldap") is None:
+        raise ImproperlyConfigured("LDAP_SERVER_URI is set, but django-auth-ldap is not installed: pip install 'labres[ldap]' "
+                                   "(python-ldap builds from source: apt-get install build-essential libldap2-dev libsasl2-dev first).")
+    AUTHENTICATION_BACKENDS[0] = "reservations.sso.ldap.LimitedLDAPBackend"
 
 # --- Requests ----------------------------------------------------------------------------
 # The largest request body read (forms, Slack, API JSON), in bytes; a larger one is refused (400, API: 413).

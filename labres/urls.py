@@ -17,6 +17,7 @@ admin.site.login_form = AdminSignInForm  # the sign-in limits' refusal, said as 
 urlpatterns = [
     path("", include("reservations.urls")),
     path("", include("monitoring.urls")),
+    path("", include("reservations.sso.urls")),  # OIDC sign-in; sign-out that ends the provider's session too
     path("accounts/", include("django.contrib.auth.urls")),  # logout, password change; sign-in and reset are ours
     path("health/", health, name="health"),
     # Pages link the icon; browsers still ask /favicon.ico of pages that do not (the admin's).

@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from reservations.errors import BookingError
 from reservations.models import Allocation, Booking
-from reservations.parsing import format_device_set, format_duration, parse_duration
+from reservations.parsing import PROSE, describe_target, format_device_set, format_duration, parse_duration
 from reservations.services import release_booking
 
 from .live import HostState, Match, live_hosts, stale_after
@@ -69,7 +69,7 @@ def unbooked_use(now):
         for gpu in host.gpus:
             if gpu.match != Match.UNBOOKED:
                 continue
-            where = f"GPU {gpu.index} on {host.name}"
+            where = describe_target(host.name, [gpu.index], style=PROSE)
             booked = f" (booked by {gpu.holding.name})" if gpu.holding else " (not booked)"
             if gpu.processes is None:
                 yield Finding(
@@ -105,8 +105,8 @@ def idle_bookings(now):
     since = now - window
     slack = 2 * settings.TELEMETRY_INTERVAL_SECONDS
     allocations = (
-        Allocation.objects.filter(
-            active=True, start__lte=since, end__gt=now, unit__device__isnull=False,
+        Allocation.objects.active().filter(
+            start__lte=since, end__gt=now, unit__device__isnull=False,
             booking__status=Booking.Status.CONFIRMED, booking__server__monitored=True,
         )
         .values_list("booking_id", "booking__server_id", "booking__user_id", "booking__server__name", "unit__device_id", "unit__device__index")

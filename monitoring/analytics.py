@@ -32,7 +32,7 @@ from django.db.models import Case, Count, F, FloatField, Func, IntegerField, Max
 from django.db.models.functions import Cast, Greatest, Least, Mod, NullIf
 
 from reservations.models import Allocation, Booking, Server, display_name_of
-from reservations.parsing import format_device_set
+from reservations.parsing import describe_target
 
 from .models import Alert, GpuHour
 
@@ -347,10 +347,9 @@ def usage_report(period, *, every_booking=False):
 
 
 def _gpu_allocations(period):
-    """The filter for GPU allocations of holding bookings that overlap the period."""
-    return Q(
-        active=True, unit__device__isnull=False, booking__status__in=Booking.HOLDING, start__lt=period.end, end__gt=period.start
-    )
+    """The GPU allocations of holding bookings that overlap the period."""
+    allocations = Allocation.objects.active().overlapping(period.start, period.end)
+    return allocations.filter(unit__device__isnull=False, booking__status__in=Booking.HOLDING)
 
 
 class BookingTally(NamedTuple):
@@ -382,7 +381,7 @@ def booking_tallies(period):
     clipped = Least(EpochHours("end"), Value(p1)) - Greatest(EpochHours("start"), Value(p0))
     cut = Case(When(Q(start__lt=period.start) | Q(end__gt=period.end), then=Value(1)), default=Value(0))
     rows = _fetch(
-        Allocation.objects.filter(_gpu_allocations(period))
+        _gpu_allocations(period)
         .values_list("booking_id", "booking__user_id", "booking__server_id")
         .annotate(
             gpus=Count("id"), booked=Sum(clipped), cut=Max(cut), stored_used=Max("booking__usage__used_gpu_hours"),
@@ -430,11 +429,9 @@ def computed_use(period, booking_ids):
         return Subquery(one_row.annotate(total=Sum(expression)).values("total"), output_field=FloatField())
 
     if len(booking_ids) <= COMPUTE_BY_ID_AT_MOST:
-        allocations = Allocation.objects.filter(booking_id__in=booking_ids, active=True, unit__device__isnull=False)
+        allocations = Allocation.objects.active().filter(booking_id__in=booking_ids, unit__device__isnull=False)
     else:  # the same allocations: a long list of ids would cost more than it saves (and SQLite limits it)
-        allocations = Allocation.objects.filter(
-            _gpu_allocations(period), Q(booking__usage__isnull=True) | Q(start__lt=period.start) | Q(end__gt=period.end)
-        )
+        allocations = _gpu_allocations(period).filter(Q(booking__usage__isnull=True) | Q(start__lt=period.start) | Q(end__gt=period.end))
     with_samples = Case(When(samples__gt=0, then=inside), default=Value(0.0), output_field=FloatField())
     rows = _fetch(
         allocations.values_list("booking_id")
@@ -581,7 +578,7 @@ def describe(bookings, members, period, *, many=False):
         return
     names = {m.user_id: m for m in members}
     by_id = {b.booking_id: b for b in bookings}
-    allocations = Allocation.objects.filter(_gpu_allocations(period))
+    allocations = _gpu_allocations(period)
     alerts = Alert.objects.filter(kind=Alert.Kind.IDLE_BOOKING)
     if many:
         alerts = alerts.filter(booking__start__lt=period.end, booking__end__gt=period.start)
@@ -599,7 +596,7 @@ def describe(bookings, members, period, *, many=False):
     for booking in bookings:
         server, whole, booking.start, booking.end, booking.purpose = targets[booking.booking_id]
         # As Booking.what writes it: thalys:0-1, or thalys (whole server).
-        booking.what = f"{server} (whole server)" if whole else f"{server}:{format_device_set(sorted(indices[booking.booking_id]))}"
+        booking.what = describe_target(server, indices[booking.booking_id], whole=whole)
         member = names.get(booking.user_id)
         if member is not None:
             booking.member, booking.username = member.name, member.username

@@ -114,7 +114,7 @@ class _Timeline:
         self.now = now
         intervals = defaultdict(list)
         rows = (
-            Allocation.objects.filter(active=True, unit__device__in=devices, start__lt=end, end__gt=start)
+            Allocation.objects.active().overlapping(start, end).filter(unit__device__in=devices)
             .values_list("unit__device_id", "start", "end", "booking_id")
             .order_by("start")
         )

@@ -30,9 +30,7 @@ def fake_host_for(server, *, clock=time.time, now=None):
         return FakeNVML([FakeGPU() for _ in range(DEFAULT_GPUS)], clock=clock, seed=seed)
 
     held = dict(
-        Allocation.objects.filter(
-            active=True, start__lte=now, end__gt=now, unit__device__in=devices
-        ).values_list("unit__device_id", "booking_id")
+        Allocation.objects.active().at(now).filter(unit__device__in=devices).values_list("unit__device_id", "booking_id")
     )
     owners = dict(
         Allocation.objects.filter(booking_id__in=set(held.values()))

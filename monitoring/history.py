@@ -4,7 +4,7 @@ Up to RAW_UP_TO: raw samples; up to MINUTE_UP_TO: per-minute rollups; longer: ho
 A chart then draws at most a few thousand points whatever the period.
 """
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.utils import timezone
 
@@ -22,7 +22,7 @@ PERIODS = {"hour": timedelta(hours=1), "day": timedelta(days=1), "week": timedel
 class Point:
     """One point of a GPU's history: a sample, or a bucket's averages and peaks."""
 
-    at: object
+    at: datetime
     gpu_util: float | None
     gpu_util_max: int | None
     mem_util: float | None
@@ -32,7 +32,7 @@ class Point:
     power_w: float | None
     samples: int
 
-    def as_dict(self):
+    def as_dict(self) -> dict[str, str | float | None]:
         return {
             "at": self.at.isoformat().replace("+00:00", "Z"),
             "gpu_util": _round(self.gpu_util),
@@ -46,11 +46,11 @@ class Point:
         }
 
 
-def _round(value):
+def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 1)
 
 
-def resolution_for(start, end, now=None):
+def resolution_for(start: datetime, end: datetime, now: datetime | None = None) -> str:
     """'raw', 'minute' or 'hour': the finest resolution that is short enough to draw and still kept for `start`."""
     now = now or timezone.now()
     keep = retention()
@@ -62,7 +62,9 @@ def resolution_for(start, end, now=None):
     return "hour"
 
 
-def gpu_history(device_id, start, end, *, resolution=None, now=None):
+def gpu_history(
+    device_id: int, start: datetime, end: datetime, *, resolution: str | None = None, now: datetime | None = None
+) -> tuple[str, list[Point]]:
     """(resolution, [Point]) for one GPU over [start, end)."""
     resolution = resolution or resolution_for(start, end, now)
     if resolution == "raw":
@@ -73,7 +75,7 @@ def gpu_history(device_id, start, end, *, resolution=None, now=None):
         )
         return resolution, [Point(at, util, util, mem, used, used, temp, power, 1) for at, util, mem, used, temp, power in rows]
     model = GpuMinute if resolution == "minute" else GpuHour
-    rows = (
+    buckets = (
         model.objects.filter(device_id=device_id, bucket__gte=start, bucket__lt=end, samples__gt=0)
         .order_by("bucket")
         .values_list(
@@ -85,6 +87,6 @@ def gpu_history(device_id, start, end, *, resolution=None, now=None):
         Point(
             at, util_sum / n, util_max, mem_sum / n, used_sum / n, used_max, temp, (power_sum / power_n) if power_n else None, n
         )
-        for at, n, util_sum, util_max, mem_sum, used_sum, used_max, temp, power_n, power_sum in rows
+        for at, n, util_sum, util_max, mem_sum, used_sum, used_max, temp, power_n, power_sum in buckets
     ]
     return resolution, points

@@ -3,15 +3,16 @@
 One read model for every surface that shows live telemetry: the live GPU page, the API's
 telemetry/latest, /metrics, the Slack bot and the alert detector.
 """
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db.models import Prefetch, Q
 from django.utils import timezone
 
 from reservations.models import Device, Profile, Server, display_name_of
-from reservations.selectors import unit_holdings
+from reservations.selectors import Holding, unit_holdings
 
 from .models import GpuSample, HostStatus
 
@@ -43,7 +44,7 @@ class HostState:
     NO_NVML = "no NVML"
 
 
-def load_of(gpu_util):
+def load_of(gpu_util: float | None) -> str:
     """idle / active / high for a utilization percentage (None: no data)."""
     if gpu_util is None:
         return Load.NO_DATA
@@ -54,7 +55,7 @@ def load_of(gpu_util):
     return Load.IDLE
 
 
-def stale_after():
+def stale_after() -> timedelta:
     return timedelta(seconds=settings.TELEMETRY_INTERVAL_SECONDS * settings.TELEMETRY_STALE_INTERVALS)
 
 
@@ -78,7 +79,7 @@ class GpuLive:
     uuid: str
     model: str
     memory_total_mib: int | None
-    taken_at: object = None
+    taken_at: datetime | None = None
     gpu_util: int | None = None
     mem_util: int | None = None
     memory_used_mib: int | None = None
@@ -86,14 +87,14 @@ class GpuLive:
     power_w: float | None = None
     power_limit_w: float | None = None
     error: str = ""
-    processes: list | None = None  # None: the host could not see them (see processes_note)
+    processes: list[ProcessView] | None = None  # None: the host could not see them (see processes_note)
     processes_note: str = ""
     load: str = Load.NO_DATA
-    holding: object = None  # reservations.selectors.Holding of the booking holding it now
+    holding: Holding | None = None  # reservations.selectors.Holding of the booking holding it now
     match: str = Match.UNKNOWN
 
     @property
-    def intruders(self):
+    def intruders(self) -> list[ProcessView]:
         """Processes of people who hold no booking on this GPU now (unknown users included)."""
         return [process for process in self.processes or [] if not process.booked]
 
@@ -104,24 +105,24 @@ class HostLive:
     name: str
     location: str
     state: str
-    last_seen_at: object = None
+    last_seen_at: datetime | None = None
     driver_version: str = ""
     agent_version: str = ""
     nvml_error: str = ""
-    gpus: list = field(default_factory=list)
+    gpus: list[GpuLive] = field(default_factory=list)
 
     @property
-    def fresh(self):
+    def fresh(self) -> bool:
         return self.state in (HostState.OK, HostState.NO_NVML)
 
 
-def live_hosts(now=None, *, server=None):
+def live_hosts(now: datetime | None = None, *, server: str | None = None) -> list[HostLive]:
     """Every active, monitored server (or just `server`, a name) with its GPUs' latest readings."""
     now = now or timezone.now()
-    servers = Server.objects.filter(active=True, monitored=True).order_by("name")
+    chosen = Server.objects.filter(active=True, monitored=True).order_by("name")
     if server is not None:
-        servers = servers.filter(name=server)
-    servers = list(servers.prefetch_related(Prefetch("devices", Device.objects.filter(active=True).order_by("index"))))
+        chosen = chosen.filter(name=server)
+    servers = list(chosen.prefetch_related(Prefetch("devices", Device.objects.filter(active=True).order_by("index"))))
     statuses = {status.server_id: status for status in HostStatus.objects.filter(server__in=servers)}
     samples = _latest_samples(servers, statuses)
     holdings = unit_holdings(now)
@@ -145,7 +146,7 @@ def live_hosts(now=None, *, server=None):
     return hosts
 
 
-def _host_state(status, cutoff):
+def _host_state(status: HostStatus | None, cutoff: datetime) -> str:
     if status is None:
         return HostState.NEVER
     if status.last_seen_at < cutoff:
@@ -155,7 +156,7 @@ def _host_state(status, cutoff):
     return HostState.OK
 
 
-def _latest_samples(servers, statuses):
+def _latest_samples(servers: list[Server], statuses: dict[int, HostStatus]) -> dict[int, GpuSample]:
     """{device id: its sample from its host's latest reading}: a reading's samples share one taken_at."""
     condition = Q()
     for srv in servers:
@@ -168,7 +169,7 @@ def _latest_samples(servers, statuses):
     return {sample.device_id: sample for sample in GpuSample.objects.filter(condition)}
 
 
-def _members_by_unix_user(samples):
+def _members_by_unix_user(samples: Iterable[GpuSample]) -> dict[str, tuple[int, str]]:
     """{unix user name: (user id, member name)} for every user name seen in these samples."""
     names = {p.get("user") for sample in samples for p in (sample.processes or []) if p.get("user")}
     if not names:
@@ -179,7 +180,7 @@ def _members_by_unix_user(samples):
     return {unix: (user_id, display_name_of(display, first, last, username)) for unix, user_id, display, first, last, username in rows}
 
 
-def _gpu_live(device, sample, holding, members):
+def _gpu_live(device: Device, sample: GpuSample | None, holding: Holding | None, members: dict[str, tuple[int, str]]) -> GpuLive:
     gpu = GpuLive(
         device_id=device.pk, index=device.index, uuid=device.uuid, model=device.model,
         memory_total_mib=device.memory_mib, holding=holding,
@@ -208,7 +209,7 @@ def _gpu_live(device, sample, holding, members):
     return gpu
 
 
-def _match(gpu, holding):
+def _match(gpu: GpuLive, holding: Holding | None) -> str:
     busy = gpu.load in (Load.ACTIVE, Load.HIGH)
     if gpu.processes is None:  # cannot see who: judge by load alone
         if holding is None:

@@ -5,7 +5,7 @@ samples, else per-minute, else hourly rollups); settle_ended stores it once for 
 booking that ended, so it stays after the raw samples are pruned.
 """
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -29,19 +29,19 @@ class Usage:
     source: str
 
     @property
-    def used_share(self):
+    def used_share(self) -> float | None:
         """Used GPU-hours over booked ones, 0..1 (None when nothing was booked)."""
         return self.used_gpu_hours / self.booked_gpu_hours if self.booked_gpu_hours else None
 
 
-def gpu_devices_of(booking):
+def gpu_devices_of(booking: Booking) -> list[int]:
     """Ids of the GPUs a booking holds (all of a whole server's)."""
     return list(
         Allocation.objects.filter(booking=booking, unit__device__isnull=False).values_list("unit__device_id", flat=True)
     )
 
 
-def usage_of(booking, now=None):
+def usage_of(booking: Booking, now: datetime | None = None) -> Usage | None:
     """The booking's use from its start until its end (or now, while it runs); None for a booking of no GPUs."""
     now = now or timezone.now()
     devices = gpu_devices_of(booking)
@@ -60,8 +60,10 @@ def usage_of(booking, now=None):
         )
     else:
         source, model = ("minute", GpuMinute) if start >= now - keep["minute"] else ("hour", GpuHour)
-        rows = model.objects.filter(device_id__in=devices, bucket__gte=floor_to(start, MINUTE if model is GpuMinute else HOUR), bucket__lt=end)
-        totals = rows.aggregate(
+        buckets = model.objects.filter(
+            device_id__in=devices, bucket__gte=floor_to(start, MINUTE if model is GpuMinute else HOUR), bucket__lt=end
+        )
+        totals = buckets.aggregate(
             samples=Sum("samples"), util_sum=Sum("gpu_util_sum"), peak=Max("gpu_util_max"),
             memory=Max("memory_used_max"), active=Sum("active_samples"),
         )
@@ -79,7 +81,7 @@ def usage_of(booking, now=None):
     )
 
 
-def settle_ended(now=None, *, limit=500):
+def settle_ended(now: datetime | None = None, *, limit: int = 500) -> int:
     """Store the usage of GPU bookings that ended (or were released) and have none yet; returns how many.
 
     Only bookings on monitored servers, ended at least one sampling interval ago (the last
@@ -88,9 +90,8 @@ def settle_ended(now=None, *, limit=500):
     now = now or timezone.now()
     settled_before = now - timedelta(seconds=settings.TELEMETRY_INTERVAL_SECONDS)
     candidates = (
-        Booking.objects.filter(
-            status__in=Booking.HOLDING, server__isnull=False, server__monitored=True,
-            end__lte=settled_before, end__gt=now - retention()["raw"], usage__isnull=True,
+        Booking.objects.holding().filter(
+            server__isnull=False, server__monitored=True, end__lte=settled_before, end__gt=now - retention()["raw"], usage__isnull=True,
         )
         .order_by("end")[:limit]
     )
@@ -113,7 +114,7 @@ def settle_ended(now=None, *, limit=500):
     return settled
 
 
-def stored_or_live_usage(booking, now=None):
+def stored_or_live_usage(booking: Booking, now: datetime | None = None) -> Usage | None:
     """What the booking page shows: the settled usage if there is one, else computed now."""
     try:
         stored = booking.usage

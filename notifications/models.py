@@ -4,6 +4,8 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 
+from reservations.parsing import PLACE, describe_target
+
 from .events import EVENTS, Event
 
 
@@ -43,9 +45,9 @@ class Destination(models.Model):
     @property
     def scope(self):
         if self.server_id:
-            return f"server {self.server.name}"
+            return describe_target(self.server.name, style=PLACE)
         if self.room_id:
-            return f"room {self.room.name}"
+            return describe_target(room=self.room.name)
         return "the whole lab"
 
     def hears(self, event):

@@ -223,7 +223,7 @@ def _followed_by(booking):
 
     unit_ids = [allocation.unit_id for allocation in booking.allocations.all()]
     before_ids = (
-        Allocation.objects.filter(unit_id__in=unit_ids, active=True, end__lte=booking.start, end__gte=booking.start - FOLLOW_GAP)
+        Allocation.objects.active().filter(unit_id__in=unit_ids, end__lte=booking.start, end__gte=booking.start - FOLLOW_GAP)
         .exclude(booking__user_id=booking.user_id)
         .values_list("booking_id", flat=True)
         .distinct()

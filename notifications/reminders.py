@@ -36,7 +36,7 @@ def send_reminders(now=None):
         # Booked within the lead time: the member knows already.
         "starts_soon": [b for b in _bookings().filter(start__gt=now, start__lte=now + starts_lead) if b.created_at <= b.start - starts_lead],
         # Shorter than twice the lead: a warning at its start would be noise.
-        "ends_soon": [b for b in _bookings().filter(start__lte=now, end__gt=now, end__lte=now + ends_lead) if b.end - b.start >= 2 * ends_lead],
+        "ends_soon": [b for b in _bookings().at(now).filter(end__lte=now + ends_lead) if b.end - b.start >= 2 * ends_lead],
         "ended": list(_bookings().filter(end__lte=now, end__gt=now - ENDED_LOOKBACK)),
     }
     counts = {}

@@ -27,6 +27,7 @@ from django.conf import settings
 from django.urls import reverse
 
 from .models import Booking, member_name
+from .parsing import PLACE, describe_target
 
 PRODID = "-//labres//labres bookings//EN"
 CANCELLED, RELEASED = Booking.Status.CANCELLED.value, Booking.Status.RELEASED.value
@@ -128,7 +129,7 @@ def _event_lines(entry, link, uid_host, audience):
         details += "Released early.\n"
     elif entry.status == PENDING:
         details += "Awaiting approval by staff.\n"
-    location = entry.location or (f"room {entry.what}" if entry.kind == "room" else f"server {entry.what.split(':')[0]}")
+    location = entry.location or _place(entry)
     status = "CANCELLED" if entry.status == CANCELLED else "TENTATIVE" if entry.status == PENDING else "CONFIRMED"
     transparency = "OPAQUE" if mine or not audience.shared else "TRANSPARENT"
     return (
@@ -140,6 +141,11 @@ def _event_lines(entry, link, uid_host, audience):
         f"{fold('LOCATION:' + text(location))}\r\n{fold('URL:' + link)}\r\n"
         f"STATUS:{status}\r\nTRANSP:{transparency}\r\nEND:VEVENT"
     )
+
+
+def _place(entry):
+    """'room Lab 2' or 'server thalys': where an event without a location of its own takes place."""
+    return describe_target(room=entry.what) if entry.kind == "room" else describe_target(entry.what.split(":")[0], style=PLACE)
 
 
 def series_text(series):

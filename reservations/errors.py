@@ -1,8 +1,7 @@
 """Domain errors raised by the booking services; each carries the message a member reads."""
 from dataclasses import dataclass
 
-from django.utils import timezone
-
+from .parsing import PROSE, describe_target, format_device_set, format_span
 
 
 class BookingError(Exception):
@@ -55,12 +54,10 @@ class Conflict:
         who = member_name(booking.user)
         purpose = f" ({booking.purpose})" if booking.purpose else ""
         subject, verb = _describe_units(booking, self.units)
-        return f"{subject} {verb} booked by {who} {format_span(booking.start, booking.end)}{purpose}"
+        return f"{subject} {verb} booked by {who} {format_span(booking.start, booking.end, sentence=True)}{purpose}"
 
     def as_dict(self):
         """The conflict as data, for the API and the pages."""
-        from .parsing import format_device_set
-
         booking = self.booking
         return {
             "booking": booking.pk,
@@ -91,23 +88,14 @@ class BookingConflict(BookingError):
 
 
 def _describe_units(booking, units):
-    from .parsing import format_device_set
-
+    """The subject of a conflict's sentence: 'GPUs 0-1 on thalys', 'Server thalys (whole server)', 'Room Lab 2'; and its verb."""
     if booking.room_id:
-        return f"Room {booking.room.name}", "is"
+        room = describe_target(room=booking.room.name)
+        return room[0].upper() + room[1:], "is"
     if booking.whole_server:
-        return f"Server {booking.server.name} (whole server)", "is"
+        return f"Server {describe_target(booking.server.name, whole=True)}", "is"
     indices = [unit.device.index for unit in units if unit.device_id]
-    if len(indices) == 1:
-        return f"GPU {indices[0]} on {booking.server.name}", "is"
-    return f"GPUs {format_device_set(indices)} on {booking.server.name}", "are"
-
-
-def format_span(start, end):
-    """'from Mon 23 Nov 10:00 to 12:00 UTC' in the active time zone; the date is repeated only if it changes."""
-    from .parsing import format_span as span
-
-    return "from " + span(start, end, timezone.get_current_timezone(), joiner=" to ")
+    return describe_target(booking.server.name, indices, style=PROSE), "is" if len(indices) == 1 else "are"
 
 
 # --- recurring bookings -----------------------------------------------------------------------
@@ -151,4 +139,4 @@ class SeriesConflict(BookingError):
         else:
             head = f"{len(self.refused)} of the {total} dates cannot be booked"
         more = f" (and {len(self.refused) - 1} more)" if len(self.refused) > 1 else ""
-        super().__init__(f"{head}: {format_span(first.start, first.end)[5:]}: {first.reason}{more}", field="repeat")
+        super().__init__(f"{head}: {format_span(first.start, first.end, joiner=' to ')}: {first.reason}{more}", field="repeat")

@@ -706,7 +706,7 @@ def _change(occurrence, booking, purpose, now, wanted):
     start, note = occurrence.start, ""
     if booking.start <= now and start != booking.start:
         start = booking.start
-        note = f"The event now starts {format_span(occurrence.start, occurrence.end, timezone.get_current_timezone())}; the booking was already running, so only its end moved."
+        note = f"The event now starts {format_span(occurrence.start, occurrence.end)}; the booking was already running, so only its end moved."
     if booking.start <= now and occurrence.end <= now:
         services.release_booking(booking, by=booking.user, now=now)
         why = "The event now ends in the past; the running booking was released."

@@ -2,9 +2,16 @@
 
 Each raises ParseError with a message that names the bad part and shows what would be right.
 """
+from __future__ import annotations
+
 import json
 import re
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta, tzinfo
+
+TYPE_CHECKING = False  # typing is for mypy only: the CLI imports this module, and starts fast without typing
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
+    from typing import Any
 
 # Nobody books a GPU for ten years; the cap also keeps huge numbers from overflowing timedelta.
 MAX_DURATION = timedelta(days=3650)
@@ -30,14 +37,14 @@ class ParseError(ValueError):
 _RANGE = re.compile(r"^(\d+)(?:\s*-\s*(\d+))?$", re.ASCII)
 
 
-def parse_device_set(text):
+def parse_device_set(text: str | None) -> list[int]:
     """Read a device set like '0-2,5,7-9' into a sorted list of distinct indices."""
     text = (text or "").strip()
     if not text:
         raise ParseError("The device set is empty; write GPU indices like 0, 0-3 or 0-2,5.")
     if len(text) > MAX_DEVICE_SET_LENGTH:
         raise ParseError(f"The device set is {len(text)} characters long; write it in at most {MAX_DEVICE_SET_LENGTH}, e.g. 0-3 or 0-2,5.")
-    indices = set()
+    indices: set[int] = set()
     for token in text.split(","):
         token = token.strip()
         match = _RANGE.match(token)
@@ -53,27 +60,81 @@ def parse_device_set(text):
     return sorted(indices)
 
 
-def format_device_set(indices):
+def format_device_set(indices: Iterable[int]) -> str:
     """Write indices the short way: [0, 1, 2, 5] -> '0-2,5'."""
-    parts = []
+    parts: list[str] = []
     run_start = previous = None
     for index in sorted(set(indices)):
         if previous is not None and index == previous + 1:
             previous = index
             continue
-        if run_start is not None:
+        if run_start is not None and previous is not None:  # set together: both or neither
             parts.append(_format_run(run_start, previous))
         run_start = previous = index
-    if run_start is not None:
+    if run_start is not None and previous is not None:
         parts.append(_format_run(run_start, previous))
     return ",".join(parts)
 
 
-def _format_run(low, high):
+def _format_run(low: int, high: int) -> str:
     return str(low) if low == high else f"{low}-{high}"
 
 
-def parse_target(text):
+# How a booking's target is written for people; one function, a few named spellings:
+TYPED = "typed"  # as people type it: thalys:0-1, thalys (whole server), room Lab 2
+PROSE = "prose"  # in a sentence: GPU 3 on thalys, GPUs 0-1 on thalys, 2 GPUs on thalys
+LISTING = "listing"  # server first, as the booking form lists it: thalys GPUs 0-1, thalys GPU 3
+PART = "part"  # other GPUs of the server already named: GPUs 3-4 of thalys
+PLACE = "place"  # the server or room as a whole, a rule's or a calendar's scope: server thalys, room Lab 2
+
+
+def describe_target(
+    server: str | None = None,
+    devices: Iterable[int] | None = None,
+    *,
+    room: str | None = None,
+    whole: bool = False,
+    count: int | None = None,
+    shares: str = "",
+    style: str = TYPED,
+) -> str:
+    """Name what a booking holds (or a wait asks for), for people, in one of the styles above.
+
+    server and room are names; devices the GPU indices held, or count a number of any GPUs (prose);
+    shares the pooled amounts ('16 CPU cores, 64 GiB'). A whole server or a room reads the same in
+    every style but PLACE: 'thalys (whole server)', 'room Lab 2'.
+    """
+    if room is not None:
+        return f"room {room}"
+    if style == PLACE:
+        return f"server {server}"
+    if whole:
+        return f"{server} (whole server)"
+    indices = sorted(set(devices or ()))
+    if not indices and not count:
+        return f"{shares} on {server}" if style == PROSE else f"{server}: {shares}"
+    plus = f" + {shares}" if shares else ""
+    if style == TYPED:
+        return f"{server}:{format_device_set(indices)}{plus}"
+    number = count or len(indices)
+    noun = "GPU" if number == 1 else "GPUs"
+    if style == LISTING:
+        return f"{server} {noun} {format_device_set(indices)}{plus}"
+    gpus = f"{count} {noun}" if count else f"{noun} {format_device_set(indices)}"
+    return f"{gpus} {'of' if style == PART else 'on'} {server}{plus}"
+
+
+def format_shares(cpu_cores: int, memory_gib: int) -> str:
+    """'16 CPU cores, 64 GiB': a booking's shares of its server's pooled capacities, or ''."""
+    parts: list[str] = []
+    if cpu_cores:
+        parts.append(f"{cpu_cores} CPU core{'s' if cpu_cores != 1 else ''}")
+    if memory_gib:
+        parts.append(f"{memory_gib} GiB")
+    return ", ".join(parts)
+
+
+def parse_target(text: str | None) -> tuple[str, list[int] | None]:
     """Split 'thalys:0-1' into ('thalys', [0, 1]); a bare 'thalys' gives ('thalys', None)."""
     text = (text or "").strip()
     if not text:
@@ -90,7 +151,7 @@ def parse_target(text):
 _DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?$", re.ASCII)
 
 
-def parse_duration(text):
+def parse_duration(text: str | None) -> timedelta:
     """Read a duration like '30m', '2h', '1h30m' or '1d' into a timedelta."""
     raw = (text or "").strip()
     if len(raw) > MAX_DURATION_LENGTH:
@@ -109,12 +170,12 @@ def parse_duration(text):
     return timedelta(minutes=total_minutes)
 
 
-def _shown(text, most=40):
+def _shown(text: str, most: int = 40) -> str:
     """The start of what was typed, to quote in a message."""
     return text if len(text) <= most else text[: most - 1] + "…"
 
 
-def format_duration(delta):
+def format_duration(delta: timedelta) -> str:
     """Write a timedelta the way parse_duration reads it: 5400 s -> '1h30m'."""
     minutes = int(delta.total_seconds() // 60)
     days, minutes = divmod(minutes, 1440)
@@ -127,14 +188,23 @@ _DAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 _MONTH_NAMES = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 
-def format_moment(moment):
+def format_moment(moment: datetime) -> str:
     """'Mon 23 Nov 14:00' for a datetime already in the zone it is shown in."""
     # By hand rather than strftime: a busy timeline formats thousands of these.
     return f"{_DAY_NAMES[moment.weekday()]} {moment.day:02d} {_MONTH_NAMES[moment.month - 1]} {moment.hour:02d}:{moment.minute:02d}"
 
 
-def format_span(start, end, zone, joiner="–"):
-    """'Mon 23 Nov 14:00–16:00 CET' in `zone`, repeating the date only when it changes."""
+def format_span(start: datetime, end: datetime, zone: tzinfo | None = None, joiner: str = "–", *, sentence: bool = False) -> str:
+    """'Mon 23 Nov 14:00–16:00 CET' in `zone` (None: Django's active time zone), repeating the date only when it changes.
+
+    sentence=True writes it for the middle of a sentence: 'from Mon 23 Nov 14:00 to 16:00 CET'.
+    """
+    if zone is None:
+        from django.utils import timezone  # here: the CLI reads this module without Django's settings
+
+        zone = timezone.get_current_timezone()
+    if sentence:
+        return "from " + format_span(start, end, zone, joiner=" to ")
     start, end = start.astimezone(zone), end.astimezone(zone)
     end_text = f"{end.hour:02d}:{end.minute:02d}" if start.date() == end.date() else format_moment(end)
     return f"{format_moment(start)}{joiner}{end_text} {end.tzname()}"
@@ -144,7 +214,7 @@ _CLOCK = re.compile(r"^(\d{1,2}):(\d{2})$", re.ASCII)
 _DAY_WORDS = {"today": 0, "tomorrow": 1}
 
 
-def parse_moment(text, *, now, zone):
+def parse_moment(text: str | None, *, now: datetime, zone: tzinfo) -> datetime:
     """Read 'now', '14:00', 'today 14:30', 'tomorrow 9:00' or ISO '2026-11-24T14:00' into an aware datetime.
 
     A bare '14:00' is the next 14:00 from now on (today, else tomorrow); times without a zone are in `zone`.
@@ -177,7 +247,7 @@ def parse_moment(text, *, now, zone):
     return within_reach(moment)
 
 
-def within_reach(moment):
+def within_reach(moment: datetime) -> datetime:
     """`moment` (aware) itself if it lies from EARLIEST to before LATEST; else ParseError saying so."""
     try:
         inside = EARLIEST <= moment.astimezone(UTC) < LATEST
@@ -188,7 +258,7 @@ def within_reach(moment):
     return moment
 
 
-def _parse_clock(word, hint):
+def _parse_clock(word: str, hint: str) -> time:
     match = _CLOCK.match(word)
     if not match or int(match.group(1)) > 23 or int(match.group(2)) > 59:
         raise ParseError(f"'{word}' is not a time of day; {hint}.")
@@ -206,7 +276,7 @@ _MEMORY = re.compile(r"^(\d+(?:\.\d+)?)\s*(?:([kmgtp])(?:i?b)?)?$", re.ASCII | r
 _MIB_PER = {"m": 1, "g": 1024, "t": 1024**2, "p": 1024**3}
 
 
-def parse_memory(text):
+def parse_memory(text: object) -> int:
     """Read an amount of memory like '64', '64G', '64GiB', '1T' or '1.5TiB' into whole GiB (a bare number is GiB)."""
     raw = str(text if text is not None else "").strip()
     match = _MEMORY.match(raw) if len(raw) <= 40 else None
@@ -217,7 +287,7 @@ def parse_memory(text):
         raise ParseError(f"'{raw}' is too small to book; memory is booked in whole GiB, e.g. 64G.")
     whole, _, fraction = number.partition(".")
     # Exact arithmetic in MiB: '1.5T' is 1572864 MiB, 1536 GiB; a fraction of a GiB is refused.
-    scale = 10 ** len(fraction)
+    scale: int = 10 ** len(fraction)
     mib_times_scale = (int(whole) * scale + int(fraction or 0)) * _MIB_PER[unit]
     if mib_times_scale % (1024 * scale):
         gib = mib_times_scale / scale / 1024
@@ -228,14 +298,14 @@ def parse_memory(text):
     return amount
 
 
-def format_memory(gib):
+def format_memory(gib: int) -> str:
     """Write whole GiB the way parse_memory reads it: 64 -> '64G', 2048 -> '2T'."""
     if gib and gib % 1024 == 0:
         return f"{gib // 1024}T"
     return f"{gib}G"
 
 
-def parse_cpu_cores(text):
+def parse_cpu_cores(text: object) -> int:
     """Read a number of CPU cores ('16'); 0 means none."""
     raw = str(text if text is not None else "").strip()
     if not raw.isascii() or not raw.isdigit():
@@ -248,7 +318,7 @@ def parse_cpu_cores(text):
 # --- JSON in a request ------------------------------------------------------------------------
 
 
-def parse_json(text, *, parse_constant=None):
+def parse_json(text: str | bytes, *, parse_constant: Callable[[str], Any] | None = None) -> Any:
     """Read JSON that came in a request; refuses JSON that nests deeper than MAX_JSON_DEPTH."""
     too_deep = f"The JSON nests deeper than {MAX_JSON_DEPTH} levels; nothing here takes that."
     try:

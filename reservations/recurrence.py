@@ -11,7 +11,8 @@ Dates are found by walking the days up to a horizon (how far ahead one may book)
 """
 import re
 from calendar import monthrange
-from datetime import date, datetime, timedelta
+from collections.abc import Callable
+from datetime import date, datetime, timedelta, tzinfo
 from zoneinfo import ZoneInfo
 
 from .parsing import ParseError
@@ -43,7 +44,7 @@ _SIMPLE = {
 _EVERY_N = re.compile(r"^every\s+(\d+)\s+(days?|weeks?|months?|years?)$", re.ASCII)
 
 
-def parse_repeat(text):
+def parse_repeat(text: str | None) -> tuple[str | None, date | None]:
     """Read 'weekly', 'weekdays', 'every 2 weeks', 'weekly on tue,thu' or an RRULE into a normalized
     RRULE (without UNTIL; UNTIL found in an RRULE is returned apart): (rule, until date or None).
 
@@ -71,7 +72,7 @@ def parse_repeat(text):
         freq, interval = _UNITS[match.group(2)], int(match.group(1))
         if not 1 <= interval <= MAX_INTERVAL:
             raise ParseError(f"'{raw}': repeat every 1 to {MAX_INTERVAL} {match.group(2).rstrip('s')}s.")
-    byday = ()
+    byday: tuple[str, ...] = ()
     if on:
         if freq != "WEEKLY":
             raise ParseError(f"'{raw}': days of the week go with a weekly repeat, e.g. 'weekly on tue,thu'.")
@@ -79,8 +80,8 @@ def parse_repeat(text):
     return format_rule(freq, interval, byday), None
 
 
-def _parse_days(text):
-    found = []
+def _parse_days(text: str) -> tuple[str, ...]:
+    found: list[str] = []
     for token in re.split(r"\s*(?:,|\band\b|&|\s)\s*", text.strip()):
         if not token:
             continue
@@ -94,7 +95,7 @@ def _parse_days(text):
     return tuple(sorted(found, key=DAYS.index))
 
 
-def _day_code(token):
+def _day_code(token: str) -> str | None:
     token = token.lower()
     for code, name in zip(DAYS, DAY_NAMES):
         if len(token) >= 2 and name.lower().startswith(token) or token == code.lower():
@@ -102,13 +103,13 @@ def _day_code(token):
     return None
 
 
-def parse_rrule(text):
+def parse_rrule(text: str | None) -> tuple[str, date | None]:
     """Read an RFC 5545 RRULE ('RRULE:FREQ=WEEKLY;BYDAY=TU;UNTIL=20261215') into (normalized rule, until date or None)."""
     _check_length(text)
     body = (text or "").strip()
     if body.upper().startswith("RRULE:"):
         body = body[6:]
-    parts = {}
+    parts: dict[str, str] = {}
     for piece in filter(None, body.split(";")):
         name, sep, value = piece.partition("=")
         name = name.strip().upper()
@@ -126,7 +127,7 @@ def parse_rrule(text):
     until = _until(parts.pop("UNTIL")) if "UNTIL" in parts else None
     if "COUNT" in parts and until is not None:
         raise ParseError("An RRULE has UNTIL or COUNT, not both.")
-    byday = ()
+    byday: tuple[str, ...] = ()
     if "BYDAY" in parts:
         codes = [code.strip() for code in parts.pop("BYDAY").split(",")]
         bad = [code for code in codes if code not in DAYS]
@@ -148,12 +149,12 @@ def parse_rrule(text):
     return format_rule(freq, interval, byday, extra), until
 
 
-def _check_length(text):
+def _check_length(text: str | None) -> None:
     if text and len(text) > MAX_TEXT:
         raise ParseError(f"The repeat is {len(text)} characters long; write it in at most {MAX_TEXT}, {EXAMPLES}.")
 
 
-def _number(value, name, low, high):
+def _number(value: str, name: str, low: int, high: int) -> int:
     if not re.fullmatch(r"-?\d{1,6}", value or ""):
         raise ParseError(f"{name}={value} is not a whole number.")
     number = int(value)
@@ -162,7 +163,7 @@ def _number(value, name, low, high):
     return number
 
 
-def _until(value):
+def _until(value: str) -> date:
     match = re.fullmatch(r"(\d{4})(\d{2})(\d{2})(?:T\d{6}Z?)?", value)
     try:
         if match:
@@ -172,7 +173,7 @@ def _until(value):
     raise ParseError(f"UNTIL={value} is not a date; write e.g. UNTIL=20261215.")
 
 
-def format_rule(freq, interval=1, byday=(), extra=None):
+def format_rule(freq: str, interval: int = 1, byday: tuple[str, ...] = (), extra: dict[str, str] | None = None) -> str:
     """The normalized RRULE text: FREQ first, then INTERVAL (if not 1), BYDAY, and the rest sorted."""
     parts = [f"FREQ={freq}"]
     if interval != 1:
@@ -183,11 +184,11 @@ def format_rule(freq, interval=1, byday=(), extra=None):
     return ";".join(parts)
 
 
-def rule_parts(rule):
+def rule_parts(rule: str) -> dict[str, str]:
     return dict(part.split("=", 1) for part in rule.split(";"))
 
 
-def describe(rule, *, at="", until=None):
+def describe(rule: str, *, at: str = "", until: date | None = None) -> str:
     """'every week on Tuesday', 'every 2 weeks on Tuesday and Thursday', 'every weekday';
     `at` (' at 10:00') and `until` (a date: ' until 15 Dec 2026') are added when given."""
     parts = rule_parts(rule)
@@ -212,7 +213,7 @@ def describe(rule, *, at="", until=None):
     return text
 
 
-def occurrences(rule, *, first, until=None, zone, limit, horizon):
+def occurrences(rule: str, *, first: datetime, until: date | None = None, zone: str | tzinfo, limit: int, horizon: date) -> list[datetime]:
     """The occurrences' starts (aware, in `zone`) from `first` (a naive wall-clock datetime), up to the end
     of the `until` date; at most `limit` + 1, so a caller can tell that there are more than `limit`.
 
@@ -227,7 +228,7 @@ def occurrences(rule, *, first, until=None, zone, limit, horizon):
     wanted = min(int(parts.get("COUNT", MAX_COUNT)), limit + 1)
     matches = _day_test(parts, first.date())
     zone = ZoneInfo(zone) if isinstance(zone, str) else zone
-    starts = []
+    starts: list[datetime] = []
     day = first.date()
     while day <= last and len(starts) < wanted:
         if matches(day):
@@ -236,7 +237,7 @@ def occurrences(rule, *, first, until=None, zone, limit, horizon):
     return starts
 
 
-def matches_between(rule, *, first, start, end):
+def matches_between(rule: str | dict[str, str], *, first: date, start: date, end: date) -> bool:
     """Whether the rule (an RRULE's parts; BYDAY may be ordinal, '2MO', in a monthly or yearly rule) has a date
     from `start` to `end` (dates), counting periods from `first`. COUNT is not counted; UNTIL is.
 
@@ -255,7 +256,7 @@ def matches_between(rule, *, first, start, end):
     return False
 
 
-def _day_test(parts, first):
+def _day_test(parts: dict[str, str], first: date) -> Callable[[date], bool]:
     """Whether a day (on or after `first`) is an occurrence of the rule: RFC 5545's reading, as python-dateutil's."""
     freq, interval = parts["FREQ"], int(parts.get("INTERVAL", "1"))
     codes = parts["BYDAY"].split(",") if "BYDAY" in parts else []
@@ -282,7 +283,7 @@ def _day_test(parts, first):
     }
     period = periods[freq]
 
-    def on_a_named_day(day):
+    def on_a_named_day(day: date) -> bool:
         if not weekdays and not nth:
             return True
         if day.weekday() in weekdays:
@@ -293,7 +294,7 @@ def _day_test(parts, first):
             position, length = day.day, monthrange(day.year, day.month)[1]
         return (day.weekday(), (position - 1) // 7 + 1) in nth or (day.weekday(), -((length - position) // 7 + 1)) in nth
 
-    def matches(day):
+    def matches(day: date) -> bool:
         if period(day) % interval or (months and day.month not in months) or not on_a_named_day(day):
             return False
         if monthdays:

@@ -1,5 +1,6 @@
 """One limit on password guessing, for every place a password is checked: web and admin sign-in and
-the API's token endpoint (all call authenticate(), so LimitedModelBackend), and password reset
+the API's token endpoint (all call authenticate(), so LimitedModelBackend, or LimitedLDAPBackend with a
+directory), and password reset
 e-mails (reset_mail_allowed).
 
 Who is refused, L being LOGIN_ATTEMPTS_LIMIT failures within LOGIN_ATTEMPTS_WINDOW:
@@ -107,7 +108,11 @@ def reset_mail_allowed(email, address, now=None):
 
 class LimitedModelBackend(ModelBackend):
     """Django's ModelBackend behind the guessing limits. A refusal stops authenticate() (no other
-    backend is asked) and is left on the request as `signin_refused`, for the view to say so."""
+    backend is asked) and is left on the request as `signin_refused`, for the view to say so.
+    LimitedLDAPBackend (reservations/sso/ldap.py) asks the directory in check_password's place."""
+
+    # Whether 'Alice' and 'alice' are one account (an LDAP directory's names are): then they share a counter.
+    names_ignore_case = False
 
     def authenticate(self, request, username=None, password=None, **kwargs):
         UserModel = get_user_model()
@@ -116,16 +121,21 @@ class LimitedModelBackend(ModelBackend):
         if username is None or password is None:
             return None
         name = UserModel.normalize_username(username)
+        counted = name.casefold() if self.names_ignore_case else name
         try:
-            attempt = begin_sign_in(name, client_address(request) if request is not None else None)
+            attempt = begin_sign_in(counted, client_address(request) if request is not None else None)
         except SignInRefused as refused:
             if request is not None:
                 request.signin_refused = refused
             raise
-        user = super().authenticate(request, username=name, password=password, **kwargs)
+        user = self.check_password(request, name, password, **kwargs)
         if user is not None:
             attempt.succeeded()
         return user
+
+    def check_password(self, request, name, password, **kwargs):
+        """The user whose password this is, or None: the check the limits count."""
+        return super().authenticate(request, username=name, password=password, **kwargs)
 
 
 class RefusalFormMixin:

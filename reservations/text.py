@@ -19,7 +19,7 @@ REFUSED_CATEGORIES = frozenset({"Cc", "Cs", "Zl", "Zp"})
 BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
 
-def control_character(value):
+def control_character(value: str) -> str | None:
     """The first character of `value` that text here may not contain, or None."""
     for char in value:
         if char in BIDI_CONTROLS or unicodedata.category(char) in REFUSED_CATEGORIES:
@@ -27,7 +27,7 @@ def control_character(value):
     return None
 
 
-def text_problem(value, *, label, max_length=None):
+def text_problem(value: str, *, label: str, max_length: int | None = None) -> str | None:
     """Why `value` cannot be stored as the `label` ('purpose', 'display name'), or None."""
     if max_length is not None and len(value) > max_length:
         return f"Keep the {label} to {max_length} characters; it has {len(value)}."
@@ -40,7 +40,7 @@ def text_problem(value, *, label, max_length=None):
     return None
 
 
-def check_text(value, *, field, label, max_length):
+def check_text(value: str | None, *, field: str, label: str, max_length: int | None) -> str:
     """`value` stripped, if it is one line of plain text of at most `max_length` characters; else BookingError."""
     value = (value or "").strip()
     problem = text_problem(value, label=label, max_length=max_length)
@@ -49,13 +49,13 @@ def check_text(value, *, field, label, max_length):
     return value
 
 
-def refuse_control_characters(value):
+def refuse_control_characters(value: str) -> None:
     """A model field's validator: the forms Django builds (profile, admin) refuse what check_text refuses."""
     problem = text_problem(value, label="text")
     if problem:
         raise ValidationError(problem.replace("The text contains", "This contains"), code="control_character")
 
 
-def plain(value):
+def plain(value: str) -> str:
     """`value` without the characters text_problem refuses: for writing a name stored before they were refused."""
     return "".join(" " if char in "\t\n\r" else char for char in value if char in "\t\n\r" or control_character(char) is None)

@@ -21,7 +21,7 @@ from django.utils import timezone
 from django.utils.safestring import mark_safe
 
 from .models import Allocation, Booking, Room, Unit, display_name_of, member_name
-from .parsing import format_span
+from .parsing import describe_target, format_span
 from .selectors import LOOKAHEAD
 
 VIEWS = ("day", "week")
@@ -267,7 +267,7 @@ def _rows(zone, fallback_start):
             params = {"server": server, "devices": index}
             group.gpus.append(row(unit_id, "gpu", f"{server} · GPU {index}", model, params, order=index))
         else:
-            group.whole = row(unit_id, "server", f"{server} (whole server)", "", {"server": server, "devices": ""})
+            group.whole = row(unit_id, "server", describe_target(server, whole=True), "", {"server": server, "devices": ""})
 
     ordered = sorted(groups.values(), key=lambda group: group.name)
     for group in ordered:
@@ -305,7 +305,7 @@ def _bars_by_unit(window, user):
     values, not model instances: a busy week holds thousands of bookings.
     """
     units = (
-        Allocation.objects.filter(booking=OuterRef("pk"), active=True)
+        Allocation.objects.active().filter(booking=OuterRef("pk"))
         .values("booking")
         .annotate(ids=_UnitIds("unit_id"))
         .values("ids")
@@ -313,7 +313,7 @@ def _bars_by_unit(window, user):
     # A booking's allocations share its interval, and are active exactly while it holds them
     # (confirmed or released), so the bookings overlapping the window are the ones to draw.
     rows = (
-        Booking.objects.filter(status__in=Booking.HOLDING, start__lt=window.end, end__gt=window.start)
+        Booking.objects.holding().overlapping(window.start, window.end)
         .annotate(units=Subquery(units))
         .order_by("start", "pk")
         .values_list(
@@ -448,7 +448,7 @@ def _add_bands(window, groups):
     if not pooled:
         return
     rows = (
-        Booking.objects.filter(status__in=Booking.HOLDING, start__lt=window.end, end__gt=window.start, server_id__in=list(pooled))
+        Booking.objects.holding().overlapping(window.start, window.end).filter(server_id__in=list(pooled))
         .filter(Q(cpu_cores__gt=0) | Q(memory_gib__gt=0) | Q(whole_server=True))
         .values_list("server_id", "start", "end", "whole_server", "cpu_cores", "memory_gib")
     )
@@ -542,7 +542,7 @@ def room_board(now=None):
     rooms = {room.unit.pk: RoomStatus(room=room) for room in Room.objects.filter(active=True).select_related("unit")}
     # By unit id, so the database can use the index of active allocations by unit and end.
     allocations = (
-        Allocation.objects.filter(active=True, unit_id__in=list(rooms), end__gt=now, start__lt=now + LOOKAHEAD)
+        Allocation.objects.active().overlapping(now, now + LOOKAHEAD).filter(unit_id__in=list(rooms))
         .select_related("booking__user__profile")
         .order_by("start")
     )
@@ -617,7 +617,7 @@ def room_week(room, user, *, day=None, zone=None, now=None):
     now = now or timezone.now()
     window = Window.of("week", day or timezone.localdate(now, zone), zone)
     allocations = (
-        Allocation.objects.filter(active=True, unit_id=room.unit.pk, start__lt=window.end, end__gt=window.start)
+        Allocation.objects.active().overlapping(window.start, window.end).filter(unit_id=room.unit.pk)
         .select_related("booking__user__profile")
         .order_by("start")
     )

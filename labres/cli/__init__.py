@@ -3,12 +3,19 @@
 It talks to the JSON API (docs/api-contract.md) with the standard library only and imports
 neither Django nor Celery, so it starts fast on GPU hosts.
 """
+from __future__ import annotations
+
 import argparse
 import os
 import sys
 
 from .errors import CliError
 from .output import warn
+
+TYPE_CHECKING = False  # typing is for mypy only: the CLI starts fast without importing it
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+    from typing import Any
 
 EPILOG = """\
 exit codes: 0 done (status: the units are free or yours), 1 someone else holds them,
@@ -33,7 +40,7 @@ example: labres run thalys:0-1 -d 8h -r "train resnet" -- python train.py
 """
 
 
-def main(argv=None):
+def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     # Everything after the first `--` is the command `labres run` runs, untouched by argparse.
     command = None
@@ -73,7 +80,7 @@ def main(argv=None):
         return 2
 
 
-def dispatch(name, args, command):
+def dispatch(name: str, args: argparse.Namespace, command: list[str] | None) -> int:
     if name == "prompt":
         from .prompt import prompt
 
@@ -81,15 +88,17 @@ def dispatch(name, args, command):
     if name == "run":
         from .run import run
 
+        assert command is not None  # main() refuses `run` without one
         return run(args, command)
     from . import commands
 
     if name == "status":
         args.target = getattr(args, "target", None)
-    return getattr(commands, name)(args)
+    subcommand: Callable[[argparse.Namespace], int] = getattr(commands, name)
+    return subcommand(args)
 
 
-def build_parser():
+def build_parser() -> argparse.ArgumentParser:
     # The common options go on the main parser and on every subcommand, so both
     # `labres --json status` and `labres status --json` work.
     common = argparse.ArgumentParser(add_help=False)
@@ -107,12 +116,14 @@ def build_parser():
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    def add(name, help, *, parents=(common, output), **kwargs):
+    def add(
+        name: str, help: str, *, parents: Sequence[argparse.ArgumentParser] = (common, output), **kwargs: Any
+    ) -> argparse.ArgumentParser:
         return sub.add_parser(name, help=help, description=help, parents=list(parents), **kwargs)
 
     target_help = "SERVER or SERVER:GPUS, e.g. thalys or thalys:0-1 (default: this host, whole server)"
 
-    def add_shares(p):
+    def add_shares(p: argparse.ArgumentParser) -> None:
         p.add_argument("--cpus", metavar="N", help="CPU cores of the server's pool, with the GPUs or alone (SERVER without GPUs)")
         p.add_argument("--mem", metavar="SIZE", help="memory of the server's pool: 64G, 64GiB, 1T (a bare number is GiB)")
 
@@ -160,8 +171,11 @@ def build_parser():
     p.add_argument("server", nargs="?", metavar="SERVER", help="default: this host")
     p.add_argument("--shell", choices=["bash", "zsh", "plain"], default="plain", help="wrap colour codes for bash's or zsh's prompt")
 
-    p = add("login", "Ask for the portal, user name and password; save a token for this user.", parents=[common])
+    p = add("login", "Ask for the portal, user name and password (or take a token from the profile page); save a token for this user.",
+            parents=[common])
     p.add_argument("--username", help="default: asked (the saved one, else your login name)")
     p.add_argument("--password-stdin", action="store_true", help="read the password from standard input (else LABRES_PASSWORD, else asked)")
+    p.add_argument("--with-token", action="store_true",
+                   help="save an API token made on your profile page (single sign-on members), read from standard input or asked for")
     return parser
 

@@ -1,4 +1,6 @@
 """The JSON API over HTTP, with the standard library only (urllib), so the CLI starts fast."""
+from __future__ import annotations
+
 import json
 import socket
 from urllib.parse import urlencode
@@ -6,25 +8,30 @@ from urllib.parse import urlencode
 from .config import NOT_LOGGED_IN
 from .errors import ApiError, CliError
 
+TYPE_CHECKING = False  # typing is for mypy only: the CLI starts fast without importing it
+if TYPE_CHECKING:
+    from typing import Any
+    from urllib.error import HTTPError
+
 USER_AGENT = "labres-cli/1"
 
 
 class Client:
     """Talks to /api/v1/ of one portal; every failure becomes a CliError with a readable message."""
 
-    def __init__(self, url, token=None, *, username=None, timeout=10.0):
+    def __init__(self, url: str, token: str | None = None, *, username: str | None = None, timeout: float = 10.0) -> None:
         self.url = url  # normalized: 'https://labres.example.org', no trailing slash
         self.token = token
         self.username = username  # whose token it is, when known without asking me/
         self.timeout = timeout
 
-    def get(self, path, **query):
+    def get(self, path: str, **query: Any) -> Any:
         return self.request("GET", path, query=query)
 
-    def post(self, path, body=None):
+    def post(self, path: str, body: dict[str, Any] | None = None) -> Any:
         return self.request("POST", path, body=body if body is not None else {})
 
-    def get_all(self, path, **query):
+    def get_all(self, path: str, **query: Any) -> list[Any]:
         """Every result of a paginated list, page after page."""
         results, page = [], 1
         while True:
@@ -34,7 +41,7 @@ class Client:
                 return results
             page += 1
 
-    def request(self, method, path, *, query=None, body=None):
+    def request(self, method: str, path: str, *, query: dict[str, Any] | None = None, body: object = None) -> Any:
         # Imported here: `labres --help` and a cached `labres prompt` never need http.client.
         import urllib.error
         import urllib.request
@@ -63,13 +70,13 @@ class Client:
         except (ConnectionError, OSError) as error:
             raise CliError(f"cannot reach {self.url}: {_reason(error)}") from None
 
-    def _read_json(self, raw, status):
+    def _read_json(self, raw: bytes, status: int) -> Any:
         try:
             return json.loads(raw or b"null")
         except ValueError:
             raise CliError(f"{self.url} answered HTTP {status} without JSON; is it the labres portal's address?") from None
 
-    def _api_error(self, error):
+    def _api_error(self, error: HTTPError) -> CliError:
         try:
             body = json.loads(error.read() or b"null")
         except (ValueError, OSError):
@@ -91,7 +98,7 @@ class Client:
         )
 
 
-def _reason(reason):
+def _reason(reason: object) -> str:
     """'connection refused', 'name or service not known', 'timed out' — the cause, as a person reads it."""
     if isinstance(reason, (TimeoutError, socket.timeout)):
         return "timed out"

@@ -3,6 +3,8 @@
 Exit codes: 0 done (or: the units are yours to use), 1 someone else holds what you asked
 for, 2 an error (bad input, not logged in, portal unreachable, refused by the API).
 """
+from __future__ import annotations
+
 import getpass
 import os
 import socket
@@ -10,6 +12,7 @@ import sys
 
 from reservations.parsing import (
     ParseError,
+    describe_target,
     format_device_set,
     parse_cpu_cores,
     parse_device_set,
@@ -24,25 +27,31 @@ from .config import default_server, normalize_url, portal, read_config, write_co
 from .errors import CliError
 from .output import clean, emit_json, say
 
+TYPE_CHECKING = False  # typing is for mypy only: the CLI starts fast without importing it
+if TYPE_CHECKING:
+    from argparse import Namespace
+    from datetime import datetime, timedelta
+    from typing import Any
+
 CLAIM_DURATION = "1h"
 
 
 # --- shared pieces ---------------------------------------------------------------------------
 
 
-def connect(args, *, timeout=10.0):
+def connect(args: Namespace, *, timeout: float = 10.0) -> Client:
     """A Client for the configured portal; `client.username` is known when the saved token is used."""
     found = portal(getattr(args, "url", None), getattr(args, "token", None))
     return Client(found.url, found.token, username=found.username, timeout=timeout)
 
 
-def whoami(client):
+def whoami(client: Client) -> str:
     if not client.username:
         client.username = client.get("me/")["username"]
     return client.username
 
 
-def target_of(text):
+def target_of(text: str | None) -> tuple[str, list[int] | None]:
     """'thalys:0-1' -> ('thalys', [0, 1]); no text means this host, whole server."""
     try:
         return parse_target(text if text else default_server())
@@ -50,7 +59,7 @@ def target_of(text):
         raise CliError(str(error)) from None
 
 
-def duration_of(text):
+def duration_of(text: str) -> tuple[str, timedelta]:
     """Check a duration locally, before any request; returns (text, timedelta)."""
     try:
         return text, parse_duration(text)
@@ -58,20 +67,20 @@ def duration_of(text):
         raise CliError(str(error)) from None
 
 
-def label_of(server, indices):
-    return f"{server}:{format_device_set(indices)}" if indices else server
+def label_of(server: str, indices: list[int] | None) -> str:
+    return describe_target(server, indices) if indices else server
 
 
-def target_body(server, indices):
+def target_body(server: str, indices: list[int] | None) -> dict[str, str]:
     body = {"server": server}
     if indices:
         body["devices"] = format_device_set(indices)
     return body
 
 
-def shares_body(args):
+def shares_body(args: Namespace) -> dict[str, int]:
     """--cpus and --mem as the API's cpu_cores and memory_gib, checked before any request; {} when not given."""
-    body = {}
+    body: dict[str, int] = {}
     try:
         if getattr(args, "cpus", None) is not None:
             body["cpu_cores"] = parse_cpu_cores(args.cpus)
@@ -82,7 +91,7 @@ def shares_body(args):
     return body
 
 
-def describe(booking, now):
+def describe(booking: dict[str, Any], now: datetime) -> str:
     """'#42 thalys:0-1 until 16:30 (training resnet)' or '#43 room Lab 2 Wed 10:00–12:00'."""
     start, end = times.from_api(booking["start"]), times.from_api(booking["end"])
     when = f"until {times.show(end, now)}" if start <= now else times.show_span(start, end, now)
@@ -90,7 +99,7 @@ def describe(booking, now):
     return f"#{booking['id']} {booking['what']} {when}{purpose}"
 
 
-def booking_id_of(text):
+def booking_id_of(text: str) -> int:
     value = str(text).strip().lstrip("#")
     if not value.isdigit():
         raise CliError(f"'{text}' is not a booking number; `labres mine` lists yours")
@@ -100,25 +109,47 @@ def booking_id_of(text):
 # --- login -------------------------------------------------------------------------------
 
 
-def login(args):
-    """Ask for the portal, user name and password; save a new token in the config file (0600)."""
+def login(args: Namespace) -> int:
+    """Ask for the portal, user name and password; save a new token in the config file (0600). With
+    --with-token (or --token KEY), save a token made on the profile page instead: single sign-on members have
+    no password here."""
     saved = read_config()
     default_url = args.url or os.environ.get("LABRES_URL") or saved.get("url") or ""
     url = normalize_url(args.url or _ask("Portal URL", default_url))
+    if args.token or args.with_token:
+        return _save_login(url, args.token or _token(), None)
     username = args.username or _ask("User name", saved.get("username") or getpass.getuser())
     password = _password(args)
     client = Client(url)
     host = socket.gethostname().split(".")[0]
     answer = client.post("auth/token/", {"username": username, "password": password, "name": f"{username}@{host} CLI"})
-    me = Client(url, answer["token"]).get("me/")  # the user name as the portal spells it
-    path = write_config({"url": url, "token": answer["token"], "username": me["username"]})
-    say(f"Logged in to {url} as {me['username']}; token '{answer.get('name', 'cli')}' saved in {path}.")
+    return _save_login(url, answer["token"], answer.get("name", "cli"))
+
+
+def _save_login(url: str, token: str, name: str | None) -> int:
+    """Check the token with the portal, then save it; `name` None: a token the member made on the profile page."""
+    me = Client(url, token).get("me/")  # the user name as the portal spells it
+    path = write_config({"url": url, "token": token, "username": me["username"]})
+    what = f"token '{name}'" if name else "your token"
+    say(f"Logged in to {url} as {me['username']}; {what} saved in {path}.")
     if os.environ.get("LABRES_TOKEN"):
         say("Note: LABRES_TOKEN is set and takes precedence over the saved token.", err=True)
     return 0
 
 
-def _ask(question, default):
+def _token() -> str:
+    """A token from standard input (a pipe), else asked for without echo."""
+    if sys.stdin.isatty():
+        token = getpass.getpass("API token (make one on your profile page, under API tokens): ")
+    else:
+        token = sys.stdin.readline()
+    token = token.strip()
+    if not token:
+        raise CliError("login --with-token needs a token: make one on your profile page, under API tokens")
+    return token
+
+
+def _ask(question: str, default: str) -> str:
     prompt = f"{question} [{default}]: " if default else f"{question}: "
     try:
         answer = input(prompt).strip()
@@ -130,7 +161,7 @@ def _ask(question, default):
     return answer
 
 
-def _password(args):
+def _password(args: Namespace) -> str:
     if args.password_stdin:
         line = sys.stdin.readline()
         password = line[:-1] if line.endswith("\n") else line
@@ -144,7 +175,7 @@ def _password(args):
 # --- status ------------------------------------------------------------------------------
 
 
-def status(args):
+def status(args: Namespace) -> int:
     """Who holds the server's units now and next; 0 if the asked units are free or yours, 1 if not."""
     server, indices = target_of(args.target)
     client = connect(args)
@@ -161,7 +192,7 @@ def status(args):
     return 1 if taken else 0
 
 
-def units_asked(units, server, indices):
+def units_asked(units: list[dict[str, Any]], server: str, indices: list[int] | None) -> list[dict[str, Any]]:
     mine = [unit for unit in units if (unit.get("server") or "").lower() == server.lower() and unit["kind"] in ("gpu", "server")]
     if not mine:
         raise CliError(f"no server '{server}' in the portal")
@@ -175,16 +206,16 @@ def units_asked(units, server, indices):
     return [by_index[index] for index in indices]
 
 
-def holder_now(unit, now):
+def holder_now(unit: dict[str, Any], now: datetime) -> dict[str, Any] | None:
     return next((busy for busy in unit["busy"] if times.from_api(busy["start"]) <= now < times.from_api(busy["end"])), None)
 
 
-def _next(unit, now):
+def _next(unit: dict[str, Any], now: datetime) -> dict[str, Any] | None:
     return next((busy for busy in unit["busy"] if times.from_api(busy["start"]) > now), None)
 
 
-def _print_board(units, me, now):
-    rows = [("UNIT", "NOW", "UNTIL", "PURPOSE", "NEXT")]
+def _print_board(units: list[dict[str, Any]], me: str | None, now: datetime) -> None:
+    rows: list[tuple[str, ...]] = [("UNIT", "NOW", "UNTIL", "PURPOSE", "NEXT")]
     for unit in units:
         name = unit["unit"] + (" (whole)" if unit["kind"] == "server" else "")
         holder, upcoming = holder_now(unit, now), _next(unit, now)
@@ -206,7 +237,7 @@ def _print_board(units, me, now):
         say("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[4])
 
 
-def _print_pool(units, server):
+def _print_pool(units: list[dict[str, Any]], server: str) -> None:
     """'Pool: 80 of 128 CPU cores and 768 of 1024 GiB free throughout the next 24 h' for a server that shares them."""
     pool = next((unit.get("pool") for unit in units if unit["kind"] == "server" and (unit.get("server") or "").lower() == server.lower()), None)
     if not pool:
@@ -219,14 +250,14 @@ def _print_pool(units, server):
     say(f"Pool: {' and '.join(parts)} free throughout the next 24 h (book with --cpus N --mem 64G).")
 
 
-def _shorten(text, length):
+def _shorten(text: str, length: int) -> str:
     return text if len(text) <= length else text[: length - 1] + "…"
 
 
 # --- claim and book ------------------------------------------------------------------------
 
 
-def claim(args):
+def claim(args: Namespace) -> int:
     """Book units from now for a duration (1h unless -d says)."""
     server, indices = target_of(args.target)
     duration, _ = duration_of(args.duration or CLAIM_DURATION)
@@ -237,7 +268,7 @@ def claim(args):
     return _report(args, "Booked", booking)
 
 
-def book(args):
+def book(args: Namespace) -> int:
     """Book units for a later (or the present) time: --start plus --end or -d."""
     server, indices = target_of(args.target)
     now = times.local_now()
@@ -251,7 +282,7 @@ def book(args):
     return _report(args, "Booked", booking)
 
 
-def _report(args, verb, booking):
+def _report(args: Namespace, verb: str, booking: dict[str, Any]) -> int:
     if args.json:
         emit_json(booking)
     else:
@@ -263,7 +294,7 @@ def _report(args, verb, booking):
 # --- release, extend, cancel, mine ------------------------------------------------------------
 
 
-def release(args):
+def release(args: Namespace) -> int:
     """End a booking now (cancel it if it has not started), or your running bookings on a target."""
     client = connect(args)
     if args.what and args.what.lstrip("#").isdigit():
@@ -289,7 +320,7 @@ def release(args):
 _ENDED_VERB = {"released": "Released", "cancelled": "Cancelled"}
 
 
-def end_booking(client, booking_id):
+def end_booking(client: Client, booking_id: int) -> Any:
     """Release a running booking, cancel one that has not started; returns the booking as it is now."""
     booking = client.get(f"bookings/{booking_id}/")
     if booking["state"] in ("upcoming", "pending"):
@@ -300,7 +331,7 @@ def end_booking(client, booking_id):
     raise CliError(f"booking #{booking_id} {done} already; nothing to release")
 
 
-def _overlaps(booking, indices):
+def _overlaps(booking: dict[str, Any], indices: list[int] | None) -> bool:
     """Whether a booking holds any of the asked GPUs (any booking on the server when none are asked)."""
     if indices is None or booking.get("whole_server"):
         return True
@@ -311,7 +342,7 @@ def _overlaps(booking, indices):
     return bool(set(held) & set(indices))
 
 
-def extend(args):
+def extend(args: Namespace) -> int:
     """Move a booking's end later by -d (default 1h) or to --end."""
     booking_id = booking_id_of(args.id)
     if args.end:
@@ -323,13 +354,13 @@ def extend(args):
     return _report(args, "Extended", booking)
 
 
-def cancel(args):
+def cancel(args: Namespace) -> int:
     """Cancel a booking that has not started."""
     booking = connect(args).post(f"bookings/{booking_id_of(args.id)}/cancel/")
     return _report(args, "Cancelled", booking)
 
 
-def mine(args):
+def mine(args: Namespace) -> int:
     """Your running and upcoming bookings."""
     client = connect(args)
     bookings = client.get_all("bookings/", mine=1, state="running") + client.get_all("bookings/", mine=1, state="upcoming")

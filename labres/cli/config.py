@@ -1,4 +1,6 @@
 """Where the CLI finds the portal and its token: flags, then LABRES_URL / LABRES_TOKEN, then the file `labres login` writes."""
+from __future__ import annotations
+
 import json
 import os
 import socket
@@ -6,22 +8,26 @@ from pathlib import Path
 
 from .errors import CliError
 
+TYPE_CHECKING = False  # typing is for mypy only: the CLI starts fast without importing it
+if TYPE_CHECKING:
+    from typing import Any
+
 NOT_LOGGED_IN = "not logged in: run `labres login` or set LABRES_TOKEN"
 
 
-def config_path():
+def config_path() -> Path:
     """~/.config/labres/config.json, or the file LABRES_CONFIG names."""
     override = os.environ.get("LABRES_CONFIG")
     return Path(override).expanduser() if override else Path.home() / ".config" / "labres" / "config.json"
 
 
-def cache_dir():
+def cache_dir() -> Path:
     """$XDG_CACHE_HOME/labres, else ~/.cache/labres (made 0700, its files 0600: see write_private)."""
     base = os.environ.get("XDG_CACHE_HOME")
     return (Path(base) if base and os.path.isabs(base) else Path.home() / ".cache") / "labres"
 
 
-def read_config():
+def read_config() -> dict[str, Any]:
     """The saved settings ({} when there is no file yet)."""
     path = config_path()
     try:
@@ -29,7 +35,7 @@ def read_config():
     except FileNotFoundError:
         return {}
     except OSError as error:
-        raise CliError(f"cannot read {path}: {error.strerror.lower()}") from None
+        raise CliError(f"cannot read {path}: {error.strerror.lower()}") from None  # type: ignore[union-attr]  # the OS's errors carry one
     try:
         data = json.loads(text)
     except ValueError:
@@ -37,14 +43,14 @@ def read_config():
     return data if isinstance(data, dict) else {}
 
 
-def write_config(data):
+def write_config(data: dict[str, Any]) -> Path:
     """Save the settings readable by the owner only: the folder 0700, the file 0600, replaced atomically."""
     path = config_path()
     write_private(path, json.dumps(data, indent=2) + "\n")
     return path
 
 
-def write_private(path, text):
+def write_private(path: Path, text: str) -> None:
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -58,7 +64,7 @@ def write_private(path, text):
         raise
 
 
-def normalize_url(url):
+def normalize_url(url: str | None) -> str:
     """'https://labres.example.org/' and '…/api/v1/' both mean the portal at https://labres.example.org."""
     url = (url or "").strip().rstrip("/")
     if url.endswith("/api/v1"):
@@ -71,11 +77,11 @@ def normalize_url(url):
 class Portal:
     """Where to send requests, with which token, and (when the saved token is used) whose it is."""
 
-    def __init__(self, url, token, username=None):
+    def __init__(self, url: str, token: str, username: str | None = None) -> None:
         self.url, self.token, self.username = url, token, username
 
 
-def portal(url_flag=None, token_flag=None):
+def portal(url_flag: str | None = None, token_flag: str | None = None) -> Portal:
     """The Portal to talk to, or a CliError saying what is missing.
 
     A saved token is used only for the portal it was issued by, so pointing LABRES_URL
@@ -94,13 +100,13 @@ def portal(url_flag=None, token_flag=None):
     raise CliError(NOT_LOGGED_IN)
 
 
-def _same_portal(saved_url, url):
+def _same_portal(saved_url: str | None, url: str) -> bool:
     try:
         return bool(saved_url) and normalize_url(saved_url) == url
     except CliError:
         return False
 
 
-def default_server():
+def default_server() -> str:
     """The server this command runs on: LABRES_SERVER, else this host's short name."""
     return os.environ.get("LABRES_SERVER") or socket.gethostname().split(".")[0]

@@ -1,4 +1,9 @@
 """What the CLI tells a person when it cannot do what was asked."""
+from __future__ import annotations
+
+TYPE_CHECKING = False  # typing is for mypy only: the CLI starts fast without importing it
+if TYPE_CHECKING:
+    from typing import Any
 
 
 class CliError(Exception):
@@ -6,20 +11,22 @@ class CliError(Exception):
 
     exit_code = 2
 
-    def __init__(self, message, *, exit_code=None):
+    def __init__(self, message: str, *, exit_code: int | None = None) -> None:
         super().__init__(message)
         self.message = message
         if exit_code is not None:
             self.exit_code = exit_code
 
-    def lines(self):
+    def lines(self) -> list[str]:
         return [self.message]
 
 
 class ApiError(CliError):
     """The API answered with its error shape; a 409 carries the conflicts and exits 1 (taken)."""
 
-    def __init__(self, status, code, message, *, fields=None, conflicts=None):
+    def __init__(
+        self, status: int, code: str, message: str, *, fields: dict[str, Any] | None = None, conflicts: list[dict[str, Any]] | None = None
+    ) -> None:
         # 1 is 'taken' (someone holds it, or a limit stands); a booking in the wrong state is an error like any other.
         super().__init__(message, exit_code=1 if status == 409 and code != "wrong_state" else 2)
         self.status = status
@@ -27,7 +34,7 @@ class ApiError(CliError):
         self.fields = fields or {}
         self.conflicts = conflicts or []
 
-    def lines(self):
+    def lines(self) -> list[str]:
         if self.conflicts:
             return [conflict.get("message") or self.message for conflict in self.conflicts]
         # Field messages say what exactly is wrong; add the ones the summary leaves out.
@@ -37,5 +44,5 @@ class ApiError(CliError):
         return [self.message]
 
 
-def _as_list(texts):
+def _as_list(texts: Any) -> list[Any]:
     return texts if isinstance(texts, list) else [texts]

@@ -18,7 +18,7 @@ BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u206
 SPACES = frozenset("\t\n\v\f\r\x1c\x1d\x1e\x85\u2028\u2029")
 
 
-def clean(text):
+def clean(text: object) -> str:
     """`text` with control characters, separators and bidi controls removed (breaks and tabs become a space)."""
     text = str(text)
     if text.isprintable():  # the usual case, one C-level pass
@@ -26,20 +26,20 @@ def clean(text):
     return "".join(" " if char in SPACES else "" if _dropped(char) else char for char in text)
 
 
-def _dropped(char):
+def _dropped(char: str) -> bool:
     return char in BIDI_CONTROLS or unicodedata.category(char) in DROPPED_CATEGORIES
 
 
-def say(line="", *, err=False):
+def say(line: str = "", *, err: bool = False) -> None:
     """One line on standard output (standard error with err=True)."""
     print(clean(line), file=sys.stderr if err else sys.stdout)
 
 
-def warn(line):
+def warn(line: str) -> None:
     """One line on standard error, after 'labres: '."""
     say(f"labres: {line}", err=True)
 
 
-def emit_json(data):
+def emit_json(data: object) -> None:
     """The API's JSON, indented; json.dumps writes every control character as an escape (\\u001b)."""
     print(json.dumps(data, indent=2))

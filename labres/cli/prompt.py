@@ -4,6 +4,8 @@ It runs before every prompt, so it answers from a cache younger than LABRES_PROM
 seconds (10) when it can, waits at most LABRES_PROMPT_TIMEOUT seconds (2) for the portal,
 and on any failure prints nothing and exits 0: a prompt must never break the shell.
 """
+from __future__ import annotations
+
 import hashlib
 import json
 import os
@@ -15,12 +17,20 @@ from .client import Client
 from .config import cache_dir, default_server, portal, write_private
 from .output import clean
 
+TYPE_CHECKING = False  # typing is for mypy only: the CLI starts fast without importing it
+if TYPE_CHECKING:
+    from argparse import Namespace
+    from pathlib import Path
+    from typing import Any
+
+    from .config import Portal
+
 RED, RESET = "\033[31m", "\033[0m"
 # Bash and zsh must be told the colour codes take no room, or line editing goes astray.
 INVISIBLE = {"bash": ("\001", "\002"), "zsh": ("%{", "%}"), "plain": ("", "")}
 
 
-def prompt(args):
+def prompt(args: Namespace) -> int:
     try:
         holders = _holders(args)
         if holders:
@@ -30,7 +40,7 @@ def prompt(args):
     return 0
 
 
-def render(holders, *, shell="plain", colour=True):
+def render(holders: list[str], *, shell: str = "plain", colour: bool = True) -> str:
     """'!alice ' (red unless NO_COLOR), '!alice,bob ' for two, '!alice+2 ' for more."""
     holders = [clean(holder) for holder in holders]
     text = "!" + (",".join(holders) if len(holders) <= 2 else f"{holders[0]}+{len(holders) - 1}")
@@ -40,7 +50,7 @@ def render(holders, *, shell="plain", colour=True):
     return text + " "
 
 
-def _holders(args):
+def _holders(args: Namespace) -> list[str]:
     """The user names, other than the caller's, holding a unit of the server now; cached per portal, token and server."""
     server = args.server or default_server()
     found = portal(getattr(args, "url", None), getattr(args, "token", None))
@@ -52,7 +62,7 @@ def _holders(args):
     cached = _read(path)
     if cached and cached.get("key") == key and 0 <= time.time() - cached.get("at", 0) < ttl:
         return [str(holder) for holder in cached["holders"]]
-    holders = []  # a failure is cached too: a portal that is down must not slow every prompt
+    holders: list[str] = []  # a failure is cached too: a portal that is down must not slow every prompt
     try:
         holders = _ask(found, server)
     finally:
@@ -63,7 +73,7 @@ def _holders(args):
     return holders
 
 
-def _ask(found, server):
+def _ask(found: Portal, server: str) -> list[str]:
     client = Client(found.url, found.token, username=found.username, timeout=float(os.environ.get("LABRES_PROMPT_TIMEOUT") or 2))
     availability = client.get("availability/", server=server)
     now = times.from_api(availability["start"])
@@ -80,7 +90,7 @@ def _ask(found, server):
     return sorted(users - {me})
 
 
-def _read(path):
+def _read(path: Path) -> Any:
     """The cached answer, if the file is this user's own and no one else may write it; else None."""
     try:
         with path.open() as file:

@@ -4,6 +4,8 @@ The booking is claimed for a short lease and renewed shortly before it ends whil
 command runs (never past -d, when given); it is released when the command ends, however it
 ends: normally, by a signal forwarded to it, or because labres itself failed.
 """
+from __future__ import annotations
+
 import os
 import signal
 import subprocess
@@ -18,13 +20,22 @@ from .commands import connect, duration_of, holder_now, shares_body, target_body
 from .errors import ApiError, CliError
 from .output import warn
 
+TYPE_CHECKING = False  # typing is for mypy only: the CLI starts fast without importing it
+if TYPE_CHECKING:
+    from argparse import Namespace
+    from datetime import datetime
+    from types import FrameType
+    from typing import Any
+
+    from .client import Client
+
 FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
 # A terminal sends these to its whole foreground process group, the command included.
 FROM_TERMINAL = (signal.SIGINT, signal.SIGQUIT)
 STOP_GRACE_SECONDS = 10
 
 
-def run(args, command):
+def run(args: Namespace, command: list[str]) -> int:
     server, indices = target_of(args.target)
     limit = duration_of(args.duration)[1] if args.duration else None
     shares = shares_body(args)
@@ -51,13 +62,15 @@ def run(args, command):
     return _run_holding(client, [booking], [keeper], command, gpus, claimed=True)
 
 
-def server_gpus(availability, server):
+def server_gpus(availability: dict[str, Any], server: str) -> list[int]:
     """The indices of the server's GPUs, as the portal (and nvidia-smi) numbers them; a CliError if there is no such server."""
     units = units_asked(availability["units"], server, None)
     return sorted(unit["device"] for unit in units if unit["kind"] == "gpu")
 
 
-def _held_by_me(client, availability, server, indices, shares):
+def _held_by_me(
+    client: Client, availability: dict[str, Any], server: str, indices: list[int] | None, shares: dict[str, int]
+) -> list[dict[str, Any]]:
     """Your running bookings that hold every unit asked for right now, or [] (then the units are claimed as usual).
 
     A share-only run (--cpus/--mem without GPUs) holds no unit: it is always a booking of its own.
@@ -66,8 +79,9 @@ def _held_by_me(client, availability, server, indices, shares):
     if shares and indices is None:
         return []
     now = times.from_api(availability["start"])
-    holders = [holder_now(unit, now) for unit in units_asked(availability["units"], server, indices)]
-    if not holders or not all(holders) or any(holder.get("pending") for holder in holders):
+    found = [holder_now(unit, now) for unit in units_asked(availability["units"], server, indices)]
+    holders = [holder for holder in found if holder]  # the same list when every unit has a holder; typed without None
+    if not holders or len(holders) < len(found) or any(holder.get("pending") for holder in holders):
         return []
     if {holder["user"] for holder in holders} != {whoami(client)}:
         return []
@@ -78,7 +92,7 @@ def _held_by_me(client, availability, server, indices, shares):
     return bookings
 
 
-def lease_settings(limit):
+def lease_settings(limit: timedelta | None) -> tuple[timedelta, timedelta]:
     """(lease, renew_before): LABRES_RUN_LEASE (30m, or the limit if shorter), renewed LABRES_RUN_RENEW_BEFORE ahead."""
     lease = duration_of(os.environ.get("LABRES_RUN_LEASE") or "30m")[1]
     if limit is not None:
@@ -88,14 +102,14 @@ def lease_settings(limit):
     return lease, renew_before
 
 
-def _seconds(name, default):
+def _seconds(name: str, default: float) -> float:
     try:
         return max(0.05, float(os.environ.get(name) or default))
     except ValueError:
         raise CliError(f"{name} must be a number of seconds, e.g. 30") from None
 
 
-def _claim(client, body, *, wait):
+def _claim(client: Client, body: dict[str, Any], *, wait: bool) -> Any:
     """The booking, or None when the units are taken and we are not to wait (the holders are printed)."""
     poll = _seconds("LABRES_WAIT_INTERVAL", 30)
     shown = None
@@ -120,13 +134,15 @@ def _claim(client, body, *, wait):
         time.sleep(poll)
 
 
-def _run_holding(client, bookings, keepers, command, gpus, *, claimed):
+def _run_holding(
+    client: Client, bookings: list[dict[str, Any]], keepers: list[Lease], command: list[str], gpus: list[int], *, claimed: bool
+) -> int:
     # gpus: the server's GPUs, or (inside your own booking) the ones asked for: what the command may see.
     """Run the command while the keepers renew the bookings; then release them (claimed) or end what was added (your own)."""
-    received = []
-    child = None
+    received: list[int] = []
+    child: subprocess.Popen[bytes] | None = None
 
-    def forward(signum, frame):
+    def forward(signum: int, frame: FrameType | None) -> None:
         received.append(signum)
         if child is None or child.poll() is not None:
             return
@@ -160,7 +176,7 @@ def _run_holding(client, bookings, keepers, command, gpus, *, claimed):
             signal.signal(signum, handler)
 
 
-def _terminal_reaches_us():
+def _terminal_reaches_us() -> bool:
     """Whether we are in the foreground of a controlling terminal (so its Ctrl-C reached the command too)."""
     try:
         descriptor = os.open("/dev/tty", os.O_RDONLY)
@@ -174,14 +190,14 @@ def _terminal_reaches_us():
         os.close(descriptor)
 
 
-def child_env(bookings, gpus):
+def child_env(bookings: list[dict[str, Any]], gpus: list[int]) -> dict[str, str]:
     """The command's environment: LABRES_BOOKING, and CUDA_VISIBLE_DEVICES set to the booked GPUs (of `gpus`) whatever the caller set.
 
     A whole-server booking sees all `gpus`; a booking of CPU cores or memory alone sees
     none (CUDA_VISIBLE_DEVICES empty). The portal numbers GPUs as nvidia-smi does (PCI bus order),
     so CUDA is told to use that order too: its default (fastest first) may differ.
     """
-    booked = set()
+    booked: set[int] = set()
     for booking in bookings:
         if booking.get("whole_server"):
             booked.update(gpus)
@@ -195,7 +211,7 @@ def child_env(bookings, gpus):
     )
 
 
-def _stop(child):
+def _stop(child: subprocess.Popen[bytes]) -> None:
     child.terminate()
     try:
         child.wait(STOP_GRACE_SECONDS)
@@ -204,7 +220,7 @@ def _stop(child):
         child.wait()
 
 
-def _release(client, booking):
+def _release(client: Client, booking: dict[str, Any]) -> None:
     """Release the booking; if that fails, say so and how to do it by hand (it still ends on its own)."""
     booking_id = booking["id"]
     try:
@@ -233,7 +249,20 @@ class Lease(threading.Thread):
     from `now` too.
     """
 
-    def __init__(self, client, booking, *, lease, renew_before, interval, limit=None, now=None):
+    start_at: datetime
+    end: datetime
+    booked_end: datetime
+    def __init__(
+        self,
+        client: Client,
+        booking: dict[str, Any],
+        *,
+        lease: timedelta,
+        renew_before: timedelta,
+        interval: float,
+        limit: timedelta | None = None,
+        now: datetime | None = None,
+    ) -> None:
         super().__init__(name="labres-lease", daemon=True)
         self.client = client
         self.booking_id = booking["id"]
@@ -243,16 +272,16 @@ class Lease(threading.Thread):
         self.lease, self.renew_before, self.interval = lease, renew_before, interval
         self._claimed_at = time.monotonic()
         self._stopping = threading.Event()
-        self._warned = set()
+        self._warned: set[str] = set()
 
-    def past_booked_end(self):
+    def past_booked_end(self) -> bool:
         """Whether labres moved the booking's end and the end it had before has come (so what is left is labres's to end)."""
         return self.end > self.booked_end and self.seconds_left() <= (self.end - self.booked_end).total_seconds()
 
-    def seconds_left(self):
+    def seconds_left(self) -> float:
         return (self.end - self.start_at).total_seconds() - (time.monotonic() - self._claimed_at)
 
-    def run(self):
+    def run(self) -> None:
         while not self._stopping.wait(self.interval):
             if self.seconds_left() <= self.renew_before.total_seconds():
                 try:
@@ -260,12 +289,12 @@ class Lease(threading.Thread):
                 except Exception as error:  # the keeper must not die silently while the command runs
                     self._warn(f"could not extend #{self.booking_id}: {error}")
 
-    def stop(self):
+    def stop(self) -> None:
         self._stopping.set()
         if self.is_alive():
             self.join(self.client.timeout + 1)
 
-    def _renew(self):
+    def _renew(self) -> None:
         new_end = self.end + self.lease
         if self.deadline is not None:
             new_end = min(new_end, self.deadline)
@@ -283,13 +312,13 @@ class Lease(threading.Thread):
             return
         self.end = times.from_api(booking["end"])
 
-    def _resync(self):
+    def _resync(self) -> None:
         booking = self.client.get(f"bookings/{self.booking_id}/")
         self.end = times.from_api(booking["end"])
         if booking["state"] != "running":
             self._stopping.set()
 
-    def _warn(self, message):
+    def _warn(self, message: str) -> None:
         if message not in self._warned:
             self._warned.add(message)
             warn(message)

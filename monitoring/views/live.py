@@ -287,7 +287,7 @@ def summarize(points, memory_total_mib=None):
 def bookings_on(device, start, end):
     """The bookings that held `device` at some time in [start, end), first first, from one query."""
     rows = (
-        Allocation.objects.filter(unit__device=device, active=True, start__lt=end, end__gt=start)
+        Allocation.objects.active().overlapping(start, end).filter(unit__device=device)
         .order_by("start")
         .values_list(
             "booking_id", "booking__user_id", "booking__user__profile__display_name", "booking__user__first_name",

@@ -13,6 +13,7 @@ from django.db.models.functions import Cast
 from rest_framework.exceptions import ValidationError
 
 from ..models import Allocation, Booking, Room, Server, Unit, display_name_of
+from ..parsing import describe_target
 from ..services.capacity import peak_load
 from .times import utc_iso
 
@@ -62,11 +63,11 @@ def _units(scope):
     units = []
     for unit_id, kind, server, index, room, server_id, cores, memory in rows:
         if kind == Unit.Kind.GPU:
-            order, label = (0, server, 1, index), f"{server}:{index}"
+            order, label = (0, server, 1, index), describe_target(server, [index])
         elif kind == Unit.Kind.SERVER:
             order, label = (0, server, 0, 0), server
         else:
-            order, label = (1, room.lower(), 0, 0), f"room {room}"
+            order, label = (1, room.lower(), 0, 0), describe_target(room=room)
         entry = {"unit": label, "kind": kind, "server": server, "device": index, "room": room, "busy": []}
         if kind == Unit.Kind.SERVER and (cores is not None or memory is not None):
             # Filled in by _add_pools; the capacities ride along until then.
@@ -78,7 +79,7 @@ def _units(scope):
 
 def _busy_by_unit(start, end, allocation_scope, booking_scope):
     """{unit id: [busy entry by start]} from the bookings holding units during [start, end)."""
-    held = Allocation.objects.filter(active=True, end__gt=start, start__lt=end)
+    held = Allocation.objects.active().overlapping(start, end)
     if allocation_scope is not None:
         held = held.filter(allocation_scope)
     units_of = {}
@@ -92,7 +93,7 @@ def _busy_by_unit(start, end, allocation_scope, booking_scope):
     # units exactly while it is confirmed or released, over its own interval, so these are the
     # bookings of the allocations above. Times come as text: Django's loader of PostgreSQL
     # timestamps is pure Python (some 13 µs a value), and a busy week holds thousands of them.
-    bookings = Booking.objects.filter(status__in=Booking.HOLDING, start__lt=end, end__gt=start)
+    bookings = Booking.objects.holding().overlapping(start, end)
     if booking_scope is not None:
         bookings = bookings.filter(booking_scope)
     rows = (
@@ -140,7 +141,7 @@ def _add_pools(start, end, units):
     if not pools:
         return
     rows = (
-        Booking.objects.filter(status__in=Booking.HOLDING, start__lt=end, end__gt=start, server_id__in=list(pools))
+        Booking.objects.holding().overlapping(start, end).filter(server_id__in=list(pools))
         .filter(Q(cpu_cores__gt=0) | Q(memory_gib__gt=0) | Q(whole_server=True))
         .values_list("server_id", "start", "end", "whole_server", "cpu_cores", "memory_gib")
     )

@@ -114,7 +114,7 @@ class BookingFilter(StrictFilterSet):
         if value == "upcoming":
             return confirmed.filter(start__gt=now)
         if value == "running":
-            return confirmed.filter(start__lte=now, end__gt=now)
+            return confirmed.at(now)
         if value == "ended":
             return confirmed.filter(end__lte=now)
         return queryset.filter(status=value)  # cancelled, released, pending

@@ -11,13 +11,37 @@ from django.db import DEFAULT_DB_ALIAS, connections, models
 from django.db.models import Q
 from django.utils import timezone
 
-from ..parsing import EARLIEST, LATEST
+from ..parsing import EARLIEST, LATEST, describe_target, format_shares
 from ..text import refuse_control_characters
 from .resources import Room, Server, Unit
 
 # Rows outside the times labres reads at all are refused by the database too: a booking in year
 # 10000 (9999-12-31 23:00 west of UTC) could be stored by PostgreSQL but not read back by Python.
 WITHIN_REACH = Q(start__gte=EARLIEST, end__lte=LATEST)
+
+
+class _TimeQuerySet(models.QuerySet):
+    """The time questions bookings and allocations are asked; both are half-open intervals [start, end)."""
+
+    def overlapping(self, start, end):
+        """Rows that share some time with [start, end): back-to-back rows do not."""
+        return self.filter(start__lt=end, end__gt=start)
+
+    def at(self, moment):
+        """Rows running at `moment`: started by then, not yet ended."""
+        return self.filter(start__lte=moment, end__gt=moment)
+
+
+class BookingQuerySet(_TimeQuerySet):
+    def holding(self):
+        """Bookings that hold their units: confirmed, pending, or released early (until their end)."""
+        return self.filter(status__in=Booking.HOLDING)
+
+
+class AllocationQuerySet(_TimeQuerySet):
+    def active(self):
+        """Allocations that hold their unit; a cancelled or declined booking's allocations do not."""
+        return self.filter(active=True)
 
 
 class Booking(models.Model):
@@ -76,6 +100,8 @@ class Booking(models.Model):
         max_length=500, blank=True, validators=[refuse_control_characters], help_text="The reason given to the member on a decline.",
     )
 
+    objects = BookingQuerySet.as_manager()
+
     class Meta:
         ordering = ["-start"]
         constraints = [
@@ -102,27 +128,16 @@ class Booking(models.Model):
 
     @property
     def what(self):
-        """What is booked, written the way people type it: thalys:0-1, thalys (whole), room Lab 2."""
-        from ..parsing import format_device_set
-
+        """What is booked, written the way people type it: thalys:0-1, thalys (whole server), room Lab 2."""
         if self.room_id:
-            return f"room {self.room.name}"
-        if self.whole_server:
-            return f"{self.server.name} (whole server)"
-        indices = [a.unit.device.index for a in self.allocations.all() if a.unit.device_id]
-        if not indices:
-            return f"{self.server.name}: {self.shares}"
-        return f"{self.server.name}:{format_device_set(indices)}" + (f" + {self.shares}" if self.shares else "")
+            return describe_target(room=self.room.name)
+        indices = [] if self.whole_server else [a.unit.device.index for a in self.allocations.all() if a.unit.device_id]
+        return describe_target(self.server.name, indices, whole=self.whole_server, shares=self.shares)
 
     @property
     def shares(self):
         """'16 CPU cores, 64 GiB' of the server's pooled capacities, or ''."""
-        parts = []
-        if self.cpu_cores:
-            parts.append(f"{self.cpu_cores} CPU core{'s' if self.cpu_cores != 1 else ''}")
-        if self.memory_gib:
-            parts.append(f"{self.memory_gib} GiB")
-        return ", ".join(parts)
+        return format_shares(self.cpu_cores, self.memory_gib)
 
     @property
     def holds_units(self):
@@ -184,6 +199,8 @@ class Allocation(models.Model):
     start = models.DateTimeField()
     end = models.DateTimeField()
     active = models.BooleanField(default=True)
+
+    objects = AllocationQuerySet.as_manager()
 
     class Meta:
         constraints = [

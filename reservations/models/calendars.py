@@ -5,6 +5,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
+from ..parsing import PLACE, describe_target
 from .bookings import Booking
 from .members import member_name
 from .resources import Room, Server
@@ -73,9 +74,9 @@ class CalendarFeed(models.Model):
         if scope == cls.Scope.MINE:
             return f"labres: {owner}"
         if scope == cls.Scope.SERVER:
-            return f"labres: server {server}"
+            return f"labres: {describe_target(server, style=PLACE)}"
         if scope == cls.Scope.ROOM:
-            return f"labres: room {room}"
+            return f"labres: {describe_target(room=room)}"
         return "labres: all bookings"
 
     def new_secret(self):
@@ -153,7 +154,7 @@ class ExternalCalendar(models.Model):
     @property
     def resource(self):
         """What its events book, the way people write it: server thalys, room Lab 2."""
-        return f"server {self.server.name}" if self.server_id else f"room {self.room.name}"
+        return describe_target(self.server.name, style=PLACE) if self.server_id else describe_target(room=self.room.name)
 
 
 class FeedStamp(models.Model):

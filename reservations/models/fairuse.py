@@ -6,6 +6,7 @@ from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Coalesce
 
+from ..parsing import PLACE, describe_target
 from .members import MemberGroup
 from .resources import Room, Server
 
@@ -73,9 +74,9 @@ class Limit(models.Model):
     @property
     def place(self):
         if self.server_id:
-            return f"server {self.server.name}"
+            return describe_target(self.server.name, style=PLACE)
         if self.room_id:
-            return f"room {self.room.name}"
+            return describe_target(room=self.room.name)
         return ""
 
     def describe(self):

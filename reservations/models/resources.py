@@ -4,6 +4,8 @@
 from django.db import models
 from django.db.models import Q
 
+from ..parsing import PLACE, PROSE, describe_target
+
 
 class Server(models.Model):
     name = models.SlugField(max_length=64, unique=True, help_text="Short name used in device sets, e.g. thalys:0-1.")
@@ -65,7 +67,7 @@ class Device(models.Model):
 
     @property
     def label(self):
-        return f"GPU {self.index} on {self.server.name}"
+        return describe_target(self.server.name, [self.index], style=PROSE)
 
     def save(self, *args, **kwargs):
         # Its Unit, as a server's and a room's; the allocations of whole-server bookings that hold
@@ -133,5 +135,5 @@ class Unit(models.Model):
         if self.kind == self.Kind.GPU:
             return self.device.label
         if self.kind == self.Kind.SERVER:
-            return f"server {self.server.name}"
-        return f"room {self.room.name}"
+            return describe_target(self.server.name, style=PLACE)
+        return describe_target(room=self.room.name)

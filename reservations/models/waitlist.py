@@ -5,6 +5,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
+from ..parsing import PROSE, describe_target, format_shares, parse_device_set
 from ..text import refuse_control_characters
 from .bookings import Booking
 from .resources import Room, Server
@@ -84,36 +85,26 @@ class WaitlistEntry(models.Model):
     def what(self):
         """'2 GPUs on thalys', 'thalys (whole server)', 'room Lab 2', '16 CPU cores on thalys', '2 GPUs on thalys + 64 GiB'."""
         if self.room_id:
-            return f"room {self.room.name}"
-        if self.gpus is None:
-            return f"{self.server.name} (whole server)"
-        if not self.gpus:
-            return f"{self.amounts_text} on {self.server.name}"
-        return f"{self.gpus} GPU{'s' if self.gpus != 1 else ''} on {self.server.name}{self._with_amounts()}"
+            return describe_target(room=self.room.name)
+        return describe_target(self.server.name, whole=self.gpus is None, count=self.gpus, shares=self.amounts_text, style=PROSE)
 
     @property
     def offered_what(self):
         """What the open offer books, as people type it: thalys:2-3, thalys (whole server), room Lab 2."""
         if self.server_id and self.gpus and self.offered_devices:
-            return f"{self.server.name}:{self.offered_devices}{self._with_amounts()}"
+            return describe_target(self.server.name, parse_device_set(self.offered_devices), shares=self.amounts_text)
         return self.what
 
     @property
     def amounts_text(self):
         """'16 CPU cores, 64 GiB': the pooled amounts asked for, or ''."""
-        parts = [f"{self.cpu_cores} CPU core{'s' if self.cpu_cores != 1 else ''}" if self.cpu_cores else "", f"{self.memory_gib} GiB" if self.memory_gib else ""]
-        return ", ".join(part for part in parts if part)
-
-    def _with_amounts(self):
-        return f" + {self.amounts_text}" if self.amounts_text else ""
+        return format_shares(self.cpu_cores, self.memory_gib)
 
     @property
     def offer_note(self):
         """'Not the GPUs you picked (0-1): these were free first.' when the open offer is of other GPUs; else ''."""
         if not (self.wanted_devices and self.offered_devices) or self.wanted_devices == self.offered_devices:
             return ""
-        from ..parsing import parse_device_set
-
         wanted, offered = set(parse_device_set(self.wanted_devices)), set(parse_device_set(self.offered_devices))
         if offered <= wanted:
             return ""

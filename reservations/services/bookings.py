@@ -15,7 +15,7 @@ from labres.db import insert
 from ..errors import BookingConflict, BookingError, Conflict, NotAllowed, WrongState
 from ..locking import lock
 from ..models import Allocation, Booking, Unit
-from ..parsing import ParseError, parse_duration
+from ..parsing import PLACE, ParseError, describe_target, parse_duration
 from ..signals import booking_changed
 from . import capacity, fairuse
 from .approval import needs_approval
@@ -112,7 +112,7 @@ def _ask(user, *, start, end, purpose, server, devices, room, cpu_cores, memory_
     purpose = check_purpose(purpose)
     pending = needs_approval(user, target, source)
     if pending and start <= now:
-        place = f"server {target.server.name}" if target.server is not None else f"room {target.room.name}"
+        place = describe_target(target.server.name, style=PLACE) if target.server is not None else describe_target(room=target.room.name)
         raise BookingError(
             f"Bookings of {place} need staff approval, so they cannot start right away; book it from a later start "
             "(staff decide before it), or ask the lab's staff.", field="start",
@@ -300,7 +300,7 @@ def _lock_for_change(booking, by, now):
 
 def find_conflicts(units, start, end, *, exclude=None):
     """The bookings that hold any of `units` during [start, end), each with the units it holds."""
-    overlapping = Allocation.objects.filter(unit__in=units, active=True, start__lt=end, end__gt=start)
+    overlapping = Allocation.objects.active().overlapping(start, end).filter(unit__in=units)
     if exclude is not None:
         overlapping = overlapping.exclude(booking=exclude)
     # The common answer is "none": ask it without joins, which PostgreSQL plans in a fraction

@@ -12,8 +12,9 @@ from django.db import transaction
 
 from labres.db import prepared_cursor
 
-from ..errors import BookingError, format_span
+from ..errors import BookingError
 from ..models import Booking
+from ..parsing import format_span
 
 LOOK_AHEAD = timedelta(days=30)  # how far "enough frees up at ..." looks
 
@@ -63,10 +64,10 @@ def check(server, *, cpu_cores=0, memory_gib=0, whole=False, start, end, exclude
             # Only a refusal looks further ahead, for when enough frees up.
             ahead = [(b.start, b.end, capacity if b.whole_server else getattr(b, field)) for b in _others(server, start, end + LOOK_AHEAD, exclude)]
             later = _enough_from(ahead, capacity, wanted, start, end - start)
-            when = f" Enough is free {format_span(later, later + (end - start))}." if later else ""
+            when = f" Enough is free {format_span(later, later + (end - start), sentence=True)}." if later else ""
             raise CapacityExceeded(
                 f"Server {server.name} has {write(capacity)}; {peak} {'is' if peak == 1 else 'are'} booked "
-                f"{format_span(peak_from, peak_to)}, so {free} {'is' if free == 1 else 'are'} free then and you asked for "
+                f"{format_span(peak_from, peak_to, sentence=True)}, so {free} {'is' if free == 1 else 'are'} free then and you asked for "
                 f"{'all of them (the whole server)' if whole else wanted}.{when}",
                 field=field, free_from=later,
             )

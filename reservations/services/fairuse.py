@@ -18,9 +18,9 @@ from django.db.models.signals import post_delete, post_save
 
 from labres.db import prepared_cursor
 
-from ..errors import BookingError, format_span
+from ..errors import BookingError
 from ..models import Allocation, Booking, Limit, MemberGroup, Profile, Unit, member_name
-from ..parsing import format_duration, parse_duration
+from ..parsing import PLACE, describe_target, format_duration, format_span, parse_duration
 from .capacity import peak_load
 
 UNKNOWN = object()  # a member's group not read yet: rules_for reads it
@@ -212,7 +212,7 @@ def check_wait(user, *, server=None, room=None, gpus=0, length):
 def _check_access(rules, server, room, ask):
     access = rules.get(Limit.Kind.ACCESS)
     if access is not None and not access.limit.allowed:
-        what = f"server {server.name}" if server is not None else f"room {room.name}"
+        what = describe_target(server.name, style=PLACE) if server is not None else describe_target(room=room.name)
         raise AccessDenied(f"{access.source} may not book {what}{ask}", rule=access, field="server" if server else "room")
 
 
@@ -302,7 +302,7 @@ def _check_at_once(rule, holds, asked, start, end, name=None):
     most = rule.limit.number
     peak, peak_from, peak_to = peak_load(_on(rule, holds), start, end)
     if peak + asked > most:
-        span = format_span(_from_seconds(peak_from), _from_seconds(peak_to))
+        span = format_span(_from_seconds(peak_from), _from_seconds(peak_to), sentence=True)
         if name is None:
             holding = f"you hold {peak} {span} and asked for {asked}" if peak else f"you asked for {asked}"
         else:

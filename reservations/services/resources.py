@@ -17,7 +17,7 @@ def register_device(server, index, **fields):
         server_unit = Unit.objects.filter(kind=Unit.Kind.SERVER, server=server).first()
         if server_unit is not None:
             lock(server_unit)  # a whole-server booking being written now holds it: wait for it, then see it
-        holding = Booking.objects.filter(server=server, whole_server=True, status__in=Booking.HOLDING, end__gt=timezone.now())
+        holding = Booking.objects.holding().filter(server=server, whole_server=True, end__gt=timezone.now())
         Allocation.objects.bulk_create(
             Allocation(booking=booking, unit=device.unit, start=booking.start, end=booking.end) for booking in holding
         )

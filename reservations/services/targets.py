@@ -8,7 +8,7 @@ from labres.db import prepared_cursor
 
 from ..errors import BookingError
 from ..models import Device, Room, Server, Unit
-from ..parsing import ParseError, format_device_set, parse_device_set
+from ..parsing import PROSE, ParseError, describe_target, format_device_set, parse_device_set
 
 
 @dataclass(frozen=True)
@@ -144,4 +144,5 @@ def check_devices(server, indices):
         raise BookingError(f"{noun.capitalize()} {format_device_set(missing)} {verb} not exist on {server.name} ({has}).", field="devices")
     inactive = [i for i in indices if not found[i].active]
     if inactive:
-        raise BookingError(f"GPU {format_device_set(inactive)} on {server.name} is out of service and cannot be booked.", field="devices")
+        gpus, verb = describe_target(server.name, inactive, style=PROSE), "is" if len(inactive) == 1 else "are"
+        raise BookingError(f"{gpus} {verb} out of service and cannot be booked.", field="devices")

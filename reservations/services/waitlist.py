@@ -324,15 +324,15 @@ class _FreeNow:
         }
         # Busy until when, per unit, over the longest window asked; and share-only bookings (no units).
         self.busy = {}
-        for unit_id, start, end in Allocation.objects.filter(
-            unit_id__in=list(self.units), active=True, start__lt=horizon, end__gt=now
+        for unit_id, start, end in Allocation.objects.active().overlapping(now, horizon).filter(
+            unit_id__in=list(self.units)
         ).values_list("unit_id", "start", "end"):
             self.busy.setdefault(unit_id, []).append((start, end))
         self.shares, self.pool = [], {}
         if server_id is not None:
             # Bookings taking some of the pooled capacities (a whole server takes all of them).
             self.shares = list(
-                Booking.objects.filter(server_id=server_id, status__in=Booking.HOLDING, start__lt=horizon, end__gt=now)
+                Booking.objects.holding().overlapping(now, horizon).filter(server_id=server_id)
                 .filter(Q(cpu_cores__gt=0) | Q(memory_gib__gt=0) | Q(whole_server=True))
                 .values_list("start", "end", "whole_server", "cpu_cores", "memory_gib")
             )

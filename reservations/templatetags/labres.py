@@ -27,7 +27,7 @@ def clock(value):
 @register.simple_tag
 def span(start, end):
     """'Mon 23 Nov 14:00–16:00 CET', repeating the date only when it changes."""
-    return format_span(start, end, timezone.get_current_timezone())
+    return format_span(start, end)
 
 
 @register.simple_tag

@@ -60,7 +60,7 @@ def _page(request, booking, *, error=None, reason="", status=200):
     if booking.server_id or booking.room_id:
         place = {"server_id": booking.server_id} if booking.server_id else {"room_id": booking.room_id}
         around = (
-            Booking.objects.filter(**place, status__in=Booking.HOLDING, start__lt=booking.end + AROUND, end__gt=booking.start - AROUND)
+            Booking.objects.holding().overlapping(booking.start - AROUND, booking.end + AROUND).filter(**place)
             .exclude(pk=booking.pk)
             .select_related("user__profile", "server", "room")
             .prefetch_related("allocations__unit__device")

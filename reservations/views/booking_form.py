@@ -15,7 +15,7 @@ from ..calendar import booking_calendar
 from ..errors import BookingConflict, BookingError, SeriesConflict
 from ..forms import LOCAL_MINUTE, BookingForm
 from ..models import Allocation, Booking, Device
-from ..parsing import format_device_set, format_duration
+from ..parsing import LISTING, PART, describe_target, format_device_set, format_duration, format_shares
 from ..selectors import free_gpus, gpu_holders, nearest_free_start
 from ..services import fairuse
 from ..templatetags.labres import span
@@ -173,7 +173,7 @@ def taken_windows(units, windows):
     if not windows or not units:
         return []
     held = list(
-        Allocation.objects.filter(unit__in=units, active=True, start__lt=windows[-1][1], end__gt=windows[0][0]).values_list("start", "end")
+        Allocation.objects.active().overlapping(windows[0][0], windows[-1][1]).filter(unit__in=units).values_list("start", "end")
     )
     return [(a, b) for a, b in windows if any(start < b and end > a for start, end in held)]
 
@@ -249,8 +249,10 @@ def _instead(form, data, target, start, end, user):
             continue
         if not preview.free:
             continue
-        noun = "GPU" if count == 1 else "GPUs"
-        text = f"{noun} {devices} of {server.name}" if server.pk == target.server.pk else f"{server.name} {noun} {devices} ({model})"
+        if server.pk == target.server.pk:
+            text = describe_target(server.name, indices, style=PART)
+        else:
+            text = f"{describe_target(server.name, indices, style=LISTING)} ({model})"
         changes = {"server": server.name, "devices": devices, "gpus": None}
         offers.append({"text": text, "url": _book_link(form, data, changes), "use": "use it" if count == 1 else "use them", "pending": preview.pending})
     return offers
@@ -272,23 +274,11 @@ def _refused(form, refusal, data, target):
 
 def _describe(target, amounts=None, share_only=False):
     """'thalys GPUs 0-1', 'thalys GPU 3', 'thalys (whole server)', 'room Lab 2'; with '16 CPU cores, 64 GiB' when asked."""
-    shares = ", ".join(
-        text for text in (
-            f"{amounts['cpu_cores']} CPU core{'s' if amounts['cpu_cores'] != 1 else ''}" if amounts and amounts["cpu_cores"] else "",
-            f"{amounts['memory_gib']} GiB" if amounts and amounts["memory_gib"] else "",
-        ) if text
-    )
-    if share_only:
-        return f"{target.server.name}: {shares}"
-    if shares:
-        return f"{_describe(target)} + {shares}"
     if target.room is not None:
-        return f"room {target.room.name}"
-    if target.whole_server:
-        return f"{target.server.name} (whole server)"
-    indices = [device.index for device in target.devices]
-    noun = "GPU" if len(indices) == 1 else "GPUs"
-    return f"{target.server.name} {noun} {format_device_set(indices)}"
+        return describe_target(room=target.room.name)
+    shares = format_shares(amounts["cpu_cores"], amounts["memory_gib"]) if amounts else ""
+    indices = () if share_only else [device.index for device in target.devices]
+    return describe_target(target.server.name, indices, whole=target.whole_server and not share_only, shares=shares, style=LISTING)
 
 
 def _book_link(form, data, changes):

@@ -51,3 +51,28 @@ def test_login_with_a_wrong_password_exits_2_and_saves_nothing(cli, live_server,
     assert result.returncode == 2
     assert len(result.stderr.splitlines()) == 1
     assert not (tmp_path / ".config" / "labres" / "config.json").exists()
+
+
+# --- single sign-on members: no password here, a token made on the profile page ------------------
+
+
+def test_login_with_token_saves_a_token_made_on_the_profile_page(cli, live_server, tmp_path):
+    from tests.factories import UserFactory
+
+    olivia = UserFactory(username="olivia", password=None)  # signs in through the lab's OpenID provider only
+    key = ApiToken.issue(olivia, "laptop")[1]
+
+    result = cli("login", "--with-token", "--url", live_server.url, env=LOGGED_OUT, input=f"{key}\n")
+
+    assert result.returncode == 0, result.stderr
+    saved = json.loads((tmp_path / ".config" / "labres" / "config.json").read_text())
+    assert (saved["url"], saved["token"], saved["username"]) == (live_server.url, key, "olivia")
+    assert key not in result.stdout + result.stderr
+    assert cli("mine", env=LOGGED_OUT).returncode == 0
+
+
+def test_login_with_an_unknown_token_exits_2_and_saves_nothing(cli, live_server, tmp_path):
+    result = cli("login", "--with-token", "--url", live_server.url, env=LOGGED_OUT, input="not-a-token\n")
+
+    assert result.returncode == 2
+    assert not (tmp_path / ".config" / "labres" / "config.json").exists()

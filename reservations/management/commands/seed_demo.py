@@ -191,7 +191,7 @@ class Command(BaseCommand):
             if reset:
                 deleted = self.delete_bookings(users.values())
                 self.stdout.write(f"Deleted {deleted} bookings of the demo users.")
-            if Booking.objects.filter(user__in=users.values(), status__in=Booking.HOLDING, end__gt=now).exists():
+            if Booking.objects.holding().filter(user__in=users.values(), end__gt=now).exists():
                 self.stdout.write("The demo users already have current or upcoming bookings; leaving bookings as they are (--reset makes them again).")
             else:
                 with muted():  # a demo week made up at once is not news to anyone
