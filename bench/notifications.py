@@ -131,15 +131,15 @@ class HandOver:
         from notifications import outbox
 
         self.outbox = outbox
-        self.real = outbox.hand_to_worker
+        self.real = outbox.deliver_after_commit
         self.folder = None
         self.broker = None
 
     def off(self):
-        self.outbox.hand_to_worker = lambda keys: None
+        self.outbox.deliver_after_commit = lambda keys: None
 
     def on(self):
-        self.outbox.hand_to_worker = self.real
+        self.outbox.deliver_after_commit = self.real
 
     def to_bench_queue(self):
         """Route the deliver task to BENCH_QUEUE; without REDIS_URL, on a folder broker in a temporary folder."""
@@ -466,7 +466,7 @@ def measure_burst(args, servers, users, hand_over):
     from django.utils import timezone
 
     from bench.booking import measure_concurrent
-    from notifications import outbox
+    from labres.celery import wait_for_hand_overs
     from notifications.models import Notification, OutboxEvent
 
     broker = Broker()
@@ -496,7 +496,7 @@ def measure_burst(args, servers, users, hand_over):
         writes = measure_concurrent(servers, users, args.writers, args.burst_seconds, window, args.seed)
         burst_end = time.time()
         log(f"  {writes['bookings_per_s']} bookings/s; waiting for the last message")
-        outbox.wait_for_hand_overs(timeout=30)
+        wait_for_hand_overs(timeout=30)
         unsent = OutboxEvent.objects.exclude(state="expanded").count() + Notification.objects.exclude(state="sent").count()
         deadline = time.monotonic() + args.drain_timeout
         while unsent and time.monotonic() < deadline:

@@ -4,6 +4,7 @@ import logging
 from django.db import transaction
 
 from reservations.models import Device, Server
+from reservations.services import register_device
 
 from .models import GpuSample, HostStatus
 
@@ -41,8 +42,8 @@ def register_devices(server, gpus):
     for gpu in gpus:
         device = (gpu.uuid and by_uuid.get(gpu.uuid)) or by_index.get(gpu.index)
         if device is None:
-            device = Device(server=server, index=gpu.index, uuid=gpu.uuid or "", model=gpu.model or "", memory_mib=gpu.memory_total_mib)
-            device.save()  # Device.save creates its Unit: never bulk_create devices
+            # With its Unit, and held by the whole-server bookings of its server that run or are to come.
+            device = register_device(server, gpu.index, uuid=gpu.uuid or "", model=gpu.model or "", memory_mib=gpu.memory_total_mib)
         else:
             _update_device(device, gpu)
         devices[gpu.index] = device

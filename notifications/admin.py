@@ -3,7 +3,6 @@ destinations, message templates and members' choices."""
 import json
 
 from django.contrib import admin, messages
-from django.db import transaction
 from django.utils.html import format_html
 from django.utils.text import Truncator
 
@@ -70,7 +69,7 @@ class NotificationAdmin(admin.ModelAdmin):
         keys = list(queryset.exclude(state=Notification.State.SENT).values_list("key", flat=True)[: HAND_OVER_LIMIT + 1])
         count = outbox.retry(queryset)
         if count and len(keys) <= HAND_OVER_LIMIT:  # more than that: the sweep sends them within minutes
-            transaction.on_commit(lambda: outbox.hand_to_worker(keys))
+            outbox.deliver_after_commit(keys)
         skipped = queryset.count() - count
         text = f"{_plural(count, 'notification')} will be sent again now, with a fresh count of attempts."
         if skipped:

@@ -14,13 +14,9 @@ took a row and before it marked it sent; the sweep sends that row again once its
 Failures back off exponentially, Slack's Retry-After is honoured, and after NOTIFY_MAX_ATTEMPTS a
 row is left failed for staff.
 """
-import atexit
 import logging
-import os
-import threading
 import time
 from datetime import datetime, timedelta
-from queue import Empty, Queue
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -28,7 +24,7 @@ from django.db import transaction
 from django.db.models import F, Prefetch, Q
 from django.utils import timezone
 
-from labres.celery import SEND_TIMEOUT, app, send_task_once
+from labres.celery import app, enqueue_after_commit
 from labres.db import insert
 from reservations.signals import is_quiet
 
@@ -64,7 +60,7 @@ def record(event, *, key, booking_id=None, alert_id=None, by_id=None, context=No
         next_attempt_at=timezone.now(),
     )
     insert([row], ignore_conflicts=True)  # one prepared statement: every booking writes one
-    transaction.on_commit(lambda: hand_over_soon([key]))
+    deliver_after_commit([key])
     return key
 
 
@@ -231,8 +227,7 @@ def notify(occasion, *, key=None):
         return []
     rows = queue(occasion, key=key)
     if rows:
-        keys = [row.key for row in rows]
-        transaction.on_commit(lambda: hand_over_soon(keys))
+        deliver_after_commit([row.key for row in rows])
     return rows
 
 
@@ -342,91 +337,16 @@ def _destinations(occasion):
     return [destination for destination in candidates if destination.hears(occasion.event)]
 
 
-# A broker that is down must not hold up the change that queued the messages (this runs after
-# commit, inside the web request): send_task_once tries once, with short timeouts.
-HAND_OVER_TIMEOUT = SEND_TIMEOUT  # seconds
-# Under a burst of changes, one task per change costs the worker more than the messages do: keys
-# handed over within this long of each other (seconds) travel in one task (bench/notifications.py).
-HAND_OVER_LINGER = 0.05
-HAND_OVER_MOST = 20  # changes per task at most: a task stays short, and beat's tasks get their turn
+def deliver_after_commit(keys):
+    """After commit, a worker expands these events and sends these rows (labres.celery.enqueue_after_commit:
+    the keys of changes made close together travel in one task); if the broker is down, the sweep does."""
+    # By name: the task wraps this module (notifications.tasks imports it), not the other way.
+    enqueue_after_commit(app.tasks["notifications.tasks.deliver"], list(keys))
 
 
-def hand_to_worker(keys):
-    """Ask a worker to expand these events and send these rows now; if the broker is down, the sweep does later."""
-    try:  # by name: the task wraps this module (notifications.tasks imports it), not the other way
-        send_task_once(app.tasks["notifications.tasks.deliver"], [keys])
-    except Exception as error:  # the broker is unreachable: delay, lose nothing
-        logger.warning("could not hand %d notification(s) to a worker (%s); the outbox sweep will send them", len(keys), error)
-
-
-class _HandOver:
-    """Hands keys to a worker from one background thread per process, so that the request that made
-    a change answers once it has committed, without waiting for the broker (a slow or unreachable
-    broker costs it nothing). Keys waiting together go in one task. What a process exits before
-    handing over, or what the broker refuses, the sweep sends (beat, every 30 s): the rows are in
-    the database already.
-    """
-
-    def __init__(self):
-        self.waiting = Queue()
-        self.thread = None
-        self.pid = None
-        self.started = threading.Lock()
-
-    def put(self, keys):
-        with self.started:
-            if self.thread is None or not self.thread.is_alive() or self.pid != os.getpid():  # none yet, or forked
-                self.waiting, self.pid = Queue(), os.getpid()
-                self.thread = threading.Thread(target=self._run, args=(self.waiting,), name="outbox-hand-over", daemon=True)
-                self.thread.start()
-        self.waiting.put(list(keys))
-
-    def _run(self, waiting):
-        while True:
-            batches = [waiting.get()]
-            while len(batches) < HAND_OVER_MOST:  # what comes within HAND_OVER_LINGER of the last goes in the same task
-                try:
-                    batches.append(waiting.get(timeout=HAND_OVER_LINGER))
-                except Empty:
-                    break
-            try:
-                hand_to_worker([key for batch in batches for key in batch])
-            finally:
-                for _ in batches:
-                    waiting.task_done()
-
-    def wait(self, timeout):
-        """Wait up to `timeout` seconds for what was put so far to be handed over; True if it was."""
-        deadline = time.monotonic() + timeout
-        while self.waiting.unfinished_tasks:
-            if time.monotonic() > deadline:
-                return False
-            time.sleep(0.01)
-        return True
-
-
-_hand_over = _HandOver()
-
-
-def hand_over_soon(keys):
-    """After commit: ask a worker to expand/send these keys, from the background thread (see _HandOver).
-
-    In Celery's eager mode, at once in this thread.
-    """
-    from labres.celery import app
-
-    if app.conf.task_always_eager:
-        hand_to_worker(keys)
-    else:
-        _hand_over.put(keys)
-
-
-def wait_for_hand_overs(timeout=HAND_OVER_TIMEOUT + 1):
-    """Wait (a little) until this process's background hand-overs are done: at exit, and in tests."""
-    return _hand_over.wait(timeout)
-
-
-atexit.register(wait_for_hand_overs)
+def broker_down(task, error, args, kwargs):
+    """The deliver task's fallback: nothing to do here; the rows are in the database and the sweep sends them."""
+    logger.warning("could not hand %d notification(s) to a worker (%s); the outbox sweep will send them", len(args[0]), error)
 
 
 def deliver(keys=None, *, ids=None, now=None):
@@ -543,5 +463,5 @@ def queue_test_message(destination, by=None):
         destination=destination, next_attempt_at=now,
         payload={"text": text, "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": text}}]},
     )
-    transaction.on_commit(lambda: hand_to_worker([row.key]))
+    deliver_after_commit([row.key])
     return row

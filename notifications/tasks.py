@@ -9,7 +9,8 @@ from .slackbot import tasks as slackbot_tasks  # noqa: F401 - registers the Slac
 SWEEP_BUDGET = 5
 
 
-@shared_task(name="notifications.tasks.deliver", ignore_result=True)
+# Handed over after commit (outbox.deliver_after_commit): calls close together travel as one.
+@shared_task(name="notifications.tasks.deliver", ignore_result=True, coalesce=True, broker_down=outbox.broker_down)
 def deliver(keys):
     """Expand the outbox events a committed change wrote and send their rows (or send the rows named); returns how many this run sent."""
     return outbox.deliver(keys)

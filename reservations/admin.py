@@ -1,19 +1,18 @@
 """The admin for staff: servers, GPUs, rooms and bookings.
 
-Bookings are written only through reservations.services. The booking forms call the service
-in clean(), so that a refusal (a conflict, a bad device set, a start in the past) is shown as
-a form error; the admin's change view runs inside one transaction, and a form shown again
-with errors rolls it back, so nothing the service wrote survives a refused form.
+Bookings are written only through reservations.services, once the form and its inlines are
+valid (BookingAdmin.save_model); a refusal (a conflict, a bad device set, a start in the past)
+is shown as an error of the form staff typed into (BookingAdmin.changeform_view).
 """
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
-from django.db import router, transaction
 from django.db.models import Count, Q
 from django.template.response import TemplateResponse
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from labres.admin import ReadOnlyAdmin
@@ -38,7 +37,6 @@ from .models import (
 )
 from .selectors import booking_history
 from .services import waitlist
-from .services.audit import Action, log_action
 
 # --- servers, GPUs and rooms ---------------------------------------------------------------
 
@@ -59,6 +57,16 @@ class ServerAdmin(admin.ModelAdmin):
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(gpu_count=Count("devices"))
 
+    def save_formset(self, request, form, formset, change):
+        if formset.model is not Device:
+            return super().save_formset(request, form, formset, change)
+        for device in formset.save(commit=False):  # deletes the GPUs marked for it
+            if device.pk is None:
+                _register(device)
+            else:
+                device.save()
+        return None
+
     @admin.display(description="GPUs", ordering="gpu_count")
     def gpu_count(self, server):
         return server.gpu_count
@@ -74,6 +82,21 @@ class DeviceAdmin(admin.ModelAdmin):
     def get_readonly_fields(self, request, obj=None):
         # A GPU's unit records its server when it is created; moving the GPU would leave it behind.
         return ("server",) if obj is not None else ()
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            super().save_model(request, obj, form, change)
+        else:
+            _register(obj)
+
+
+def _register(device):
+    """Add a GPU typed into the admin through services.register_device (its Unit, and the allocations
+    of whole-server bookings that hold it); `device`, the form's instance, becomes the saved row."""
+    saved = services.register_device(
+        device.server, device.index, model=device.model, memory_mib=device.memory_mib, uuid=device.uuid, active=device.active,
+    )
+    device.pk, device._state.adding, device._state.db = saved.pk, False, saved._state.db
 
 
 @admin.register(Room)
@@ -113,17 +136,34 @@ class AllocationInline(admin.TabularInline):
 
 
 class ServiceBookingForm(forms.ModelForm):
-    """A booking form whose clean() writes through the service layer; save() writes nothing."""
+    """A booking form that writes nothing: BookingAdmin.save_model writes through the service layer,
+    and a refusal comes back as this form's error (`refusal`, see BookingAdmin.changeform_view)."""
 
     request_user = None  # set by BookingAdmin.get_form
+    refusal = None  # the service's BookingError for this very POST, set by BookingAdmin.get_form
 
-    def save(self, commit=True):
-        self.save_m2m = lambda: None  # a booking has no many-to-many fields
-        return self.instance
+    def clean(self):
+        cleaned = super().clean()
+        if self.refusal is not None:
+            self.add_booking_error(self.refusal)
+        elif {"start", "end"} & set(self.changed_data) and cleaned.get("start") and cleaned.get("end"):
+            # The service checks the times again when it writes; checked here too so that the model's
+            # own validation, which follows, never meets a time Python cannot convert (year 9999 west of UTC).
+            now = timezone.now()
+            started = self.instance.pk is not None and self.instance.start <= now
+            try:
+                services.check_times(cleaned["start"], cleaned["end"], now=now, allow_past_start=started)
+            except BookingError as error:
+                self.add_booking_error(error)
+        return cleaned
 
     def add_booking_error(self, error):
         field = error.field if error.field in self.fields else None
         self.add_error(field, error.message)
+
+    def save(self, commit=True):
+        self.save_m2m = lambda: None  # a booking has no many-to-many fields
+        return self.instance
 
 
 class BookingAddForm(ServiceBookingForm):
@@ -138,26 +178,24 @@ class BookingAddForm(ServiceBookingForm):
 
     def clean(self):
         cleaned = super().clean()
-        if self.errors:
-            return cleaned  # the service is asked only once every field reads well
-        if cleaned["devices"] and cleaned["server"] is None:
+        if cleaned.get("devices") and cleaned.get("server") is None:
             self.add_error("devices", "GPUs belong to a server; choose the server, or leave this empty for a room.")
-            return cleaned
-        try:
-            self.instance = services.create_booking(
-                cleaned["user"],
-                server=cleaned["server"],
-                devices=cleaned["devices"] or None,
-                room=cleaned["room"],
-                start=cleaned["start"],
-                end=cleaned["end"],
-                purpose=cleaned["purpose"],
-                source=Booking.Source.ADMIN,
-                by=self.request_user,
-            )
-        except BookingError as error:
-            self.add_booking_error(error)
         return cleaned
+
+    def write(self):
+        """Book through the service; returns the booking (raises BookingError)."""
+        cleaned = self.cleaned_data
+        return services.create_booking(
+            cleaned["user"],
+            server=cleaned["server"],
+            devices=cleaned["devices"] or None,
+            room=cleaned["room"],
+            start=cleaned["start"],
+            end=cleaned["end"],
+            purpose=cleaned["purpose"],
+            source=Booking.Source.ADMIN,
+            by=self.request_user,
+        )
 
 
 class BookingChangeForm(ServiceBookingForm):
@@ -165,18 +203,20 @@ class BookingChangeForm(ServiceBookingForm):
         model = Booking
         fields = ("start", "end", "purpose")
 
-    def clean(self):
-        cleaned = super().clean()
-        if self.errors:
-            return cleaned
-        moved = {name: cleaned[name] for name in ("start", "end") if name in self.changed_data}
-        if not moved:
-            return cleaned  # a purpose edit alone does not touch what the booking holds
-        try:
-            self.instance = services.change_booking(self.instance, by=self.request_user, **moved)
-        except BookingError as error:
-            self.add_booking_error(error)
-        return cleaned
+    def write(self):
+        """Change through the service (times and purpose alike: every change makes its event); returns the booking."""
+        changed = {name: self.cleaned_data[name] for name in ("start", "end", "purpose") if name in self.changed_data}
+        if not changed:
+            return Booking.objects.get(pk=self.instance.pk)
+        return services.change_booking(self.instance, by=self.request_user, **changed)
+
+
+class _Refused(Exception):
+    """The service refused the admin's write; carries its BookingError back to changeform_view."""
+
+    def __init__(self, error):
+        super().__init__(error.message)
+        self.error = error
 
 
 @admin.register(Booking)
@@ -216,26 +256,28 @@ class BookingAdmin(admin.ModelAdmin):
         kwargs["form"] = BookingChangeForm if obj is not None else BookingAddForm
         form = super().get_form(request, obj, change=change, **kwargs)
         form.request_user = request.user  # a fresh class per request: the service needs who changes
+        form.refusal = getattr(request, "booking_refusal", None)
         return form
 
     def save_model(self, request, obj, form, change):
-        # The service wrote the booking in the form's clean(); only a new purpose is left to save.
-        if change and "purpose" in form.changed_data:
-            obj.purpose = form.cleaned_data["purpose"]
-            obj.sequence += 1  # calendar clients take the new title over
-            obj.save(update_fields=["purpose", "sequence", "updated_at"])
-            log_action(obj, Action.CHANGED, by=request.user, changes={"purpose": [form.initial["purpose"], obj.purpose]})
+        """The one write, through the services; `obj` becomes the booking written."""
+        try:
+            booking = form.write()
+        except BookingError as error:
+            raise _Refused(error) from None
+        for field in Booking._meta.concrete_fields:
+            setattr(obj, field.attname, getattr(booking, field.attname))
+        obj._state.adding, obj._state.db = False, booking._state.db
 
-    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
-        # A POST comes back here only when the form or an inline was refused; the form's clean()
-        # may already have written through the service, so undo it with the rest of the request.
-        # Marked after the page's context is built (it may query, e.g. a content type not cached
-        # yet), which a transaction marked for rollback refuses; the page renders after it.
-        response = super().render_change_form(request, context, add=add, change=change, form_url=form_url, obj=obj)
-        using = router.db_for_write(self.model)
-        if request.method == "POST" and transaction.get_connection(using).in_atomic_block:
-            transaction.set_rollback(True, using=using)
-        return response
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        # The forms write nothing; a refusal of the service's write (a conflict, a limit, a start in
+        # the past) leaves save_model as _Refused, through the view's transaction, which rolls back.
+        # The same POST is then shown again with the refusal as the form's error, where staff typed.
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except _Refused as refused:
+            request.booking_refusal = refused.error
+            return super().changeform_view(request, object_id, form_url, extra_context)
 
     def has_delete_permission(self, request, obj=None):
         return False  # bookings are cancelled, never deleted: their history matters

@@ -1,54 +1,83 @@
-"""The locks a booking transaction takes before it checks rules that span rows (limits, pooled capacities)."""
+"""Locks a transaction takes before it checks rules that span rows (limits, pooled capacities, a waitlist's line).
+
+In the manner of pretix's base/services/locking.py: lock(*objects) refuses to run outside a
+transaction; on PostgreSQL it takes advisory transaction locks, always in ascending key order, with
+one short timeout (a busy system answers Busy, "try again"; it does not hang); elsewhere it falls
+back to select_for_update on the rows.
+
+A key is the row's model's namespace (32 bits) above its primary key. Keys are taken in ascending
+order, so two transactions that each lock in one call never wait for each other in a circle. The
+namespaces' order is part of the design: a member's key sorts below every unit's (see lock()).
+"""
+from django.contrib.auth import get_user_model
 from django.db import OperationalError, transaction
 
 from labres.db import prepared_cursor
 
 from .errors import Busy
-from .models import Profile, Unit
 
-UNIT_LOCK_NAMESPACE = 0x6C616272  # 'labr': keeps our advisory lock keys apart from other users'
-MEMBER_LOCK_NAMESPACE = 0x6C61626D  # 'labm': a member's bookings, for their fair-use limits (sorts below 'labr': see lock_for_booking)
-UNIT_LOCK_TIMEOUT = "5s"  # a busy system answers "try again"; it does not hang
-UNKNOWN = object()  # a member's group not read yet (lock_for_booking reads it with the locks on PostgreSQL)
+NAMESPACES = {
+    "member": 0x6C61626D,  # 'labm': a member's bookings, for their fair-use limits; below the units'
+    "reservations.unit": 0x6C616272,  # 'labr': a unit's allocations (a server's own unit: its pooled capacities too)
+    "reservations.server": 0x6C616273,  # 'labs': matching a server's waitlist
+    "reservations.room": 0x6C616274,  # 'labt': matching a room's waitlist
+}
+LOCK_TIMEOUT = "5s"  # how long a writer waits for others' locks before it is told to try again
+BUSY = "Others are booking the same GPUs, server or room, or changing your other bookings, right now; please try again in a moment."
 
 
-def lock_for_booking(*, units=(), member=None, pooled_server=None):
-    """Take this transaction's locks in one round trip; returns the member's group id (see services.fairuse.check).
+def lock(*objects):
+    """Lock these rows (members, units, servers, rooms: model instances) until the transaction ends; raises Busy.
 
-    PostgreSQL: advisory locks, always taken in ascending key order, so two transactions never
-    wait for each other in a circle: a member's key (their bookings, for their fair-use limits:
-    the limits are checked against what they hold, not what they held before another request of
-    theirs committed) sorts below every unit's key; then the units about to be written, then, for
-    a booking that shares the server's pooled capacities, the server's own unit, which serializes
+    Callers lock everything they need in one call. A booking locks its member's key (their limits
+    are checked against what they hold, not what they held before another request of theirs
+    committed), which sorts below every unit's key; then the units it is about to write; then,
+    when it shares the server's pooled capacities, the server's own unit, which serializes
     everything that shares them. Without the unit locks, two transactions inserting overlapping
     rows can each wait for the other inside the exclusion constraint, a deadlock PostgreSQL breaks
-    only after a second; with them, the later writer waits for the earlier one's commit, then meets
-    its row at once. The member's group is read in the same statement.
-    SQLite needs no locks: BEGIN IMMEDIATE has serialized the writers already.
+    only after a second; with them, the later writer waits for the earlier one's commit, then
+    meets its row at once.
     """
     connection = transaction.get_connection()
     if not connection.in_atomic_block:
-        raise RuntimeError("booking locks are taken inside a transaction only")
-    if connection.vendor != "postgresql":
-        return UNKNOWN
-    keys = sorted({(UNIT_LOCK_NAMESPACE << 32) | unit_id for unit_id in units})
-    if member is not None:
-        keys.insert(0, (MEMBER_LOCK_NAMESPACE << 32) | member)
+        raise RuntimeError("locks are taken inside a transaction only")
+    keys = sorted({_key(obj) for obj in objects})
+    if not keys:
+        return
+    if connection.vendor == "postgresql":
+        _advisory_locks(connection, keys)
+    elif connection.features.has_select_for_update:
+        _row_locks(objects)
+    # SQLite: nothing to do. labres.db begins its transactions IMMEDIATE, so writers are serialized
+    # already (and Django drops select_for_update there anyway).
+
+
+def _key(obj):
+    label = "member" if isinstance(obj, get_user_model()) else obj._meta.label_lower
+    return (NAMESPACES[label] << 32) | obj.pk
+
+
+def _advisory_locks(connection, keys):
     try:
         with prepared_cursor(connection) as cursor:
-            # The timeout is set (for this transaction) before the first lock is asked for, and
-            # unnest() yields the keys in the sorted array's order.
+            # One round trip: the timeout is set (for this transaction) before the first lock is
+            # asked for, and unnest() yields the keys in the sorted array's order.
             cursor.execute(
-                f"WITH timeout AS (SELECT set_config('lock_timeout', %s, true)),"
-                f" wanted AS (SELECT unnest(%s::bigint[]) AS key UNION SELECT (%s::bigint << 32) | id FROM {Unit._meta.db_table}"
-                f"  WHERE kind = 'server' AND server_id = %s)"
-                f" SELECT pg_advisory_xact_lock(key), (SELECT group_id FROM {Profile._meta.db_table} WHERE user_id = %s)"
-                f" FROM timeout, unnest(ARRAY(SELECT key FROM wanted ORDER BY key)) AS key",
-                [UNIT_LOCK_TIMEOUT, keys, UNIT_LOCK_NAMESPACE, getattr(pooled_server, "pk", None), member],
+                "WITH timeout AS (SELECT set_config('lock_timeout', %s, true))"
+                " SELECT pg_advisory_xact_lock(key) FROM timeout, unnest(%s::bigint[]) AS key",
+                [LOCK_TIMEOUT, keys],
             )
-            rows = cursor.fetchall()
+            cursor.fetchall()
     except OperationalError as error:
         if getattr(error.__cause__, "sqlstate", None) == "55P03":  # lock_not_available
-            raise Busy("Others are booking the same GPUs, server or room, or changing your other bookings, right now; please try again in a moment.") from None
+            raise Busy(BUSY) from None
         raise
-    return rows[0][1] if rows and member is not None else UNKNOWN
+
+
+def _row_locks(objects):
+    """Other databases: the rows themselves, locked model by model in the same key order."""
+    by_model = {}
+    for obj in objects:
+        by_model.setdefault(type(obj)._meta.concrete_model, set()).add(obj.pk)
+    for model in sorted(by_model, key=lambda model: _key(model(pk=0))):
+        list(model._default_manager.select_for_update().filter(pk__in=by_model[model]).order_by("pk").values_list("pk"))

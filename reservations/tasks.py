@@ -40,7 +40,12 @@ def sync_calendars():
     return synced
 
 
-@shared_task(name="reservations.tasks.match_waitlist", ignore_result=True)
+def _match_later(task, error, args, kwargs):
+    """match_waitlist's fallback when the broker is down: the minute's sweep (match_waitlists) matches instead."""
+    logger.warning("could not hand waitlist matching to a worker (%s); the sweep will do it", error)
+
+
+@shared_task(name="reservations.tasks.match_waitlist", ignore_result=True, broker_down=_match_later)
 def match_waitlist(server_id=None, room_id=None):
     """After a booking change or a waitlist change: offer what is free on one server or room to the first in line."""
     from .services import waitlist

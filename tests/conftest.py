@@ -71,8 +71,7 @@ def outbox_stays_in_the_process(request, monkeypatch):
     consume them, and a later test's real worker would find them); tests send them with the
     outbox's sweep. A test marked `hands_to_worker` keeps the real hand-over."""
     if "hands_to_worker" not in request.keywords:
-        monkeypatch.setattr("notifications.outbox.hand_to_worker", lambda keys: None)
-        monkeypatch.setattr("notifications.outbox.hand_over_soon", lambda keys: None)
+        monkeypatch.setattr("notifications.outbox.deliver_after_commit", lambda keys: None)
 
 
 @pytest.fixture

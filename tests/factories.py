@@ -31,6 +31,8 @@ class ServerFactory(factory.django.DjangoModelFactory):
 
 
 class DeviceFactory(factory.django.DjangoModelFactory):
+    """A GPU, added as the admin and the host agents add one (services.register_device)."""
+
     class Meta:
         model = Device
 
@@ -38,6 +40,12 @@ class DeviceFactory(factory.django.DjangoModelFactory):
     index = factory.Sequence(lambda n: n)
     model = "NVIDIA A100-SXM4-80GB"
     memory_mib = 81920
+
+    @classmethod
+    def _create(cls, model_class, *, server, index, **fields):
+        from reservations.services import register_device
+
+        return register_device(server, index, **fields)
 
 
 class RoomFactory(factory.django.DjangoModelFactory):

@@ -1,8 +1,9 @@
 """Answers to Slack that take longer than Slack's 3 seconds: run in a worker, posted through the
 response_url Slack gave with the command or button (valid for 30 minutes, up to 5 answers).
 
-The endpoints acknowledge first and hand the work over with answer_later(): to a Celery worker,
-or, when the broker cannot take it, to a thread of the web process. Neither makes Slack wait.
+The endpoints acknowledge first and hand the work over with labres.celery.enqueue_after_commit: to a
+Celery worker, or, when the broker cannot take it, to a thread of the web process (answer_here).
+Neither makes Slack wait.
 """
 import logging
 import threading
@@ -72,46 +73,23 @@ def post_to_response_url(response_url, reply, *, replace_original=None):
     return True
 
 
-@shared_task(name="notifications.slackbot.tasks.answer_command", ignore_result=True)
-def answer_command(text, slack_user_id, response_url):
-    """Run a slow slash command (status, realtime) and post its reply through response_url, in place
-    of the "Working on it…" the endpoint acknowledged with."""
-    return post_to_response_url(response_url, run_command(text, slack_user_id), replace_original=True)
-
-
-@shared_task(name="notifications.slackbot.tasks.answer_action", ignore_result=True)
-def answer_action(action_id, value, slack_user_id, response_url, press=None):
-    """Act on a button (once per press: replays.py) and answer through response_url. An answer to a
-    press that did its work replaces the message, so its spent buttons go; one that did nothing
-    (refused, or pressed again) comes as a new message only the member sees, and the buttons stay."""
-    reply = run_action(action_id, value, slack_user_id, press=tuple(press) if press else None)
-    return post_to_response_url(response_url, reply, replace_original=not reply.refused)
-
-
-_answering = set()  # this process's threads handing answers over (or answering), for wait_for_answers
+_answering = set()  # this process's threads answering because the broker could not take the answer
 _answering_lock = threading.Lock()
 
 
-def answer_later(task, args):
-    """Run task(*args) behind the request that acknowledged Slack: in a Celery worker, or in this
-    thread if the broker cannot take it (a broker that is down costs a slower answer, never Slack's
-    3-second limit)."""
-    thread = threading.Thread(target=_hand_over, args=(task, args), name="slack-answer", daemon=True)
+def answer_here(task, error, args, kwargs):
+    """The answers' fallback when the broker is down: answer from a thread of this (web) process, at
+    once: a broker that is down costs a slower answer, never Slack's 3-second limit."""
+    logger.warning("could not hand a slack answer to a worker (%s); answering from the web process", error)
+    thread = threading.Thread(target=_answer, args=(task, args, kwargs), name="slack-answer", daemon=True)
     with _answering_lock:
         _answering.add(thread)
     thread.start()
 
 
-def _hand_over(task, args):
-    from labres.celery import send_task_once
-
+def _answer(task, args, kwargs):
     try:
-        try:
-            send_task_once(task, args)
-            return
-        except Exception as error:  # noqa: BLE001 - the broker's failures are many; answer from here
-            logger.warning("could not hand a slack answer to a worker (%s); answering from the web process", error)
-        task(*args)
+        task(*args, **kwargs)
     except Exception:
         logger.exception("slack: answering %s failed", task.name)
     finally:
@@ -122,8 +100,27 @@ def _hand_over(task, args):
 
 def wait_for_answers(timeout):
     """Wait up to `timeout` seconds for this process's answers handed over so far; True if all are done (tests)."""
+    from labres.celery import wait_for_hand_overs
+
+    handed = wait_for_hand_overs(timeout)
     with _answering_lock:
         threads = list(_answering)
     for thread in threads:
         thread.join(timeout)
-    return not any(thread.is_alive() for thread in threads)
+    return handed and not any(thread.is_alive() for thread in threads)
+
+
+@shared_task(name="notifications.slackbot.tasks.answer_command", ignore_result=True, broker_down=answer_here)
+def answer_command(text, slack_user_id, response_url):
+    """Run a slow slash command (status, realtime) and post its reply through response_url, in place
+    of the "Working on it…" the endpoint acknowledged with."""
+    return post_to_response_url(response_url, run_command(text, slack_user_id), replace_original=True)
+
+
+@shared_task(name="notifications.slackbot.tasks.answer_action", ignore_result=True, broker_down=answer_here)
+def answer_action(action_id, value, slack_user_id, response_url, press=None):
+    """Act on a button (once per press: replays.py) and answer through response_url. An answer to a
+    press that did its work replaces the message, so its spent buttons go; one that did nothing
+    (refused, or pressed again) comes as a new message only the member sees, and the buttons stay."""
+    reply = run_action(action_id, value, slack_user_id, press=tuple(press) if press else None)
+    return post_to_response_url(response_url, reply, replace_original=not reply.refused)

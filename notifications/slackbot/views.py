@@ -5,7 +5,7 @@ and refused if older than 5 minutes, or if the same signed request was already r
 replay: replays.py); a button acts once per message. Slack wants an answer within 3 seconds: quick
 commands are answered in the response; slow ones (commands.DEFERRED) and buttons are acknowledged at
 once and answered through the response_url, from a worker or, with the broker down, a thread
-(tasks.answer_later): the request never waits on the broker, the work, or Slack.
+(enqueue_after_commit, tasks.answer_here): the request never waits on the broker, the work, or Slack.
 """
 import time
 
@@ -15,6 +15,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 from slack_sdk.signature import SignatureVerifier
 
+from labres.celery import enqueue_after_commit
 from reservations.parsing import parse_json
 
 from . import replays, tasks
@@ -65,7 +66,7 @@ def slash_command(request):
     response_url = request.POST.get("response_url", "")
     subcommand = text.split(maxsplit=1)[0].lower() if text else ""
     if (subcommand or "status") in commands.DEFERRED and response_url:
-        tasks.answer_later(tasks.answer_command, [text, user_id, response_url])
+        enqueue_after_commit(tasks.answer_command, text, user_id, response_url)
         return _slack_json(commands.Reply(text="Working on it…"))
     return _slack_json(tasks.run_command(text, user_id))
 
@@ -94,5 +95,5 @@ def interaction(request):
     response_url = payload.get("response_url")
     if not response_url:  # no message to answer to later (Slack sends one with every message button)
         return _slack_json(tasks.run_action(action_id, value, user_id, press=press))
-    tasks.answer_later(tasks.answer_action, [action_id, value, user_id, response_url, press])
+    enqueue_after_commit(tasks.answer_action, action_id, value, user_id, response_url, press)
     return HttpResponse(status=200)  # Slack's acknowledgement; the answer follows through response_url

@@ -5,10 +5,10 @@ constraint on PostgreSQL, triggers on SQLite (see Allocation).
 """
 
 from django.conf import settings
-from django.db import models
+from django.contrib.postgres.constraints import ExclusionConstraint
+from django.contrib.postgres.fields import DateTimeRangeField, RangeBoundary, RangeOperators
+from django.db import DEFAULT_DB_ALIAS, connections, models
 from django.db.models import Q
-from django.db.models.signals import post_save
-from django.dispatch import receiver
 from django.utils import timezone
 
 from ..parsing import EARLIEST, LATEST, describe_target, format_shares
@@ -163,6 +163,34 @@ class Booking(models.Model):
         return "ended"
 
 
+class TsTzRange(models.Func):
+    """PostgreSQL's tstzrange(start, end, '[)'): the half-open interval a booking holds."""
+
+    function = "TSTZRANGE"
+    output_field = DateTimeRangeField()
+
+
+class PostgresExclusionConstraint(ExclusionConstraint):
+    """Django's ExclusionConstraint on PostgreSQL; on other databases it writes and checks nothing.
+
+    Django would send its EXCLUDE clause to SQLite too (when it rebuilds a table, or validates a
+    form's model): there migration 0002's triggers refuse the overlaps instead.
+    """
+
+    def constraint_sql(self, model, schema_editor):
+        return super().constraint_sql(model, schema_editor) if schema_editor.connection.vendor == "postgresql" else None
+
+    def create_sql(self, model, schema_editor):
+        return super().create_sql(model, schema_editor) if schema_editor.connection.vendor == "postgresql" else None
+
+    def remove_sql(self, model, schema_editor):
+        return super().remove_sql(model, schema_editor) if schema_editor.connection.vendor == "postgresql" else None
+
+    def validate(self, model, instance, exclude=None, using=DEFAULT_DB_ALIAS):
+        if connections[using].vendor == "postgresql":
+            super().validate(model, instance, exclude=exclude, using=using)
+
+
 class Allocation(models.Model):
     """A booking's hold on one unit; the rows the non-overlap constraint is checked on."""
 
@@ -179,6 +207,13 @@ class Allocation(models.Model):
             models.CheckConstraint(name="allocation_end_after_start", condition=Q(end__gt=models.F("start"))),
             models.CheckConstraint(name="allocation_within_reach", condition=WITHIN_REACH),
             models.UniqueConstraint(fields=["booking", "unit"], name="allocation_unit_once_per_booking"),
+            # The invariant (DESIGN.md): no two active allocations of one unit overlap. Created by
+            # migration 0002 with btree_gist (declared here since 0019); SQLite has triggers instead.
+            PostgresExclusionConstraint(
+                name="allocation_no_overlap",
+                expressions=[("unit", RangeOperators.EQUAL), (TsTzRange("start", "end", RangeBoundary()), RangeOperators.OVERLAPS)],
+                condition=Q(active=True),
+            ),
         ]
         # The conflict lookup: active allocations of a unit that end after a given time.
         # Its cost depends on a unit's future bookings, not on how long the history is.
@@ -191,18 +226,6 @@ class Allocation(models.Model):
 
     def __str__(self):
         return f"{self.unit} {self.start:%Y-%m-%d %H:%M}–{self.end:%H:%M}"
-
-
-@receiver(post_save, sender=Unit, dispatch_uid="labres-hold-new-gpu")
-def hold_new_gpu(sender, instance, created, raw=False, **kwargs):
-    """A whole-server booking holds every GPU of its server, including one added later (Device.save makes its
-    unit). A receiver, for this module imports resources, not the other way."""
-    if not created or raw or instance.kind != Unit.Kind.GPU:
-        return
-    Allocation.objects.bulk_create(
-        Allocation(booking=booking, unit=instance, start=booking.start, end=booking.end)
-        for booking in Booking.objects.holding().filter(server_id=instance.server_id, whole_server=True, end__gt=timezone.now())
-    )
 
 
 class BookingSeries(models.Model):

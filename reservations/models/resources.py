@@ -70,8 +70,9 @@ class Device(models.Model):
         return describe_target(self.server.name, [self.index], style=PROSE)
 
     def save(self, *args, **kwargs):
+        # Its Unit, as a server's and a room's; the allocations of whole-server bookings that hold
+        # a GPU added later are services.register_device's business.
         super().save(*args, **kwargs)
-        # A new GPU's unit is held by its server's whole-server bookings at once (bookings.hold_new_gpu).
         Unit.objects.get_or_create(kind=Unit.Kind.GPU, device=self, defaults={"server_id": self.server_id})
 
 

@@ -19,6 +19,7 @@ from .bookings import (
     preview_booking,
     release_booking,
 )
+from .resources import register_device
 from .series import SeriesPlan, SeriesResult, cancel_series, create_series, decide_series, plan_series, series_horizon
 from .targets import Target, get_bookable_room, get_bookable_server, resolve_target
 from .validation import check_amount, check_purpose, check_reason, check_times
@@ -27,5 +28,5 @@ __all__ = [
     "Preview", "SeriesPlan", "SeriesResult", "Target", "approve_booking", "cancel_booking", "cancel_series", "change_booking",
     "check_amount", "check_purpose", "check_reason", "check_times", "create_booking", "create_series", "decide_series",
     "decline_booking", "expire_pending_bookings", "extend_booking", "find_conflicts", "get_bookable_room", "get_bookable_server",
-    "needs_approval", "pending_dates", "plan_series", "preview_booking", "release_booking", "resolve_target", "series_horizon",
+    "needs_approval", "pending_dates", "plan_series", "preview_booking", "register_device", "release_booking", "resolve_target", "series_horizon",
 ]

@@ -13,7 +13,7 @@ from django.utils import timezone
 from labres.db import insert
 
 from ..errors import BookingConflict, BookingError, Conflict, NotAllowed, WrongState
-from ..locking import UNKNOWN, lock_for_booking
+from ..locking import lock
 from ..models import Allocation, Booking, Unit
 from ..parsing import PLACE, ParseError, describe_target, parse_duration
 from ..signals import booking_changed
@@ -23,8 +23,8 @@ from .audit import Action, log_action, snapshot
 from .targets import Target, resolve_target
 from .validation import check_amount, check_purpose, check_times
 
-OVERLAP_SQLSTATE = "23P01"  # PostgreSQL exclusion_violation
-SQLITE_OVERLAP_MARKER = "allocation_overlap"  # the message of the SQLite triggers
+OVERLAP_SQLSTATE = "23P01"  # PostgreSQL exclusion_violation (of allocation_no_overlap: the only exclusion constraint)
+SQLITE_OVERLAP_MARKER = "allocation_overlap"  # in the message of the SQLite triggers (migration 0002)
 
 
 def create_booking(
@@ -51,10 +51,8 @@ def create_booking(
         # The database refuses an overlap (see the module docstring); there is no need to look
         # before writing. Only a refusal pays for finding out who holds the units.
         with transaction.atomic():
-            group_id = lock_for_booking(
-                units=[unit.pk for unit in target.units], member=user.pk, pooled_server=target.server if ask.pooled else None,
-            )
-            _check_limits(user, ask, now=now, group_id=group_id, by=by)
+            lock(user, *target.units, *_pool_unit(target.server, target.units, ask.pooled))
+            _check_limits(user, ask, now=now, by=by)
             booking = Booking(
                 user=user,
                 status=Booking.Status.PENDING if ask.pending else Booking.Status.CONFIRMED,
@@ -124,12 +122,11 @@ def _ask(user, *, start, end, purpose, server, devices, room, cpu_cores, memory_
     return _Ask(target, start, end, purpose, cpu_cores, memory_gib, pending)
 
 
-def _check_limits(user, ask, *, now, group_id=UNKNOWN, by=None):
+def _check_limits(user, ask, *, now, by=None):
     """The member's fair-use limits, then the server's pooled capacities; raises LimitExceeded, CapacityExceeded."""
     target = ask.target
     fairuse.check(
-        user, server=target.server, room=target.room, gpus=fairuse.gpu_count(target), start=ask.start, end=ask.end, now=now,
-        group_id=group_id, by=by,
+        user, server=target.server, room=target.room, gpus=fairuse.gpu_count(target), start=ask.start, end=ask.end, now=now, by=by,
     )
     if ask.pooled:
         capacity.check(target.server, cpu_cores=ask.cpu_cores, memory_gib=ask.memory_gib, whole=ask.whole, start=ask.start, end=ask.end)
@@ -206,7 +203,7 @@ def release_booking(booking, *, by, now=None):
         was = snapshot(booking)
         if now <= booking.start:
             raise WrongState(f"Booking #{booking.pk} has not started yet; cancel it instead.")
-        lock_for_booking(units=booking.allocations.values_list("unit_id", flat=True))
+        lock(*(Unit(pk=unit_id) for unit_id in booking.allocations.values_list("unit_id", flat=True)))
         booking.status = Booking.Status.RELEASED
         booking.end = now
         booking.sequence += 1
@@ -257,11 +254,12 @@ def change_booking(booking, *, by, start=None, end=None, purpose=None, now=None)
             moved = (new_start, new_end) != (booking.start, booking.end)
             pooled = booking.server_id is not None and (booking.whole_server or booking.cpu_cores or booking.memory_gib)
             # The owner's limits, whoever moves it: staff moving a member's booking keep it fair too.
-            group_id = lock_for_booking(units=units, member=booking.user_id if moved else None, pooled_server=booking.server if pooled else None)
+            held_units = [Unit(pk=unit_id, kind=kind) for unit_id, kind in held]
+            lock(*([booking.user] if moved else []), *held_units, *_pool_unit(booking.server, held_units, pooled))
             if moved:
                 fairuse.check(
                     booking.user, server=booking.server, room=booking.room, gpus=sum(kind == Unit.Kind.GPU for _, kind in held),
-                    start=new_start, end=new_end, now=now, exclude=booking, group_id=group_id, by=by,
+                    start=new_start, end=new_end, now=now, exclude=booking, by=by,
                 )
             if pooled and (new_start < booking.start or new_end > booking.end):
                 capacity.check(
@@ -280,6 +278,14 @@ def change_booking(booking, *, by, start=None, end=None, purpose=None, now=None)
     except IntegrityError as error:
         _raise_conflict_from(error, units, new_start, new_end, exclude=booking)
     return booking
+
+
+def _pool_unit(server, units, pooled):
+    """[the server's own unit] for a booking that shares its pooled capacities (locking it serializes
+    everything that shares them), unless the booking holds it already; else []."""
+    if not pooled or any(unit.kind == Unit.Kind.SERVER for unit in units):
+        return []
+    return list(Unit.objects.filter(kind=Unit.Kind.SERVER, server=server).only("pk"))
 
 
 def _lock_for_change(booking, by, now):
@@ -317,9 +323,16 @@ def find_conflicts(units, start, end, *, exclude=None):
     return [Conflict(booking=booking, units=tuple(held[booking.pk])) for booking in bookings]
 
 
+def classify_integrity_error(error):
+    """"overlap" when the database refused two active allocations of one unit at overlapping times
+    (PostgreSQL's exclusion constraint, SQLite's triggers); None for any other IntegrityError."""
+    if getattr(error.__cause__, "sqlstate", None) == OVERLAP_SQLSTATE or SQLITE_OVERLAP_MARKER in str(error):
+        return "overlap"
+    return None
+
+
 def _raise_conflict_from(error, units, start, end, *, exclude=None):
     """A concurrent writer won the race; name it, or re-raise an unrelated integrity error."""
-    cause = error.__cause__
-    if getattr(cause, "sqlstate", None) != OVERLAP_SQLSTATE and SQLITE_OVERLAP_MARKER not in str(error):
+    if classify_integrity_error(error) != "overlap":
         raise error
     raise BookingConflict(find_conflicts(units, start, end, exclude=exclude)) from None

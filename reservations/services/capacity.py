@@ -2,7 +2,7 @@
 
 At no instant may the amounts booked on a server add up to more than it declares; a
 whole-server booking takes all of it. The services check this inside the booking's transaction
-after locking the server's own unit (locking.lock_for_booking), so two requests that each fit
+after locking the server's own unit (locking.lock), so two requests that each fit
 alone but not together cannot both pass.
 """
 from datetime import datetime, timedelta

@@ -6,7 +6,7 @@ the member's own over their group's over its parents', and at each of those a ru
 booked server or room over a general one. Staff are exempt unless a rule says otherwise.
 
 The services call check() inside the booking's transaction after locking the member (see
-locking.lock_for_booking), so two requests that each fit alone but not together cannot both pass.
+locking.lock), so two requests that each fit alone but not together cannot both pass.
 """
 import time
 from bisect import bisect_right
@@ -19,11 +19,11 @@ from django.db.models.signals import post_delete, post_save
 from labres.db import prepared_cursor
 
 from ..errors import AccessDenied, LimitExceeded
-from ..locking import UNKNOWN
 from ..models import Allocation, Booking, Limit, MemberGroup, Profile, Unit, member_name
 from ..parsing import PLACE, describe_target, format_duration, format_span, parse_duration
 from .capacity import peak_load
 
+UNKNOWN = object()  # a member's group not read yet: rules_for reads it
 WEEK = timedelta(days=7)
 WEEK_SECONDS = WEEK.total_seconds()
 

@@ -21,18 +21,20 @@ How the line works (decisions, also in the README):
   only for the entry's own member, signed in; the offer's token is spent by a conditional UPDATE,
   so two clicks book once.
 """
-import logging
 import secrets
 from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db import IntegrityError, OperationalError, transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from ..errors import BookingConflict, BookingError, NotAllowed, OfferUnavailable
-from ..models import Allocation, Booking, Device, Server, Unit, WaitlistEntry
+from labres.celery import enqueue_after_commit
+
+from ..errors import BookingConflict, BookingError, Busy, NotAllowed, OfferUnavailable
+from ..locking import lock
+from ..models import Allocation, Booking, Device, Room, Server, Unit, WaitlistEntry
 from ..parsing import (
     ParseError,
     format_device_set,
@@ -46,11 +48,6 @@ from .bookings import create_booking
 from .capacity import peak_load
 from .targets import get_bookable_room, get_bookable_server
 from .validation import check_amount, check_purpose
-
-logger = logging.getLogger(__name__)
-
-WAITLIST_LOCK_NAMESPACE = 0x6C616277  # 'labw': one advisory lock per server or room being matched
-LOCK_TIMEOUT = "5s"
 
 
 def offer_length():
@@ -394,22 +391,13 @@ class _FreeNow:
 
 
 def _lock_resource(server_id, room_id):
-    """Serialize matching of one server or room for this transaction; False if it stays busy (PostgreSQL)."""
-    connection = transaction.get_connection()
-    if connection.vendor != "postgresql":
-        return True
-    key = (WAITLIST_LOCK_NAMESPACE << 32) | (server_id * 2 if server_id is not None else room_id * 2 + 1)
+    """Serialize matching of one server or room for this transaction (locking.lock); False if it stays busy."""
     try:
         # In a savepoint: a lock that times out rolls back to it, and the transaction stays usable.
-        with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute(
-                "WITH timeout AS (SELECT set_config('lock_timeout', %s, true)) SELECT pg_advisory_xact_lock(%s) FROM timeout",
-                [LOCK_TIMEOUT, key],
-            )
-    except OperationalError as error:
-        if getattr(error.__cause__, "sqlstate", None) == "55P03":  # lock_not_available
-            return False
-        raise
+        with transaction.atomic():
+            lock(Server(pk=server_id) if server_id is not None else Room(pk=room_id))
+    except Busy:
+        return False
     return True
 
 
@@ -533,13 +521,12 @@ def _match_after_commit(entry):
 
 
 def hand_to_worker(*, server_id=None, room_id=None):
-    """Ask a worker to match this server or room, if anyone waits there; the beat sweep does if the broker is down."""
+    """After commit: ask a worker to match this server or room, if anyone waits there (looked at once the
+    change is committed, so a member who joined meanwhile is seen); the minute's sweep does if the broker is down."""
     where = Q(server_id=server_id) if server_id is not None else Q(room_id=room_id)
     if not WaitlistEntry.objects.filter(where, state=WaitlistEntry.State.WAITING).exists():
         return
-    from labres.celery import app, send_task_once
+    from labres.celery import app
 
-    try:  # by name: the task wraps this module (reservations.tasks imports it), not the other way
-        send_task_once(app.tasks["reservations.tasks.match_waitlist"], [server_id, room_id])
-    except Exception as error:  # the broker is unreachable: the minute's sweep matches instead
-        logger.warning("could not hand waitlist matching to a worker (%s); the sweep will do it", error)
+    # By name: the task wraps this module (reservations.tasks imports it), not the other way.
+    enqueue_after_commit(app.tasks["reservations.tasks.match_waitlist"], server_id, room_id)  # after commit already: handed over at once

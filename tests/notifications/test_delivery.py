@@ -13,11 +13,13 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
+from labres import celery as hand_over
 from labres.celery import app
 from notifications import outbox
 from notifications.events import EVENTS
 from notifications.models import Destination, Notification, OutboxEvent, Preference
 from notifications.reminders import send_reminders
+from notifications.tasks import deliver
 from reservations import services
 from reservations.models import Booking
 from reservations.signals import quiet
@@ -326,13 +328,13 @@ def test_a_broker_that_accepts_but_never_answers_holds_the_hand_over_up_briefly(
     app.conf.broker_url = f"redis://127.0.0.1:{silent.getsockname()[1]}/0"
     try:
         began = time.monotonic()
-        outbox.hand_to_worker(["created:b1:d1:slack_webhook"])
+        hand_over.hand_over_now(deliver, ["created:b1:d1:slack_webhook"])
         took = time.monotonic() - began
     finally:
         app.conf.broker_url = saved
         silent.close()
 
-    assert took < outbox.HAND_OVER_TIMEOUT + 1, f"the hand-over waited {took:.1f} s"
+    assert took < hand_over.HAND_OVER_TIMEOUT + 1, f"the hand-over waited {took:.1f} s"
     assert "could not hand 1 notification(s) to a worker" in caplog.text
 
 
@@ -349,12 +351,12 @@ def test_a_booking_does_not_wait_for_a_hung_broker_the_hand_over_happens_behind_
         book(alice, later, server=thalys, devices="0")
         book(alice, later + timedelta(hours=2), server=thalys, devices="0")
         took = time.monotonic() - began
-        assert outbox.wait_for_hand_overs(timeout=outbox.HAND_OVER_TIMEOUT * 2 + 2)
+        assert hand_over.wait_for_hand_overs(timeout=hand_over.HAND_OVER_TIMEOUT * 2 + 2)
     finally:
         app.conf.broker_url = saved
         silent.close()
 
-    assert took < outbox.HAND_OVER_TIMEOUT / 2, f"the bookings waited {took:.1f} s for the broker"
+    assert took < hand_over.HAND_OVER_TIMEOUT / 2, f"the bookings waited {took:.1f} s for the broker"
     # Tried (and failed) behind the bookings' backs; the rows wait for the sweep.
     assert "could not hand" in caplog.text
     assert OutboxEvent.objects.filter(state="pending").count() == 2
@@ -375,7 +377,7 @@ def test_a_change_made_while_the_broker_is_down_reaches_slack_once_when_it_is_ba
         began = time.monotonic()
         services.change_booking(booking, by=alice, end=booking.end + timedelta(hours=1))
         took = time.monotonic() - began
-        assert outbox.wait_for_hand_overs(timeout=5)  # the background thread's attempt, with the broker down
+        assert hand_over.wait_for_hand_overs(timeout=5)  # the background thread's attempt, with the broker down
 
     assert took < 0.5, f"the change waited {took:.1f} s for the broker"
     [event] = OutboxEvent.objects.filter(state="pending")
@@ -448,7 +450,7 @@ def test_a_worker_killed_mid_delivery_loses_nothing_and_repeats_at_most_the_mess
     hears_nothing(alice)
     webhook_on(thalys, fake_slack)
     bookings = [services.create_booking(alice, start=later, end=later + timedelta(hours=1), server="thalys", devices=str(i)) for i in range(3)]
-    assert outbox.wait_for_hand_overs(timeout=5)  # the deliver tasks wait on the broker
+    assert hand_over.wait_for_hand_overs(timeout=5)  # the deliver tasks wait on the broker
     fake_slack.delay = 30  # Slack posts each message at once and answers late
     worker = start_worker()
 

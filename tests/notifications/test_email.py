@@ -14,6 +14,7 @@ from aiosmtpd.controller import Controller
 from django.core import mail
 from django.utils import timezone
 
+from labres.celery import wait_for_hand_overs
 from monitoring.models import Alert
 from notifications import outbox
 from notifications.messages import VARIABLES
@@ -463,7 +464,7 @@ def test_an_email_sent_again_after_its_worker_died_mid_send_has_the_same_message
     server = smtp()
     server.slow = 30
     services.create_booking(alice, start=later, end=later + timedelta(hours=1), server="thalys", devices="0")
-    assert outbox.wait_for_hand_overs(timeout=5)
+    assert wait_for_hand_overs(timeout=5)
     worker = start_worker(EMAIL_URL=f"smtp://127.0.0.1:{smtp.port}", SITE_URL=SITE)
 
     if not wait_for(lambda: len(server.envelopes) == 1, timeout=20):

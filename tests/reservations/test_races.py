@@ -6,9 +6,8 @@ from datetime import timedelta
 import pytest
 from django.db import connection
 
-from reservations import services
+from reservations import locking, services
 from reservations.errors import BookingConflict
-from reservations.locking import lock_for_booking
 from reservations.models import Allocation
 from tests.factories import ServerFactory, UserFactory
 
@@ -138,7 +137,7 @@ def test_a_writer_kept_waiting_too_long_is_told_to_try_again(racers, start, db_v
     from reservations.errors import Busy
     from reservations.models import Unit
 
-    monkeypatch.setattr(services, "UNIT_LOCK_TIMEOUT", "300ms")
+    monkeypatch.setattr(locking, "LOCK_TIMEOUT", "300ms")
     ServerFactory(name="thalys", gpus=8)
     gpu = Unit.objects.get(device__server__name="thalys", device__index=0)
     locked, release = threading.Event(), threading.Event()
@@ -146,7 +145,7 @@ def test_a_writer_kept_waiting_too_long_is_told_to_try_again(racers, start, db_v
     def hold_the_unit():
         try:
             with transaction.atomic():
-                lock_for_booking(units=[gpu.pk])
+                locking.lock(gpu)
                 locked.set()
                 release.wait(timeout=30)
         finally:

@@ -6,6 +6,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from django.utils import timezone
 
+from labres.celery import wait_for_hand_overs
 from notifications import outbox
 from notifications.messages import Occasion, render
 from notifications.models import Notification, Preference
@@ -669,16 +670,20 @@ def test_gpu_wait_with_bad_input_says_what_is_wrong(alice, tiny, text, says):
 # --- the hand-over and the beat ------------------------------------------------------------------
 
 
-def test_the_hand_over_sends_the_match_task_only_when_someone_waits(monkeypatch, alice, bob, tiny):
+def test_the_hand_over_sends_the_match_task_only_when_someone_waits(monkeypatch, alice, bob, tiny, django_capture_on_commit_callbacks):
     sent = []
-    monkeypatch.setattr("labres.celery.send_task_once", lambda task, args: sent.append((task.name, args)))
+    monkeypatch.setattr("labres.celery.send_task_once", lambda task, args, kwargs=None: sent.append((task.name, args)))
     hand_to_worker = REAL_HAND_TO_WORKER  # the autouse fixture replaced the module's
 
-    hand_to_worker(server_id=tiny.pk)
+    with django_capture_on_commit_callbacks(execute=True):
+        hand_to_worker(server_id=tiny.pk)
+    assert wait_for_hand_overs()
     assert sent == []  # nobody waits: no message to the broker
     hold(bob, tiny, "0-1")
     waiting_for(alice, tiny)
-    hand_to_worker(server_id=tiny.pk)
+    with django_capture_on_commit_callbacks(execute=True):
+        hand_to_worker(server_id=tiny.pk)
+    assert wait_for_hand_overs()
     assert sent == [("reservations.tasks.match_waitlist", [tiny.pk, None])]
 
 
@@ -690,14 +695,16 @@ def test_the_beat_runs_the_sweep_every_minute(settings):
     assert entry["task"] in app.tasks
 
 
-def test_a_broker_that_is_down_delays_matching_and_loses_nothing(monkeypatch, alice, bob, tiny, caplog):
-    def down(task, args):
+def test_a_broker_that_is_down_delays_matching_and_loses_nothing(monkeypatch, alice, bob, tiny, caplog, django_capture_on_commit_callbacks):
+    def down(task, args, kwargs=None):
         raise ConnectionError("broker down")
 
     monkeypatch.setattr("labres.celery.send_task_once", down)
     hold(bob, tiny, "0-1")
     entry = waiting_for(alice, tiny)
-    REAL_HAND_TO_WORKER(server_id=tiny.pk)  # does not raise into the request that freed something
+    with django_capture_on_commit_callbacks(execute=True):
+        REAL_HAND_TO_WORKER(server_id=tiny.pk)  # does not raise into the request that freed something
+    assert wait_for_hand_overs()
     assert "the sweep will do it" in caplog.text
     assert fresh(entry).state == "waiting"
 

@@ -10,7 +10,7 @@ import requests
 from django.utils import timezone
 from slack_sdk.signature import SignatureVerifier
 
-from notifications.slackbot import tasks
+from notifications.slackbot import tasks, views
 from notifications.slackbot.commands import EXTEND_ACTION, RELEASE_ACTION
 from reservations import services
 from reservations.models import Booking
@@ -109,7 +109,7 @@ def test_status_is_acknowledged_then_answered_through_response_url(live_server, 
 
 def test_empty_text_is_deferred_like_status(live_server, linked_alice, thalys, monkeypatch):
     queued = []
-    monkeypatch.setattr(tasks, "answer_later", lambda task, args: queued.append((task.name, args)))
+    monkeypatch.setattr(views, "enqueue_after_commit", lambda task, *args: queued.append((task.name, list(args))))
     response = post_command(live_server, "", response_url="http://127.0.0.1:9/hook")
     assert response.json()["text"] == "Working on it…"
     assert queued == [("notifications.slackbot.tasks.answer_command", ["", "U0ALICE", "http://127.0.0.1:9/hook"])]
