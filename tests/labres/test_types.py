@@ -21,6 +21,7 @@ CHECKED = [
     "monitoring/history.py",
     "monitoring/live.py",
     "monitoring/usage.py",
+    "reservations/locking.py",
 ]
 
 
