@@ -22,6 +22,7 @@ CHECKED = [
     "monitoring/live.py",
     "monitoring/usage.py",
     "reservations/locking.py",
+    "reservations/services/resources.py",
 ]
 
 
