@@ -23,6 +23,7 @@ CHECKED = [
     "monitoring/usage.py",
     "reservations/locking.py",
     "reservations/services/resources.py",
+    "reservations/services/validation.py",
 ]
 
 
