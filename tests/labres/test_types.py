@@ -24,6 +24,7 @@ CHECKED = [
     "reservations/locking.py",
     "reservations/services/resources.py",
     "reservations/services/validation.py",
+    "reservations/services/audit.py",
 ]
 
 
