@@ -25,6 +25,7 @@ CHECKED = [
     "reservations/services/resources.py",
     "reservations/services/validation.py",
     "reservations/services/audit.py",
+    "reservations/services/approval.py",
 ]
 
 
