@@ -26,6 +26,7 @@ CHECKED = [
     "reservations/services/validation.py",
     "reservations/services/audit.py",
     "reservations/services/approval.py",
+    "reservations/services/bookings.py",
 ]
 
 
