@@ -27,6 +27,7 @@ CHECKED = [
     "reservations/services/audit.py",
     "reservations/services/approval.py",
     "reservations/services/bookings.py",
+    "reservations/services/series.py",
 ]
 
 
