@@ -28,6 +28,7 @@ CHECKED = [
     "reservations/services/approval.py",
     "reservations/services/bookings.py",
     "reservations/services/series.py",
+    "reservations/services/waitlist.py",
 ]
 
 
