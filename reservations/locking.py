@@ -9,12 +9,21 @@ A key is the row's model's namespace (32 bits) above its primary key. Keys are t
 order, so two transactions that each lock in one call never wait for each other in a circle. The
 namespaces' order is part of the design: a member's key sorts below every unit's (see lock()).
 """
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
 from django.contrib.auth import get_user_model
 from django.db import OperationalError, transaction
 
 from labres.db import prepared_cursor
 
 from .errors import Busy
+
+if TYPE_CHECKING:
+    from django.db.backends.base.base import BaseDatabaseWrapper
+    from django.db.models import Model
 
 NAMESPACES = {
     "member": 0x6C61626D,  # 'labm': a member's bookings, for their fair-use limits; below the units'
@@ -26,7 +35,7 @@ LOCK_TIMEOUT = "5s"  # how long a writer waits for others' locks before it is to
 BUSY = "Others are booking the same GPUs, server or room, or changing your other bookings, right now; please try again in a moment."
 
 
-def lock(*objects):
+def lock(*objects: Model) -> None:
     """Lock these rows (members, units, servers, rooms: model instances) until the transaction ends; raises Busy.
 
     Callers lock everything they need in one call. A booking locks its member's key (their limits
@@ -52,12 +61,13 @@ def lock(*objects):
     # already (and Django drops select_for_update there anyway).
 
 
-def _key(obj):
+def _key(obj: Model) -> int:
     label = "member" if isinstance(obj, get_user_model()) else obj._meta.label_lower
-    return (NAMESPACES[label] << 32) | obj.pk
+    pk: int = obj.pk
+    return (NAMESPACES[label] << 32) | pk
 
 
-def _advisory_locks(connection, keys):
+def _advisory_locks(connection: BaseDatabaseWrapper, keys: Sequence[int]) -> None:
     try:
         with prepared_cursor(connection) as cursor:
             # One round trip: the timeout is set (for this transaction) before the first lock is
@@ -74,10 +84,12 @@ def _advisory_locks(connection, keys):
         raise
 
 
-def _row_locks(objects):
+def _row_locks(objects: Sequence[Model]) -> None:
     """Other databases: the rows themselves, locked model by model in the same key order."""
-    by_model = {}
+    by_model: dict[type[Model], set[Any]] = {}
     for obj in objects:
-        by_model.setdefault(type(obj)._meta.concrete_model, set()).add(obj.pk)
+        concrete = type(obj)._meta.concrete_model
+        assert concrete is not None, "an instance's model is concrete, or a proxy of a concrete one"
+        by_model.setdefault(concrete, set()).add(obj.pk)
     for model in sorted(by_model, key=lambda model: _key(model(pk=0))):
         list(model._default_manager.select_for_update().filter(pk__in=by_model[model]).order_by("pk").values_list("pk"))

@@ -4,6 +4,11 @@ It holds its units (Booking.HOLDING) and counts against limits and capacities un
 it (CONFIRMED), decline it, or nobody decides by its start (both CANCELLED, its units free at once).
 """
 
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING
+
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
@@ -14,8 +19,15 @@ from ..signals import booking_changed
 from .audit import Action, Surface, log_action, snapshot
 from .validation import check_reason
 
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
+    from django.db.models import QuerySet
 
-def needs_approval(user, target, source):
+    from ..models import BookingSeries
+    from .targets import Target
+
+
+def needs_approval(user: User, target: Target, source: str) -> bool:
     """Whether a new booking waits for staff: a member's, of a resource that requires approval.
 
     Staff's own bookings, bookings staff make in the admin and calendar imports (set up by staff)
@@ -27,7 +39,7 @@ def needs_approval(user, target, source):
     return bool(place is not None and place.requires_approval)
 
 
-def approve_booking(booking, *, by, now=None):
+def approve_booking(booking: Booking, *, by: User, now: datetime | None = None) -> Booking:
     """Staff: confirm a booking awaiting approval; it keeps what it holds. Raises NotAllowed, NotPending."""
     now = now or timezone.now()
     with transaction.atomic():
@@ -42,7 +54,7 @@ def approve_booking(booking, *, by, now=None):
     return booking
 
 
-def decline_booking(booking, *, by, reason="", now=None):
+def decline_booking(booking: Booking, *, by: User, reason: str = "", now: datetime | None = None) -> Booking:
     """Staff: refuse a booking awaiting approval; it is cancelled and its units are free at once.
 
     `reason` is shown to the member. Raises NotAllowed, NotPending.
@@ -65,14 +77,14 @@ def decline_booking(booking, *, by, reason="", now=None):
 
 
 
-def pending_dates(series, now=None):
+def pending_dates(series: BookingSeries | int, now: datetime | None = None) -> QuerySet[Booking]:
     """The dates of a series (or of the series with this id) still awaiting approval, soonest first: a queryset."""
     return Booking.objects.filter(
         series_id=getattr(series, "pk", series), status=Booking.Status.PENDING, start__gt=now or timezone.now(),
     ).order_by("start", "pk")
 
 
-def expire_pending_bookings(now=None):
+def expire_pending_bookings(now: datetime | None = None) -> int:
     """Cancel the pending bookings whose start has come without a decision; returns how many.
 
     Each is claimed by a conditional UPDATE (still pending, started), so a second run, a second
@@ -97,7 +109,7 @@ def expire_pending_bookings(now=None):
     return expired
 
 
-def _lock_for_decision(booking, by, now, *, verb):
+def _lock_for_decision(booking: Booking, by: User, now: datetime, *, verb: str) -> Booking:
     """Reload the booking under a row lock and check that `by` may decide it and it awaits a decision."""
     if not getattr(by, "is_staff", False):
         raise NotAllowed(f"Only staff can {verb} bookings.")
@@ -109,7 +121,7 @@ def _lock_for_decision(booking, by, now, *, verb):
     return booking
 
 
-def _decided(booking):
+def _decided(booking: Booking) -> str:
     """'was already approved by stella', 'was cancelled', ...: why there is nothing to decide."""
     from ..models import member_name
 

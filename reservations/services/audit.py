@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db import transaction
 from django.utils import timezone
@@ -23,6 +23,9 @@ from labres.db import insert
 
 from ..models import Booking, BookingAuditEntry, BookingSeries
 from ..models.audit import AUDITED_FIELDS
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
 
 Action = BookingAuditEntry.Action
 Surface = BookingAuditEntry.Surface
@@ -51,7 +54,7 @@ def snapshot(booking: Booking) -> dict[str, Any]:
 
 
 def log_action(
-    booking: Booking, action: str, *, by: Any, surface: str | None = None, before: dict[str, Any] | None = None,
+    booking: Booking, action: str, *, by: User | None, surface: str | None = None, before: dict[str, Any] | None = None,
     changes: dict[str, list[Any]] | None = None, note: str = "", at: datetime | None = None,
 ) -> BookingAuditEntry:
     """Write one audit entry for `action` on `booking`, inside the caller's transaction.

@@ -4,8 +4,12 @@ Each validates, then writes inside one transaction. Overlaps are refused by the 
 (exclusion constraint on PostgreSQL, triggers plus IMMEDIATE transactions on SQLite); when
 it refuses, find_conflicts says who holds what, from when to when, and why.
 """
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, NoReturn
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -23,14 +27,21 @@ from .audit import Action, log_action, snapshot
 from .targets import Target, resolve_target
 from .validation import check_amount, check_purpose, check_times
 
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
+
+    from ..models import Room, Server
+
 OVERLAP_SQLSTATE = "23P01"  # PostgreSQL exclusion_violation (of allocation_no_overlap: the only exclusion constraint)
 SQLITE_OVERLAP_MARKER = "allocation_overlap"  # in the message of the SQLite triggers (migration 0002)
 
 
 def create_booking(
-    user, *, start, end, purpose="", server=None, devices=None, room=None, cpu_cores=0, memory_gib=0,
-    source=Booking.Source.WEB, now=None, allow_past_start=False, by=None,
-):
+    user: User, *, start: datetime, end: datetime, purpose: str = "", server: Server | str | None = None,
+    devices: str | Sequence[int] | None = None, room: Room | str | None = None, cpu_cores: int | str | None = 0,
+    memory_gib: int | str | None = 0, source: str = Booking.Source.WEB, now: datetime | None = None, allow_past_start: bool = False,
+    by: User | None = None,
+) -> Booking:
     """Book a server's GPUs, a whole server or a room for [start, end) for `user`; raises BookingError.
 
     `by` is who books (None: the member themself); staff booking for a member read refusals
@@ -90,19 +101,23 @@ class _Ask:
     pending: bool  # it would await staff's approval (needs_approval)
 
     @property
-    def share_only(self):
+    def share_only(self) -> bool:
         return not self.target.units and self.target.server is not None
 
     @property
-    def whole(self):
+    def whole(self) -> bool:
         return self.target.whole_server and not self.share_only
 
     @property
-    def pooled(self):
+    def pooled(self) -> bool:
         return self.target.server is not None and bool(self.whole or self.cpu_cores or self.memory_gib)
 
 
-def _ask(user, *, start, end, purpose, server, devices, room, cpu_cores, memory_gib, source, now, allow_past_start=False):
+def _ask(
+    user: User, *, start: datetime, end: datetime, purpose: str, server: Server | str | None, devices: str | Sequence[int] | None,
+    room: Room | str | None, cpu_cores: int | str | None, memory_gib: int | str | None, source: str, now: datetime,
+    allow_past_start: bool = False,
+) -> _Ask:
     """What create_booking checks before it takes its locks; raises BookingError."""
     cpu_cores, memory_gib = check_amount(cpu_cores, "cpu_cores"), check_amount(memory_gib, "memory_gib")
     target = resolve_target(server=server, devices=devices, room=room)
@@ -122,7 +137,7 @@ def _ask(user, *, start, end, purpose, server, devices, room, cpu_cores, memory_
     return _Ask(target, start, end, purpose, cpu_cores, memory_gib, pending)
 
 
-def _check_limits(user, ask, *, now, by=None):
+def _check_limits(user: User, ask: _Ask, *, now: datetime, by: User | None = None) -> None:
     """The member's fair-use limits, then the server's pooled capacities; raises LimitExceeded, CapacityExceeded."""
     target = ask.target
     fairuse.check(
@@ -141,20 +156,21 @@ class Preview:
     end: datetime
     cpu_cores: int
     memory_gib: int
-    conflicts: list  # the bookings holding asked units meanwhile (Conflict), or []
+    conflicts: list[Conflict]  # the bookings holding asked units meanwhile (Conflict), or []
     refusal: BookingError | None  # a limit or capacity it would be refused by, or None
     pending: bool  # it would await staff's approval
 
     @property
-    def free(self):
+    def free(self) -> bool:
         """It would be booked (confirmed, or awaiting approval when `pending`)."""
         return not self.conflicts and self.refusal is None
 
 
 def preview_booking(
-    user, *, start, end, purpose="", server=None, devices=None, room=None, cpu_cores=0, memory_gib=0,
-    source=Booking.Source.WEB, now=None,
-):
+    user: User, *, start: datetime, end: datetime, purpose: str = "", server: Server | str | None = None,
+    devices: str | Sequence[int] | None = None, room: Room | str | None = None, cpu_cores: int | str | None = 0,
+    memory_gib: int | str | None = 0, source: str = Booking.Source.WEB, now: datetime | None = None,
+) -> Preview:
     """What create_booking(user, ...) with the same arguments would do now, without writing anything.
 
     Raises BookingError where create_booking would before looking at other bookings (an unknown
@@ -178,7 +194,7 @@ def preview_booking(
     )
 
 
-def cancel_booking(booking, *, by, now=None):
+def cancel_booking(booking: Booking, *, by: User, now: datetime | None = None) -> Booking:
     """Cancel a booking that has not started; its units are free again at once."""
     now = now or timezone.now()
     with transaction.atomic():
@@ -195,7 +211,7 @@ def cancel_booking(booking, *, by, now=None):
     return booking
 
 
-def release_booking(booking, *, by, now=None):
+def release_booking(booking: Booking, *, by: User, now: datetime | None = None) -> Booking:
     """End a running booking now; the units are free from this moment on."""
     now = now or timezone.now()
     with transaction.atomic():
@@ -214,7 +230,9 @@ def release_booking(booking, *, by, now=None):
     return booking
 
 
-def extend_booking(booking, *, by, duration=None, end=None, now=None):
+def extend_booking(
+    booking: Booking, *, by: User, duration: str | timedelta | None = None, end: datetime | None = None, now: datetime | None = None,
+) -> Booking:
     """Move a booking's end later, by a duration ('1h') or to a new end; refused if that overlaps."""
     if (duration is None) == (end is None):
         raise BookingError("Give either a duration to extend by (e.g. 1h) or a new end time.", field="duration")
@@ -224,12 +242,15 @@ def extend_booking(booking, *, by, duration=None, end=None, now=None):
         except ParseError as error:
             raise BookingError(str(error), field="duration") from None
         end = booking.end + delta
-    elif end <= booking.end:
+    elif end is not None and end <= booking.end:  # end is given here: exactly one of the two is (checked above)
         raise BookingError("The new end must be later than the current one; to end earlier, change the time or release.", field="end")
     return change_booking(booking, by=by, end=end, now=now)
 
 
-def change_booking(booking, *, by, start=None, end=None, purpose=None, now=None):
+def change_booking(
+    booking: Booking, *, by: User, start: datetime | None = None, end: datetime | None = None, purpose: str | None = None,
+    now: datetime | None = None,
+) -> Booking:
     """Move a booking's start and/or end, or change its purpose; the units stay the same. Refused if that overlaps."""
     now = now or timezone.now()
     purpose = None if purpose is None else check_purpose(purpose)
@@ -280,7 +301,7 @@ def change_booking(booking, *, by, start=None, end=None, purpose=None, now=None)
     return booking
 
 
-def _pool_unit(server, units, pooled):
+def _pool_unit(server: Server | None, units: Sequence[Unit], pooled: bool | int) -> list[Unit]:
     """[the server's own unit] for a booking that shares its pooled capacities (locking it serializes
     everything that shares them), unless the booking holds it already; else []."""
     if not pooled or any(unit.kind == Unit.Kind.SERVER for unit in units):
@@ -288,7 +309,7 @@ def _pool_unit(server, units, pooled):
     return list(Unit.objects.filter(kind=Unit.Kind.SERVER, server=server).only("pk"))
 
 
-def _lock_for_change(booking, by, now):
+def _lock_for_change(booking: Booking, by: User, now: datetime) -> Booking:
     """Reload the booking under a row lock and check that `by` may change it."""
     # NO KEY UPDATE: a concurrent insert that only references this booking (an outbox row telling its
     # owner that someone booked right after it) must not wait for us while we wait for its units.
@@ -306,7 +327,7 @@ def _lock_for_change(booking, by, now):
     return booking
 
 
-def find_conflicts(units, start, end, *, exclude=None):
+def find_conflicts(units: Iterable[Unit | int], start: datetime, end: datetime, *, exclude: Booking | None = None) -> list[Conflict]:
     """The bookings that hold any of `units` during [start, end), each with the units it holds."""
     overlapping = Allocation.objects.active().overlapping(start, end).filter(unit__in=units)
     if exclude is not None:
@@ -317,13 +338,13 @@ def find_conflicts(units, start, end, *, exclude=None):
     if not booking_ids:
         return []
     bookings = Booking.objects.filter(pk__in=booking_ids).select_related("user__profile", "server", "room").order_by("start", "pk")
-    held = {}
+    held: dict[int, list[Unit]] = {}
     for allocation in overlapping.select_related("unit__device").order_by("unit_id"):
         held.setdefault(allocation.booking_id, []).append(allocation.unit)
     return [Conflict(booking=booking, units=tuple(held[booking.pk])) for booking in bookings]
 
 
-def classify_integrity_error(error):
+def classify_integrity_error(error: IntegrityError) -> str | None:
     """"overlap" when the database refused two active allocations of one unit at overlapping times
     (PostgreSQL's exclusion constraint, SQLite's triggers); None for any other IntegrityError."""
     if getattr(error.__cause__, "sqlstate", None) == OVERLAP_SQLSTATE or SQLITE_OVERLAP_MARKER in str(error):
@@ -331,7 +352,9 @@ def classify_integrity_error(error):
     return None
 
 
-def _raise_conflict_from(error, units, start, end, *, exclude=None):
+def _raise_conflict_from(
+    error: IntegrityError, units: Iterable[Unit | int], start: datetime, end: datetime, *, exclude: Booking | None = None,
+) -> NoReturn:
     """A concurrent writer won the race; name it, or re-raise an unrelated integrity error."""
     if classify_integrity_error(error) != "overlap":
         raise error

@@ -1,12 +1,14 @@
 """Servers' GPUs coming into the lab: from the admin, or from a host agent that finds a new one."""
+from typing import Any
+
 from django.db import transaction
 from django.utils import timezone
 
 from ..locking import lock
-from ..models import Allocation, Booking, Device, Unit
+from ..models import Allocation, Booking, Device, Server, Unit
 
 
-def register_device(server, index, **fields):
+def register_device(server: Server, index: int, **fields: Any) -> Device:
     """Add GPU `index` to `server` (fields: model, memory_mib, uuid, active) with its Unit; returns the Device.
 
     A whole-server booking holds every GPU of its server, including one added later: each one

@@ -1,7 +1,11 @@
 """Recurring bookings: a repeat rule read into dates, each booked through create_booking.
 """
+from __future__ import annotations
+
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db import transaction
@@ -25,14 +29,21 @@ from .bookings import cancel_booking, create_booking
 from .targets import resolve_target
 from .validation import check_purpose, check_reason, check_times
 
+if TYPE_CHECKING:
+    from zoneinfo import ZoneInfo
+
+    from django.contrib.auth.models import User
+
+    from ..models import Room, Server
+
 
 @dataclass(frozen=True)
 class SeriesResult:
     """What create_series booked and skipped, or what cancel_series cancelled and left running."""
 
     series: BookingSeries
-    bookings: list  # booked (create) or cancelled (cancel), soonest first
-    skipped: list  # Refusal per occurrence not booked (create); running bookings left alone (cancel)
+    bookings: list[Booking]  # booked (create) or cancelled (cancel), soonest first
+    skipped: list[Refusal] | list[Booking]  # Refusal per occurrence not booked (create); running bookings left alone (cancel)
 
 
 @dataclass(frozen=True)
@@ -40,17 +51,20 @@ class SeriesPlan:
     """The dates a repeat rule gives, before anything is booked: starts are local (naive, in `zone`)."""
 
     rule: str
-    until: object
-    zone: object
+    until: date | None
+    zone: ZoneInfo
     local: datetime
-    starts: list
+    starts: list[datetime]
 
-    def windows(self, length):
+    def windows(self, length: timedelta) -> list[tuple[datetime, datetime]]:
         """Each date as (start, end) in UTC."""
         return [(begin, begin + length) for begin in (local_start.astimezone(UTC) for local_start in self.starts)]
 
 
-def plan_series(user, *, start, end, repeat=None, until=None, count=None, time_zone=None, now=None):
+def plan_series(
+    user: User, *, start: datetime, end: datetime, repeat: str | None = None, until: date | None = None, count: int | None = None,
+    time_zone: str | None = None, now: datetime | None = None,
+) -> SeriesPlan:
     """The dates of a series (see create_series), checked as create_series checks them; raises BookingError."""
     from ..recurrence import occurrences, parse_repeat, rule_parts
 
@@ -112,15 +126,17 @@ def plan_series(user, *, start, end, repeat=None, until=None, count=None, time_z
     return SeriesPlan(rule=rule, until=until, zone=zone, local=local, starts=starts)
 
 
-def series_horizon():
+def series_horizon() -> timedelta:
     """How far ahead a series may reach: as far as one may book (BOOKING_MAX_AHEAD, a year by default)."""
     return parse_duration(settings.BOOKING_MAX_AHEAD)
 
 
 def create_series(
-    user, *, start, end, repeat=None, until=None, count=None, purpose="", server=None, devices=None, room=None,
-    cpu_cores=0, memory_gib=0, source=Booking.Source.WEB, on_conflict="ask", time_zone=None, now=None,
-):
+    user: User, *, start: datetime, end: datetime, repeat: str | None = None, until: date | None = None, count: int | None = None,
+    purpose: str = "", server: Server | str | None = None, devices: str | Sequence[int] | None = None, room: Room | str | None = None,
+    cpu_cores: int | str | None = 0, memory_gib: int | str | None = 0, source: str = Booking.Source.WEB, on_conflict: str = "ask",
+    time_zone: str | None = None, now: datetime | None = None,
+) -> SeriesResult:
     """Book [start, end) again and again by a repeat rule ('weekly', 'weekdays', an RRULE) until a date or
     `count` times; each occurrence passes create_booking's checks. Raises BookingError.
 
@@ -142,6 +158,8 @@ def create_series(
             user=user, rule=rule, first_date=local.date(), start_time=local.time().replace(tzinfo=None), length=length,
             time_zone=str(zone), until=until, purpose=purpose,
         )
+        booked: list[Booking]
+        refused: list[Refusal]
         booked, refused = [], []
         with in_series():  # one message for the series, not one per date
             for begin, finish in plan.windows(length):
@@ -164,7 +182,7 @@ def create_series(
     return SeriesResult(series=series, bookings=booked, skipped=refused)
 
 
-def cancel_series(series, *, by, now=None):
+def cancel_series(series: BookingSeries, *, by: User, now: datetime | None = None) -> SeriesResult:
     """Cancel every occurrence of a series that has not started; a running one is left alone (released by hand).
 
     Owner or staff only. One "series_cancelled" notification tells of all of them.
@@ -185,7 +203,7 @@ def cancel_series(series, *, by, now=None):
     return SeriesResult(series=series, bookings=cancelled, skipped=running)
 
 
-def decide_series(series, *, by, approve, reason="", now=None):
+def decide_series(series: BookingSeries, *, by: User, approve: bool, reason: str = "", now: datetime | None = None) -> SeriesResult:
     """Staff: approve (or decline) every date of a series still awaiting approval, in one go.
 
     Each date is decided as approve_booking / decline_booking would; dates already decided or
@@ -211,7 +229,7 @@ def decide_series(series, *, by, approve, reason="", now=None):
     return SeriesResult(series=series, bookings=decided, skipped=[])
 
 
-def _zone_of(user, name=None):
+def _zone_of(user: User, name: str | None = None) -> ZoneInfo:
     """The zone a series' rule is read in: the one given, else the member's, else the lab's."""
     import zoneinfo
 

@@ -20,7 +20,7 @@ def check_text(value: str | None, *, field: str, label: str, max_length: int | N
     return value
 
 
-def check_times(start, end, *, now, allow_past_start=False):
+def check_times(start: datetime, end: datetime, *, now: datetime, allow_past_start: bool = False) -> None:
     for name, value in (("start", start), ("end", end)):
         if not isinstance(value, datetime):
             raise BookingError(f"The {name} must be a date and time.", field=name)
@@ -48,17 +48,17 @@ def check_times(start, end, *, now, allow_past_start=False):
         )
 
 
-def check_purpose(purpose):
+def check_purpose(purpose: str | None) -> str:
     """A booking's (or series', or waitlist entry's) purpose: one line of plain text, as long as the column holds."""
     return check_text(purpose, field="purpose", label="purpose", max_length=Booking._meta.get_field("purpose").max_length)
 
 
-def check_reason(reason):
+def check_reason(reason: str | None) -> str:
     """Staff's reason for a decline, shown to the member."""
     return check_text(reason, field="reason", label="reason", max_length=Booking._meta.get_field("decision_note").max_length)
 
 
-def format_day(moment):
+def format_day(moment: datetime) -> str:
     """'31 Dec 2027' in the active zone; a date too far off to convert is written as it was given."""
     try:
         moment = timezone.localtime(moment)
@@ -67,7 +67,7 @@ def format_day(moment):
     return f"{moment.day} {moment:%b} {moment.year}"
 
 
-def check_amount(value, field):
+def check_amount(value: int | str | None, field: str) -> int:
     try:
         amount = int(value or 0)
     except (TypeError, ValueError):

@@ -21,8 +21,12 @@ How the line works (decisions, also in the README):
   only for the entry's own member, signed in; the offer's token is spent by a conditional UPDATE,
   so two clicks book once.
 """
+from __future__ import annotations
+
 import secrets
-from datetime import timedelta
+from collections.abc import Iterable, Mapping
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -49,8 +53,11 @@ from .capacity import peak_load
 from .targets import get_bookable_room, get_bookable_server
 from .validation import check_amount, check_purpose
 
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
 
-def offer_length():
+
+def offer_length() -> timedelta:
     return timedelta(minutes=settings.WAITLIST_OFFER_MINUTES)
 
 
@@ -58,8 +65,10 @@ def offer_length():
 
 
 def join(
-    user, *, server=None, gpus=None, room=None, length, not_after=None, purpose="", wanted="", cpu_cores=0, memory_gib=0, now=None,
-):
+    user: User, *, server: Server | str | None = None, gpus: int | str | None = None, room: Room | str | None = None,
+    length: str | timedelta, not_after: datetime | None = None, purpose: str = "", wanted: str = "", cpu_cores: int | str | None = 0,
+    memory_gib: int | str | None = 0, now: datetime | None = None,
+) -> WaitlistEntry:
     """Put `user` in line for `gpus` GPUs of a server (None: the whole server) or a room, for `length`.
 
     cpu_cores and memory_gib ask for shares of the server's pooled capacities too (with gpus=0: them
@@ -80,9 +89,11 @@ def join(
             raise BookingError("CPU cores and memory are shares of a server; a room is booked as a whole.", field="cpu_cores")
     else:
         server = get_bookable_server(server)
+        assert isinstance(server, Server), "get_bookable_server returns a Server or raises"
         gpus = _gpus(server, gpus, shares=bool(cpu_cores or memory_gib))
         if cpu_cores or memory_gib:
             _check_amounts(server, gpus, cpu_cores, memory_gib)
+    assert not isinstance(server, str) and not isinstance(room, str), "the server or the room was looked up above"
     wanted = _wanted(wanted) if gpus else ""
     whole = Device.objects.filter(server=server, active=True).count() if server is not None and gpus is None else 0
     fairuse.check_wait(user, server=server, room=room, gpus=gpus or whole, length=length)
@@ -105,12 +116,15 @@ def join(
     return entry
 
 
-def how_you_will_hear(user):
+def how_you_will_hear(user: User) -> tuple[list[str], str]:
     """(channel names, one sentence to the member on joining): how they will hear of their turn, or that they
     will not and where to look instead. The same words on every surface that joins."""
     from django.urls import reverse
 
-    answers = [answer for _, answer in waitlist_told.send(WaitlistEntry, user=user) if answer]
+    # Each receiver answers (channel names, words); django-stubs types a signal's answers as str.
+    answers: list[Any] = [answer for _, answer in waitlist_told.send(WaitlistEntry, user=user) if answer]
+    channels: list[str]
+    words: str
     channels, words = answers[0] if answers else ([], "labres sends no messages")
     if channels:
         return channels, f"We will tell you {words} as soon as it is free."
@@ -120,7 +134,7 @@ def how_you_will_hear(user):
     )
 
 
-def withdraw(entry, *, by, now=None):
+def withdraw(entry: WaitlistEntry, *, by: User, now: datetime | None = None) -> WaitlistEntry:
     """Leave the line (the member, or staff); an open offer is given up and passes to the next."""
     now = now or timezone.now()
     with transaction.atomic():
@@ -136,7 +150,7 @@ def withdraw(entry, *, by, now=None):
     return entry
 
 
-def _length(value):
+def _length(value: str | timedelta) -> timedelta:
     try:
         length = parse_duration(value) if isinstance(value, str) else value
     except ParseError as error:
@@ -149,7 +163,7 @@ def _length(value):
     return length
 
 
-def _not_after(value, now):
+def _not_after(value: datetime | None, now: datetime) -> datetime:
     longest = parse_duration(settings.WAITLIST_MAX_WAIT)
     if value is None:
         return now + longest
@@ -162,7 +176,7 @@ def _not_after(value, now):
     return value
 
 
-def _gpus(server, gpus, *, shares=False):
+def _gpus(server: Server, gpus: int | str | None, *, shares: bool = False) -> int | None:
     """The number asked for (None: the whole server; 0 with shares: none), checked against what the server has."""
     if gpus is None or gpus == "":
         return 0 if shares else None
@@ -180,7 +194,7 @@ def _gpus(server, gpus, *, shares=False):
     return gpus
 
 
-def _check_amounts(server, gpus, cpu_cores, memory_gib):
+def _check_amounts(server: Server, gpus: int | None, cpu_cores: int, memory_gib: int) -> None:
     """Amounts belong with GPUs or alone, on a server that declares them, within what it has."""
     if gpus is None:
         raise BookingError("A whole server comes with all its cores and memory: leave out the amounts.", field="cpu_cores")
@@ -195,7 +209,7 @@ def _check_amounts(server, gpus, cpu_cores, memory_gib):
             raise BookingError(f"Server {server.name} has {declared} {name} in all; you asked for {asked}.", field=field)
 
 
-def _wanted(text):
+def _wanted(text: str) -> str:
     """The GPUs the member picked, as a device set; something unreadable is left out (it only words an offer)."""
     try:
         return format_device_set(parse_device_set(text))[:200] if text else ""
@@ -203,7 +217,7 @@ def _wanted(text):
         return ""
 
 
-def _close(entry, state, now):
+def _close(entry: WaitlistEntry, state: str, now: datetime) -> None:
     entry.state = state
     entry.token = ""
     entry.closed_at = now
@@ -213,7 +227,7 @@ def _close(entry, state, now):
 # --- matching ------------------------------------------------------------------------------------
 
 
-def match(*, server_id=None, room_id=None, now=None):
+def match(*, server_id: int | None = None, room_id: int | None = None, now: datetime | None = None) -> list[WaitlistEntry]:
     """Offer what is free now on one server or room to the first entries it fits; returns the entries offered.
 
     Also ends what is due: offers that ran out (back of the line, or lapsed) and entries past their latest start.
@@ -253,7 +267,7 @@ def match(*, server_id=None, room_id=None, now=None):
     return offered
 
 
-def match_all(now=None):
+def match_all(now: datetime | None = None) -> int:
     """Beat, every minute: match every server and room with open entries; returns how many entries were offered."""
     now = now or timezone.now()
     open_entries = WaitlistEntry.objects.filter(state__in=WaitlistEntry.OPEN)
@@ -267,8 +281,9 @@ def match_all(now=None):
     return count
 
 
-def _end_what_is_due(entry, now):
-    if entry.state == WaitlistEntry.State.OFFERED and entry.offer_expires_at <= now:
+def _end_what_is_due(entry: WaitlistEntry, now: datetime) -> None:
+    # An offer always has its end (_offer sets both); the None test is for mypy.
+    if entry.state == WaitlistEntry.State.OFFERED and entry.offer_expires_at is not None and entry.offer_expires_at <= now:
         entry.ignored_offers += 1
         if entry.ignored_offers >= settings.WAITLIST_MAX_IGNORED_OFFERS or entry.not_after <= now:
             entry.save(update_fields=["ignored_offers"])
@@ -282,12 +297,12 @@ def _end_what_is_due(entry, now):
         _lapse(entry, now, "nothing freed up before its latest start")
 
 
-def _lapse(entry, now, why):
+def _lapse(entry: WaitlistEntry, now: datetime, why: str) -> None:
     _close(entry, WaitlistEntry.State.LAPSED, now)
     waitlist_changed.send(WaitlistEntry, entry=entry, event="lapsed", why=why)
 
 
-def _offer(entry, devices, now):
+def _offer(entry: WaitlistEntry, devices: list[int], now: datetime) -> None:
     entry.state = WaitlistEntry.State.OFFERED
     entry.offered_devices = format_device_set(devices) if devices else ""
     entry.offered_at = now
@@ -301,13 +316,14 @@ def _offer(entry, devices, now):
 class _FreeNow:
     """What of one server or room is free from now, read in one query; open offers reserve their part."""
 
-    def __init__(self, server_id, room_id, now, longest):
+    def __init__(self, server_id: int | None, room_id: int | None, now: datetime, longest: timedelta) -> None:
         self.now = now
         self.room_id = room_id
         horizon = now + offer_length() + longest
         if room_id is not None:
             units = Unit.objects.filter(room_id=room_id)
         else:
+            assert server_id is not None, "match() is given a server or a room"
             units = Unit.objects.filter(server_id=server_id)
         self.units = {
             unit_id: (kind, index)
@@ -315,11 +331,13 @@ class _FreeNow:
             if kind != Unit.Kind.GPU or active
         }
         # Busy until when, per unit, over the longest window asked; and share-only bookings (no units).
-        self.busy = {}
+        self.busy: dict[int, list[tuple[datetime, datetime]]] = {}
         for unit_id, start, end in Allocation.objects.active().overlapping(now, horizon).filter(
             unit_id__in=list(self.units)
         ).values_list("unit_id", "start", "end"):
             self.busy.setdefault(unit_id, []).append((start, end))
+        self.shares: list[tuple[datetime, datetime, bool, int, int]]
+        self.pool: Mapping[str, int | None]
         self.shares, self.pool = [], {}
         if server_id is not None:
             # Bookings taking some of the pooled capacities (a whole server takes all of them).
@@ -328,15 +346,16 @@ class _FreeNow:
                 .filter(Q(cpu_cores__gt=0) | Q(memory_gib__gt=0) | Q(whole_server=True))
                 .values_list("start", "end", "whole_server", "cpu_cores", "memory_gib")
             )
-            self.pool = Server.objects.filter(pk=server_id).values("cpu_cores", "memory_gib").first() or {}
-        self.reserved_units = set()
+            # django-stubs types the row as a TypedDict, which mypy does not take for a Mapping[str, int | None].
+            self.pool = Server.objects.filter(pk=server_id).values("cpu_cores", "memory_gib").first() or {}  # type: ignore[assignment]
+        self.reserved_units: set[int] = set()
         self.reserved_all = False
         self.reserved_pool = {"cpu_cores": 0, "memory_gib": 0}
 
-    def _free(self, unit_id, window_end):
+    def _free(self, unit_id: int, window_end: datetime) -> bool:
         return unit_id not in self.reserved_units and not any(start < window_end for start, _ in self.busy.get(unit_id, []))
 
-    def reserve(self, entry):
+    def reserve(self, entry: WaitlistEntry) -> None:
         if entry.room_id is not None or entry.gpus is None:
             self.reserved_all = True
             return
@@ -344,11 +363,11 @@ class _FreeNow:
         self.reserved_units |= {unit_id for unit_id, (kind, index) in self.units.items() if kind == Unit.Kind.GPU and index in indices}
         self._reserve_pool(entry)
 
-    def _reserve_pool(self, entry):
+    def _reserve_pool(self, entry: WaitlistEntry) -> None:
         self.reserved_pool["cpu_cores"] += entry.cpu_cores
         self.reserved_pool["memory_gib"] += entry.memory_gib
 
-    def _pool_fits(self, entry, window_end):
+    def _pool_fits(self, entry: WaitlistEntry, window_end: datetime) -> bool:
         """The entry's CPU cores and memory fit beside what is booked (and offered) until window_end."""
         for field in ("cpu_cores", "memory_gib"):
             asked, capacity = getattr(entry, field), self.pool.get(field)
@@ -362,7 +381,7 @@ class _FreeNow:
                 return False
         return True
 
-    def take(self, entry):
+    def take(self, entry: WaitlistEntry) -> list[int] | None:
         """The GPU indices offered to `entry` ([] for a whole server, a room, or shares alone), reserved; None if it does not fit now."""
         if self.reserved_all:
             return None
@@ -390,7 +409,7 @@ class _FreeNow:
         return sorted(index for (_, index), _ in chosen)
 
 
-def _lock_resource(server_id, room_id):
+def _lock_resource(server_id: int | None, room_id: int | None) -> bool:
     """Serialize matching of one server or room for this transaction (locking.lock); False if it stays busy."""
     try:
         # In a savepoint: a lock that times out rolls back to it, and the transaction stays usable.
@@ -404,7 +423,9 @@ def _lock_resource(server_id, room_id):
 # --- claiming ------------------------------------------------------------------------------------
 
 
-def claim(entry, *, by, token=None, source=Booking.Source.WEB, now=None):
+def claim(
+    entry: WaitlistEntry, *, by: User, token: str | None = None, source: str = Booking.Source.WEB, now: datetime | None = None,
+) -> Booking:
     """Book the offered GPUs (or server, or room) from now for the entry's length; returns the booking.
 
     Only the entry's own member may claim; `token` (the link's) must be the open offer's when given.
@@ -447,7 +468,7 @@ def claim(entry, *, by, token=None, source=Booking.Source.WEB, now=None):
     return booking
 
 
-def _check_claimable(entry, token, now):
+def _check_claimable(entry: WaitlistEntry, token: str | None, now: datetime) -> None:
     from ..templatetags.labres import when
 
     if entry.state == WaitlistEntry.State.CLAIMED:
@@ -457,6 +478,7 @@ def _check_claimable(entry, token, now):
         raise OfferUnavailable(f"Waitlist entry #{entry.pk} has no open offer (it is {entry.state}).")
     if token is not None and token != entry.token:
         raise OfferUnavailable("This link belongs to an earlier offer that is over; use the latest message, or My bookings.")
+    assert entry.offer_expires_at is not None, "an open offer has its end (_offer sets both)"
     if entry.offer_expires_at <= now:
         raise OfferUnavailable(
             f"The offer ran out at {when(entry.offer_expires_at)}; it passes to the next in line."
@@ -466,7 +488,7 @@ def _check_claimable(entry, token, now):
 # --- reads -----------------------------------------------------------------------------------------
 
 
-def position(entry):
+def position(entry: WaitlistEntry) -> int | None:
     """1 for the first in line on its server or room, ...; None once the entry is closed."""
     if entry.state not in WaitlistEntry.OPEN:
         return None
@@ -477,7 +499,7 @@ def position(entry):
     return ahead.count() + 1
 
 
-def with_positions(entries):
+def with_positions(entries: Iterable[WaitlistEntry]) -> list[WaitlistEntry]:
     """Set `.position` on each entry (None for closed ones) with one query for all their servers and rooms."""
     entries = list(entries)
     servers = {e.server_id for e in entries if e.is_open and e.server_id}
@@ -485,17 +507,17 @@ def with_positions(entries):
     order = {}
     if servers or rooms:
         lines = WaitlistEntry.objects.filter(Q(server_id__in=servers) | Q(room_id__in=rooms), state__in=WaitlistEntry.OPEN)
-        counters = {}
+        counters: dict[tuple[str, int], int] = {}
         for pk, server_id, room_id in lines.order_by("queued_at", "pk").values_list("pk", "server_id", "room_id"):
             line = ("s", server_id) if server_id else ("r", room_id)
             counters[line] = counters.get(line, 0) + 1
             order[pk] = counters[line]
     for entry in entries:
-        entry.position = order.get(entry.pk)
+        entry.position = order.get(entry.pk)  # type: ignore[attr-defined]  # for the pages, not a field
     return entries
 
 
-def member_entries(user, *, include_closed_since=None):
+def member_entries(user: User, *, include_closed_since: datetime | None = None) -> list[WaitlistEntry]:
     """A member's open entries (and those closed since a moment), soonest joined first, with positions."""
     rows = WaitlistEntry.objects.filter(user=user).select_related("server", "room", "user")
     where = Q(state__in=WaitlistEntry.OPEN)
@@ -507,7 +529,7 @@ def member_entries(user, *, include_closed_since=None):
 # --- after commit: a worker matches the resource ---------------------------------------------------
 
 
-def on_booking_changed(sender, booking, event, by=None, **kwargs):
+def on_booking_changed(sender: type[Booking], booking: Booking, event: str, by: User | None = None, **kwargs: Any) -> None:
     """A cancellation, an early release, a change, or a decline or expiry of a booking awaiting approval may
     free something: match that server or room after commit."""
     if event in ("cancelled", "released", "changed", "declined", "expired"):
@@ -515,12 +537,12 @@ def on_booking_changed(sender, booking, event, by=None, **kwargs):
         transaction.on_commit(lambda: hand_to_worker(server_id=server_id, room_id=room_id))
 
 
-def _match_after_commit(entry):
+def _match_after_commit(entry: WaitlistEntry) -> None:
     server_id, room_id = entry.server_id, entry.room_id
     transaction.on_commit(lambda: hand_to_worker(server_id=server_id, room_id=room_id))
 
 
-def hand_to_worker(*, server_id=None, room_id=None):
+def hand_to_worker(*, server_id: int | None = None, room_id: int | None = None) -> None:
     """After commit: ask a worker to match this server or room, if anyone waits there (looked at once the
     change is committed, so a member who joined meanwhile is seen); the minute's sweep does if the broker is down."""
     where = Q(server_id=server_id) if server_id is not None else Q(room_id=room_id)
