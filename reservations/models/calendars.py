@@ -98,14 +98,11 @@ class CalendarFeed(models.Model):
 
         if not isinstance(token, str) or len(token) <= cls.SELECTOR_LENGTH or len(token) > 128:
             return None
-        # Polled by calendar apps all day: plain SQL, one small join (a retired member's feeds stop);
-        # server, room and names load only for a full answer.
-        user_table = cls._meta.get_field("user").related_model._meta.db_table
-        sql = (
-            f"SELECT f.* FROM {cls._meta.db_table} f INNER JOIN {user_table} u ON u.id = f.user_id"
-            " WHERE f.selector = %s AND u.is_active"
-        )
-        feed = next(iter(cls.objects.raw(sql, [token[: cls.SELECTOR_LENGTH]])), None)
+        from ..queries import active_feed  # the queries import the models
+
+        # Polled by calendar apps all day: one small join (a retired member's feeds stop); server,
+        # room and names load only for a full answer.
+        feed = active_feed(token[: cls.SELECTOR_LENGTH])
         if feed is None or not hmac.compare_digest(feed.secret.encode(), token[cls.SELECTOR_LENGTH :].encode()):
             return None
         return feed
