@@ -1,9 +1,10 @@
 """The monitoring queries that skip part of the ORM for speed, each beside its twin in the ORM.
 
-Kept only where a benchmark showed the ORM version measurably slower (bench/telemetry.py's
-usage page); tests/monitoring/test_queries.py checks that each gives what its `_orm` twin gives.
+Kept only where a measurement showed the ORM version measurably slower (the usage report of
+bench/telemetry.py's lab; the demo's backfill); tests/monitoring/test_queries.py checks that each
+gives what its `_orm` twin gives.
 """
-from django.db import connections
+from django.db import connection, connections
 
 
 def plain_rows(queryset):
@@ -21,3 +22,32 @@ def plain_rows(queryset):
 def plain_rows_orm(queryset):
     """plain_rows in the ORM."""
     return [tuple(row) for row in queryset]
+
+
+BATCH = 5000  # rows per executemany on SQLite
+
+
+def insert_plain(model, fields, rows):
+    """Insert `rows`, plain tuples of values for `fields` (names) of `model`, ready for the database as they are.
+
+    COPY on PostgreSQL and executemany on SQLite: bulk_create spends seconds preparing 50,000
+    rows value by value, and `seed_demo` should stay quick. No signals, no defaults.
+    """
+    quote = connection.ops.quote_name
+    table = quote(model._meta.db_table)
+    columns = ", ".join(quote(model._meta.get_field(name).column) for name in fields)
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            with cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+            return
+        placeholders = ", ".join(["%s"] * len(fields))
+        for offset in range(0, len(rows), BATCH):
+            cursor.executemany(f"INSERT INTO {table} ({columns}) VALUES ({placeholders})", rows[offset : offset + BATCH])
+
+
+def insert_plain_orm(model, fields, rows):
+    """insert_plain in the ORM."""
+    names = [model._meta.get_field(name).attname for name in fields]
+    model.objects.bulk_create((model(**dict(zip(names, row))) for row in rows), batch_size=BATCH)
