@@ -156,7 +156,7 @@ def main():
         log("measuring the member's own feed")
         mine = measure_feed(client, own, args.requests, args.conditional, args.warmup)
         log("measuring render alone")
-        found = CalendarFeed.find(own.token)
+        found = feeds.find(own.token)
         render_only = timed(lambda: feeds.render(found, timezone.now(), "http://testserver/"), args.requests, args.warmup)
         log("measuring a server's feed")
         server = measure_feed(client, server_feed, args.requests, args.conditional, args.warmup)

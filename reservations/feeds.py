@@ -5,6 +5,7 @@ answer "nothing changed" is one indexed aggregate query: how many bookings the f
 when the latest of them changed. Only a change pays for loading and writing the bookings.
 """
 import hashlib
+import hmac
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -26,6 +27,19 @@ TOUCH_EVERY = timedelta(hours=1)  # last_used_at is kept to the hour: no write p
 class Version:
     etag: str  # quoted, as in the header
     last_modified: datetime
+
+
+def find(token):
+    """The active member's feed whose address holds `token`, or None; the secret part is compared in constant time."""
+    size = CalendarFeed.SELECTOR_LENGTH
+    if not isinstance(token, str) or len(token) <= size or len(token) > 128:
+        return None
+    # Polled by calendar apps all day: one small join (a retired member's feeds stop); server,
+    # room and names load only for a full answer.
+    feed = queries.active_feed(token[:size])
+    if feed is None or not hmac.compare_digest(feed.secret.encode(), token[size:].encode()):
+        return None
+    return feed
 
 
 def bookings_of(feed, now):
