@@ -1,7 +1,8 @@
 """The reservations queries written as SQL for speed, each beside its twin in the ORM.
 
-A query is written out here only where bench/booking.py (or bench/calendars.py) showed the ORM
-version measurably slower: these run in every booking's transaction or on every poll. Each
+A query is written out here only where a benchmark showed the ORM version measurably slower:
+these run in every booking's transaction (bench/booking.py) or on every calendar poll
+(bench/calendars.py), and bench/queries.py times each against its twin, interleaved. Each
 `<name>_orm` has the same signature and gives the same result; tests/reservations/test_queries.py
 checks that on the same data, on SQLite and PostgreSQL. Change both or neither.
 """

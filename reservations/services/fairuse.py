@@ -147,7 +147,7 @@ def check(user, *, server=None, room=None, gpus=0, start, end, now, exclude=None
     at_once, weekly = rules.get(Limit.Kind.MAX_GPUS), rules.get(Limit.Kind.GPU_HOURS_WEEK)
     if gpus and (at_once or weekly):
         # One query for both: the member's GPU holds within a week either side, with their server.
-        # The arithmetic runs on seconds since the epoch (exact to the microsecond: see _holds).
+        # The arithmetic runs on seconds since the epoch (exact to the microsecond: see queries.member_holds).
         a, b = start.timestamp(), end.timestamp()
         holds = _holds(user, a - WEEK_SECONDS if weekly else a, b + WEEK_SECONDS if weekly else b, exclude)
         _check_at_once(at_once, holds, gpus, a, b, name)
