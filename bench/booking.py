@@ -25,7 +25,7 @@ from datetime import timedelta
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-# Run as a script, bench/ comes first on the path, and its calendar.py hides the standard library's.
+# Run as a script, bench/ comes first on the path: the repository root goes there instead, so that bench.* and the apps import.
 sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != REPO / "bench"]
 sys.path.insert(0, str(REPO))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "labres.settings")
@@ -478,13 +478,15 @@ def main():
         log(f"measuring {args.samples} creates at history={len(plan)}")
         at_full, booked, future = measure_creates(servers, users, args.samples, future + timedelta(days=1), rng)
 
+        # Before the limits are on: a member asking again for 8 GPUs of the server with a limit of 8
+        # (enable_fair_use) would be refused by that limit, not by the conflict measured here.
+        log("measuring refused creates")
+        conflict = measure_conflicts(users, booked, min(args.samples, 200), rng)
+
         log("fair use on: groups with limits, pooled CPU and memory")
         enable_fair_use(servers, users)
         log(f"measuring {args.samples} creates with limits and capacities checked")
         fair, _, future = measure_creates(servers, users, args.samples, future + timedelta(days=1), rng, cpu_cores=4, memory_gib=32)
-
-        log("measuring refused creates")
-        conflict = measure_conflicts(users, booked, min(args.samples, 200), rng)
 
         log(f"{args.writers} concurrent writers for {args.seconds:g} s")
         concurrent = measure_concurrent(servers, users, args.writers, args.seconds, future + timedelta(days=1), args.seed)

@@ -26,7 +26,7 @@ from datetime import timedelta
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-# Run as a script, bench/ comes first on the path, and its calendar.py hides the standard library's.
+# Run as a script, bench/ comes first on the path: the repository root goes there instead, so that bench.* and the apps import.
 sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != REPO / "bench"]
 sys.path.insert(0, str(REPO))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "labres.settings")

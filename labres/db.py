@@ -12,11 +12,13 @@ clients (PgBouncer in transaction mode before 1.21, or without max_prepared_stat
 them: DATABASE_PREPARED_STATEMENTS=0 turns them off (see the README).
 """
 from contextlib import contextmanager
+from datetime import UTC, datetime
 
 import psycopg
 from django.conf import settings
 from django.db import transaction
 from django.db.backends.postgresql.psycopg_any import register_tzloader
+from django.utils.dateparse import parse_datetime
 from psycopg.postgres import types
 from psycopg.pq import Format
 
@@ -37,6 +39,19 @@ def prepared_cursor(connection=None):
         raw = _preparing_cursor(connection)
     with connection.make_cursor(raw) as cursor:
         yield cursor
+
+
+def aware_datetime(value):
+    """A timestamp read by plain SQL, as the ORM would give it: an aware datetime in UTC, or None.
+
+    PostgreSQL's driver already gives aware datetimes. SQLite stores naive UTC text: its driver
+    gives naive datetimes for a column, and text for an expression such as MAX().
+    """
+    if isinstance(value, str):
+        value = parse_datetime(value)
+    if isinstance(value, datetime) and value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value
 
 
 class PreparingCursor(psycopg.Cursor):
@@ -94,6 +109,13 @@ def insert(objs, *, ignore_conflicts=False):
     for obj in objs:
         obj._state.adding, obj._state.db = False, connection.alias
     return objs
+
+
+def insert_orm(objs, *, ignore_conflicts=False):
+    """insert in the ORM: bulk_create, which builds the statement anew each time (bench/queries.py compares them)."""
+    if not objs:
+        return objs
+    return type(objs[0]).objects.bulk_create(objs, ignore_conflicts=ignore_conflicts)
 
 
 _insert_statements = {}

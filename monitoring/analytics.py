@@ -27,13 +27,14 @@ from typing import NamedTuple
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.cache import cache
-from django.db import NotSupportedError, connections
+from django.db import NotSupportedError
 from django.db.models import Case, Count, F, FloatField, Func, IntegerField, Max, OuterRef, Q, Subquery, Sum, Value, When
 from django.db.models.functions import Cast, Greatest, Least, Mod, NullIf
 
 from reservations.models import Allocation, Booking, Server, display_name_of
 from reservations.parsing import describe_target
 
+from . import queries
 from .models import Alert, GpuHour
 
 logger = logging.getLogger(__name__)
@@ -380,7 +381,7 @@ def booking_tallies(period):
     p0, p1 = period.epoch_hours()
     clipped = Least(EpochHours("end"), Value(p1)) - Greatest(EpochHours("start"), Value(p0))
     cut = Case(When(Q(start__lt=period.start) | Q(end__gt=period.end), then=Value(1)), default=Value(0))
-    rows = _fetch(
+    rows = queries.plain_rows(
         _gpu_allocations(period)
         .values_list("booking_id", "booking__user_id", "booking__server_id")
         .annotate(
@@ -433,7 +434,7 @@ def computed_use(period, booking_ids):
     else:  # the same allocations: a long list of ids would cost more than it saves (and SQLite limits it)
         allocations = _gpu_allocations(period).filter(Q(booking__usage__isnull=True) | Q(start__lt=period.start) | Q(end__gt=period.end))
     with_samples = Case(When(samples__gt=0, then=inside), default=Value(0.0), output_field=FloatField())
-    rows = _fetch(
+    rows = queries.plain_rows(
         allocations.values_list("booking_id")
         .annotate(
             used=Sum(total(_active_share() * inside)),
@@ -472,7 +473,7 @@ def server_use_and_heat(period):
     if len(offsets) > 1:  # the latest change a bucket is on or after names its stretch
         changes = [When(bucket__gte=since, then=Value(i)) for i, (since, _) in enumerate(offsets) if i]
         stretch = Case(*reversed(changes), default=Value(0))
-    rows = _fetch(
+    rows = queries.plain_rows(
         GpuHour.objects.filter(bucket__gte=period.first_bucket, bucket__lt=period.end)
         .values_list("device__server_id", stretch, Mod(BucketHour("bucket") + EPOCH_HOUR_OF_WEEK, HOURS_PER_WEEK))
         .annotate(
@@ -514,18 +515,6 @@ def _edge_weights(period):
 
     cut = [When(bucket=bucket, then=Value(inside(bucket))) for bucket in sorted({first, last}) if inside(bucket) < 1]
     return Case(*cut, default=Value(1.0), output_field=FloatField()) if cut else Value(1.0)
-
-
-def _fetch(queryset):
-    """The rows of a values_list() query as the database driver gives them.
-
-    Skips Django's conversion of each value, which on tens of thousands of rows costs more than
-    the query; only for numbers and text, which both drivers already return as Python values.
-    """
-    sql, params = queryset.query.sql_with_params()
-    with connections[queryset.db].cursor() as cursor:
-        cursor.execute(sql, params)
-        return cursor.fetchall()
 
 
 def name_members(members):

@@ -23,6 +23,7 @@ from django.utils import timezone
 
 from reservations.models import Allocation, Device
 
+from . import queries
 from .demo_host import IDLE_ONE_IN
 from .fake_nvml import LOAD_PERIOD_S, RESERVED_MIB
 from .models import GpuHour, GpuMinute, Rollup
@@ -35,7 +36,6 @@ UNBOOKED = "unbooked"
 UNBOOKED_SINCE = timedelta(days=7)  # the unbooked user turned up this week
 UNBOOKED_HOURS = range(8, 20)  # local time
 LIVE_EDGE = timedelta(hours=2)
-BATCH = 5000
 COLUMNS = ("device", "bucket", *Rollup.SUMS, *Rollup.MAXES)
 
 
@@ -86,25 +86,8 @@ def _write(model, timeline, buckets, devices, *, hourly):
             else:
                 values = _values(device, job, middle, samples, hourly=hourly)
             rows.append((device.pk, stamp, *values))
-    _insert(model, rows)
+    queries.insert_plain(model, COLUMNS, rows)
     return len(rows)
-
-
-def _insert(model, rows):
-    """Plain tuples, by COPY on PostgreSQL and executemany on SQLite: bulk_create spends seconds
-    preparing 50,000 rows value by value, and `seed_demo` should stay quick."""
-    quote = connection.ops.quote_name
-    table = quote(model._meta.db_table)
-    columns = ", ".join(quote(model._meta.get_field(name).column) for name in COLUMNS)
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            with cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
-                for row in rows:
-                    copy.write_row(row)
-            return
-        placeholders = ", ".join(["%s"] * len(COLUMNS))
-        for offset in range(0, len(rows), BATCH):
-            cursor.executemany(f"INSERT INTO {table} ({columns}) VALUES ({placeholders})", rows[offset : offset + BATCH])
 
 
 class _Timeline:

@@ -5,16 +5,16 @@ answer "nothing changed" is one indexed aggregate query: how many bookings the f
 when the latest of them changed. Only a change pays for loading and writing the bookings.
 """
 import hashlib
+import hmac
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db import connection
 from django.db.models import Aggregate, CharField, F, Func, OuterRef, Q, Subquery, Value
 from django.utils import timezone
-from django.utils.dateparse import parse_datetime
 
+from . import queries
 from .calendar import Audience, Entry, render_calendar, series_text
 from .models import Allocation, Booking, BookingSeries, CalendarFeed, FeedStamp, Room, Server, Unit, display_name_of
 from .parsing import format_device_set, parse_duration
@@ -27,6 +27,19 @@ TOUCH_EVERY = timedelta(hours=1)  # last_used_at is kept to the hour: no write p
 class Version:
     etag: str  # quoted, as in the header
     last_modified: datetime
+
+
+def find(token):
+    """The active member's feed whose address holds `token`, or None; the secret part is compared in constant time."""
+    size = CalendarFeed.SELECTOR_LENGTH
+    if not isinstance(token, str) or len(token) <= size or len(token) > 128:
+        return None
+    # Polled by calendar apps all day: one small join (a retired member's feeds stop); server,
+    # room and names load only for a full answer.
+    feed = queries.active_feed(token[:size])
+    if feed is None or not hmac.compare_digest(feed.secret.encode(), token[size:].encode()):
+        return None
+    return feed
 
 
 def bookings_of(feed, now):
@@ -43,34 +56,15 @@ def bookings_of(feed, now):
     return bookings
 
 
-# The column each scope filters bookings on (the lab's feed holds them all).
-SCOPE_COLUMNS = {CalendarFeed.Scope.MINE: "user_id", CalendarFeed.Scope.SERVER: "server_id", CalendarFeed.Scope.ROOM: "room_id"}
-
-
 def version(feed, now, base_url):
     """What the feed's body depends on, hashed: its bookings' count and latest change, and its own settings.
 
-    Every poll of every calendar app asks this, so the SQL is written out: building and
-    compiling the same filter as a queryset costs more than the query itself. bookings_of
-    says the same in the ORM; the tests check that each scope's ETag follows its own bookings.
+    Every poll of every calendar app asks this: one query (queries.feed_counts), counting what
+    bookings_of gives.
     """
     history = now - parse_duration(settings.CALENDAR_HISTORY)
     keep_cancelled = now - parse_duration(settings.CALENDAR_KEEP_CANCELLED)
-    adapt = connection.ops.adapt_datetimefield_value
-    stamp = FeedStamp._meta.db_table
-    sql = (
-        f"SELECT COUNT(*), MAX(updated_at), (SELECT number FROM {stamp} WHERE id = 1), (SELECT changed_at FROM {stamp} WHERE id = 1)"
-        f' FROM {Booking._meta.db_table} WHERE "end" >= %s AND NOT (status = %s AND updated_at < %s)'
-    )
-    params = [adapt(history), Booking.Status.CANCELLED.value, adapt(keep_cancelled)]
-    column = SCOPE_COLUMNS.get(feed.scope)
-    if column:
-        sql += f" AND {column} = %s"
-        params.append(getattr(feed, column))
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        count, latest, stamp_number, stamp_changed = cursor.fetchone()
-    latest, stamp_changed = _aware(latest), _aware(stamp_changed)
+    count, latest, stamp_number, stamp_changed = queries.feed_counts(feed, history, keep_cancelled)
     # Last-Modified has whole seconds only (HTTP dates); the ETag, which If-None-Match compares first,
     # changes with any change: microsecond stamps of the bookings, and the stamp's counter for the rest.
     last_modified = max(filter(None, [latest, feed.created_at, stamp_changed]))
@@ -108,15 +102,6 @@ def bump(now=None):
     now = now or timezone.now()
     if not FeedStamp.objects.filter(pk=1).update(number=F("number") + 1, changed_at=now):
         FeedStamp.objects.get_or_create(pk=1, defaults={"number": 1, "changed_at": now})
-
-
-def _aware(value):
-    """MAX() of a timestamp: a datetime on PostgreSQL, text in SQLite's storage format (UTC)."""
-    if isinstance(value, str):
-        value = parse_datetime(value)
-    if value is not None and timezone.is_naive(value):
-        value = timezone.make_aware(value, UTC)
-    return value
 
 
 class ICalUTC(Func):

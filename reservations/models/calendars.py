@@ -91,25 +91,6 @@ class CalendarFeed(models.Model):
             self.new_secret()
         super().save(*args, **kwargs)
 
-    @classmethod
-    def find(cls, token):
-        """The active member's feed whose address holds `token`, or None; the secret part is compared in constant time."""
-        import hmac
-
-        if not isinstance(token, str) or len(token) <= cls.SELECTOR_LENGTH or len(token) > 128:
-            return None
-        # Polled by calendar apps all day: plain SQL, one small join (a retired member's feeds stop);
-        # server, room and names load only for a full answer.
-        user_table = cls._meta.get_field("user").related_model._meta.db_table
-        sql = (
-            f"SELECT f.* FROM {cls._meta.db_table} f INNER JOIN {user_table} u ON u.id = f.user_id"
-            " WHERE f.selector = %s AND u.is_active"
-        )
-        feed = next(iter(cls.objects.raw(sql, [token[: cls.SELECTOR_LENGTH]])), None)
-        if feed is None or not hmac.compare_digest(feed.secret.encode(), token[cls.SELECTOR_LENGTH :].encode()):
-            return None
-        return feed
-
 
 class ExternalCalendar(models.Model):
     """An outside ICS address (e.g. a Google Calendar's secret address) whose events become bookings of one resource.

@@ -5,15 +5,10 @@ whole-server booking takes all of it. The services check this inside the booking
 after locking the server's own unit (locking.lock), so two requests that each fit
 alone but not together cannot both pass.
 """
-from datetime import datetime, timedelta
-from typing import NamedTuple
+from datetime import timedelta
 
-from django.db import transaction
-
-from labres.db import prepared_cursor
-
+from .. import queries
 from ..errors import BookingError, CapacityExceeded
-from ..models import Booking
 from ..parsing import format_span
 
 LOOK_AHEAD = timedelta(days=30)  # how far "enough frees up at ..." looks
@@ -64,34 +59,8 @@ def check(server, *, cpu_cores=0, memory_gib=0, whole=False, start, end, exclude
 
 
 def _others(server, since, until, exclude):
-    """Bookings of the server that take some of its capacity during [since, until): Share rows.
-
-    Written as SQL with plain rows: this runs in every pooled booking's transaction (see fairuse._holds).
-    """
-    connection = transaction.get_connection()
-    q = connection.ops.quote_name
-    statuses = list(Booking.HOLDING)
-    adapt = connection.ops.adapt_datetimefield_value
-    with prepared_cursor(connection) as cursor:
-        cursor.execute(
-            f"SELECT start, {q('end')}, whole_server, cpu_cores, memory_gib FROM {Booking._meta.db_table}"
-            f" WHERE server_id = %s AND status IN ({', '.join(['%s'] * len(statuses))}) AND start < %s AND {q('end')} > %s"
-            f" AND (cpu_cores > 0 OR memory_gib > 0 OR whole_server) AND id <> %s",
-            # Adapted as the ORM would: SQLite compares the text, which must be naive UTC like the stored values.
-            [server.pk, *statuses, adapt(until), adapt(since), exclude.pk if exclude is not None else 0],
-        )
-        rows = cursor.fetchall()
-    if connection.vendor != "postgresql":  # SQLite hands back naive UTC datetimes
-        rows = [(*(connection.ops.convert_datetimefield_value(value, None, connection) for value in row[:2]), *row[2:]) for row in rows]
-    return [Share(start, end, bool(whole), cpus, memory) for start, end, whole, cpus, memory in rows]
-
-
-class Share(NamedTuple):
-    start: datetime
-    end: datetime
-    whole_server: bool
-    cpu_cores: int
-    memory_gib: int
+    """Bookings of the server that take some of its capacity during [since, until): Share rows."""
+    return queries.server_shares(server, since, until, exclude)
 
 
 def peak_load(intervals, start, end):

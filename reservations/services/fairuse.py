@@ -13,13 +13,11 @@ from bisect import bisect_right
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
-from django.db import transaction
 from django.db.models.signals import post_delete, post_save
 
-from labres.db import prepared_cursor
-
+from .. import queries
 from ..errors import AccessDenied, LimitExceeded
-from ..models import Allocation, Booking, Limit, MemberGroup, Profile, Unit, member_name
+from ..models import Limit, MemberGroup, Profile, Unit, member_name
 from ..parsing import PLACE, describe_target, format_duration, format_span, parse_duration
 from .capacity import peak_load
 
@@ -149,7 +147,7 @@ def check(user, *, server=None, room=None, gpus=0, start, end, now, exclude=None
     at_once, weekly = rules.get(Limit.Kind.MAX_GPUS), rules.get(Limit.Kind.GPU_HOURS_WEEK)
     if gpus and (at_once or weekly):
         # One query for both: the member's GPU holds within a week either side, with their server.
-        # The arithmetic runs on seconds since the epoch (exact to the microsecond: see _holds).
+        # The arithmetic runs on seconds since the epoch (exact to the microsecond: see queries.member_holds).
         a, b = start.timestamp(), end.timestamp()
         holds = _holds(user, a - WEEK_SECONDS if weekly else a, b + WEEK_SECONDS if weekly else b, exclude)
         _check_at_once(at_once, holds, gpus, a, b, name)
@@ -232,41 +230,8 @@ def _check_ahead(rule, start, now):
 
 
 def _holds(user, since, until, exclude):
-    """The member's GPU holds overlapping [since, until), in epoch seconds: (server id, start, end, GPUs) per booking.
-
-    Read from the member's server bookings in the window (index user, end), each with a count of
-    its allocations (index booking), less the server's own unit for a whole-server booking: a
-    plan that depends neither on how many allocations everyone holds in the window nor on
-    whether the planner's statistics have seen this week's bookings yet. Written as SQL with plain
-    rows: this runs in every booking's transaction, and building models, or Django's time-zone
-    aware datetimes, cost more than running it. PostgreSQL writes the times as float8 seconds;
-    a double holds today's epoch to a quarter of a microsecond, and the database and
-    datetime.timestamp() both round the exact value, so equal times stay equal (a booking that
-    ends when another starts does not overlap it).
-    """
-    connection = transaction.get_connection()
-    q = connection.ops.quote_name
-    statuses = list(Booking.HOLDING)
-    adapt = connection.ops.adapt_datetimefield_value
-    if connection.vendor == "postgresql":
-        times = f"EXTRACT(EPOCH FROM b.start)::float8, EXTRACT(EPOCH FROM b.{q('end')})::float8"
-    else:
-        times = f"b.start, b.{q('end')}"
-    with prepared_cursor(connection) as cursor:
-        cursor.execute(
-            f"SELECT b.server_id, {times},"
-            f" (SELECT COUNT(*) FROM {Allocation._meta.db_table} a WHERE a.booking_id = b.id AND a.active)"
-            f" - CASE WHEN b.whole_server THEN 1 ELSE 0 END"
-            f" FROM {Booking._meta.db_table} b WHERE b.user_id = %s AND b.status IN ({', '.join(['%s'] * len(statuses))})"
-            f" AND b.server_id IS NOT NULL AND b.start < %s AND b.{q('end')} > %s AND b.id <> %s",
-            # Adapted as the ORM would: SQLite compares the text, which must be naive UTC like the stored values.
-            [user.pk, *statuses, adapt(_from_seconds(until)), adapt(_from_seconds(since)), exclude.pk if exclude is not None else 0],
-        )
-        rows = cursor.fetchall()
-    if connection.vendor != "postgresql":  # SQLite hands back naive UTC datetimes: made aware as Django does
-        aware = connection.ops.convert_datetimefield_value
-        rows = [(server_id, aware(a, None, connection).timestamp(), aware(b, None, connection).timestamp(), gpus) for server_id, a, b, gpus in rows]
-    return [row for row in rows if row[3] > 0]
+    """The member's GPU holds overlapping [since, until), in epoch seconds: (server id, start, end, GPUs) per booking."""
+    return queries.member_holds(user, since, until, exclude)
 
 
 def _from_seconds(seconds):

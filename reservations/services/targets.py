@@ -2,12 +2,9 @@
 """
 from dataclasses import dataclass
 
-from django.db import transaction
-
-from labres.db import prepared_cursor
-
+from .. import queries
 from ..errors import BookingError
-from ..models import Device, Room, Server, Unit
+from ..models import Device, Room, Server
 from ..parsing import PROSE, ParseError, describe_target, format_device_set, parse_device_set
 
 
@@ -48,45 +45,11 @@ def resolve_target(*, server=None, devices=None, room=None):
 def units_of(server, indices):
     """The units a server booking holds: the asked GPUs, or for None the server and all its GPUs.
 
-    One query when all is well; the precise complaint (unknown server, no such GPU, out of
-    service) is worked out only when something is wrong. Written as SQL, each unit with its
-    server and GPU (their other fields load if asked for): every booking runs it, and building
-    it with the ORM cost more than running it.
+    One query when all is well (queries.server_units); the precise complaint (unknown server,
+    no such GPU, out of service) is worked out only when something is wrong.
     """
-    connection = transaction.get_connection()
-    q, alias = connection.ops.quote_name, connection.alias
-    sql = (
-        f"SELECT u.id, u.kind, u.device_id, s.id, s.name, s.active, s.cpu_cores, s.memory_gib, s.requires_approval,"
-        f" d.{q('index')}, d.active FROM {Unit._meta.db_table} u JOIN {Server._meta.db_table} s ON s.id = u.server_id"
-        f" LEFT JOIN {Device._meta.db_table} d ON d.id = u.device_id WHERE "
-    )
-    params = []
-    if isinstance(server, Server):
-        sql += "s.id = %s"
-        params.append(server.pk)
-    else:
-        sql += "UPPER(s.name) = UPPER(%s)"
-        params.append(str(server).strip())
-    if indices is not None:
-        sql += f" AND u.kind = %s AND d.{q('index')} IN ({', '.join(['%s'] * len(indices))})" if indices else " AND 1 = 0"
-        params += [Unit.Kind.GPU, *indices] if indices else []
-    with prepared_cursor(connection) as cursor:
-        cursor.execute(sql, params)
-        rows = cursor.fetchall()
-    found = None
-    units = []
-    for unit_id, kind, device_id, server_id, name, active, cpu_cores, memory_gib, requires_approval, index, device_active in rows:
-        if found is None:
-            found = Server.from_db(  # fields in the model's order, as from_db wants them
-                alias, ["id", "name", "active", "cpu_cores", "memory_gib", "requires_approval"],
-                [server_id, name, bool(active), cpu_cores, memory_gib, bool(requires_approval)],
-            )
-        unit = Unit.from_db(alias, ["id", "kind", "server_id", "device_id", "room_id"], [unit_id, kind, server_id, device_id, None])
-        unit.server = found
-        if device_id is not None:
-            unit.device = Device.from_db(alias, ["id", "server_id", "index", "active"], [device_id, server_id, index, bool(device_active)])
-            unit.device.server = found
-        units.append(unit)
+    units = queries.server_units(server, indices)
+    found = units[0].server if units else None
     well = bool(units) and found.active
     if indices is not None:
         well = well and len(units) == len(indices) and all(unit.device.active for unit in units)

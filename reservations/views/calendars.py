@@ -28,7 +28,7 @@ def feed(request, token):
     No session, no sign-in: the address is the key. Unknown and reset addresses answer 404
     (and the logs show the address redacted, see labres.logs).
     """
-    found = CalendarFeed.find(token)
+    found = feeds.find(token)
     if found is None:
         return HttpResponse(NOT_FOUND, status=404, content_type="text/plain; charset=utf-8")
     now = timezone.now()

@@ -39,7 +39,8 @@ def now_context(request, **extra):
 
 
 def _card(unit, viewer, when=when):
-    """One unit's card. Built here, not in the template: hundreds of cards render several times faster."""
+    """One unit's card. Built here, not in a template: bench/pages.py's large lab (402 cards) took 1 ms
+    so, against 40 ms with a template include per card (same HTML, same process)."""
     current, upcoming = unit.current, unit.next
     if current is None:
         state, tag, holder = "free", "free", ""

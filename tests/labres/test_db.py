@@ -6,7 +6,7 @@ from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from labres.db import insert, prepared_cursor
+from labres.db import insert, insert_orm, prepared_cursor
 from notifications.models import OutboxEvent
 from reservations import services
 from reservations.errors import BookingConflict
@@ -127,3 +127,31 @@ def test_a_booking_is_written_whole_or_not_at_all_when_its_allocations_are_refus
 
     assert Booking.objects.count() == count
     assert not Allocation.objects.filter(booking__user=bob).exists()
+
+
+def stored_rows(model, pks):
+    fields = [field.attname for field in model._meta.concrete_fields if field.attname not in ("id", "booking_id", "created_at", "updated_at")]
+    return [tuple(row) for row in model.objects.filter(pk__in=pks).order_by("pk").values_list(*fields)]
+
+
+def test_insert_and_its_orm_twin_write_the_same_rows(alice, thalys, later):
+    def booking_with_allocations(write):
+        booking = Booking(user=alice, purpose="twins", start=later, end=later + timedelta(hours=1), server=thalys, cpu_cores=2)
+        write([booking])
+        units = list(thalys.units.filter(kind="gpu").order_by("pk")[:2])
+        allocations = write([Allocation(booking=booking, unit=unit, start=booking.start, end=booking.end) for unit in units])
+        assert booking.pk is not None and not booking._state.adding and all(a.pk is not None for a in allocations)
+        rows = stored_rows(Booking, [booking.pk]), stored_rows(Allocation, [a.pk for a in allocations])
+        Booking.objects.filter(pk=booking.pk).delete()  # the next one may hold the same GPUs
+        return rows
+
+    written = booking_with_allocations(insert)
+    assert written == booking_with_allocations(insert_orm)
+    assert written[0] and len(written[1]) == 2
+
+
+def test_insert_orm_skips_a_row_whose_key_exists_as_insert_does():
+    insert([OutboxEvent(key="once", event="created", next_attempt_at=timezone.now())], ignore_conflicts=True)
+    insert_orm([OutboxEvent(key="once", event="cancelled", next_attempt_at=timezone.now())], ignore_conflicts=True)
+
+    assert list(OutboxEvent.objects.values_list("key", "event")) == [("once", "created")]

@@ -1,7 +1,7 @@
 """Benchmark of the calendar feeds: a feed of 1,000 bookings, and the 304 a polling calendar app gets; prints one JSON object.
 
-    DATABASE_URL=postgres://postgres@127.0.0.1:5432/test SECRET_KEY=x .venv/bin/python bench/calendar.py
-    SECRET_KEY=x .venv/bin/python bench/calendar.py --allow-sqlite
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/test SECRET_KEY=x .venv/bin/python bench/calendars.py
+    SECRET_KEY=x .venv/bin/python bench/calendars.py --allow-sqlite
 
 Like bench/booking.py (whose database helpers it uses) it never touches the database DATABASE_URL
 names: it creates labres_bench_calendar on the same server (or a SQLite file under var/ with
@@ -17,21 +17,18 @@ client (routing, middleware, the feed view, its queries and the text), after a w
   server_feed_*  a server's feed (its share of the 1,000 plus history in the window), 200 and 304
 Progress goes to stderr. See bench/README.md.
 """
+import argparse
+import json
+import os
+import random
 import sys
+import time
+from datetime import timedelta
 from pathlib import Path
 
-# This file's name is the standard library's `calendar`, which Django and http.cookiejar import:
-# run as a script, its folder must not be first on the path.
-sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != Path(__file__).resolve().parent]
-
-import argparse  # noqa: E402
-import json  # noqa: E402
-import os  # noqa: E402
-import random  # noqa: E402
-import time  # noqa: E402
-from datetime import timedelta  # noqa: E402
-
 REPO = Path(__file__).resolve().parent.parent
+# Run as a script, bench/ comes first on the path: the repository root goes there instead, so that bench.* and the apps import.
+sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != REPO / "bench"]
 sys.path.insert(0, str(REPO))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "labres.settings")
 
@@ -159,7 +156,7 @@ def main():
         log("measuring the member's own feed")
         mine = measure_feed(client, own, args.requests, args.conditional, args.warmup)
         log("measuring render alone")
-        found = CalendarFeed.find(own.token)
+        found = feeds.find(own.token)
         render_only = timed(lambda: feeds.render(found, timezone.now(), "http://testserver/"), args.requests, args.warmup)
         log("measuring a server's feed")
         server = measure_feed(client, server_feed, args.requests, args.conditional, args.warmup)
