@@ -233,6 +233,10 @@ class ComputedListField(_Computed, serializers.ListField):
     pass
 
 
+class ComputedDictField(_Computed, serializers.DictField):
+    pass
+
+
 def _devices(booking):
     """The GPUs booked one by one, by index, from the prefetched allocations; [] for a whole server or a room."""
     if booking.room_id or booking.whole_server:
@@ -282,35 +286,27 @@ class BookingSerializer(serializers.Serializer):
 class AuditEntrySerializer(serializers.Serializer):
     """One entry of a booking's history: who did what, when (UTC), via which surface, and what it changed."""
 
-    # Built by hand like BookingSerializer; load entries with selectors.booking_history().
+    # The declared fields are the output, as in BookingSerializer; load entries with selectors.booking_history().
     id = serializers.IntegerField()
     at = UTCTimeField()
     action = serializers.ChoiceField(choices=BookingAuditEntry.Action.choices)
-    actor = serializers.CharField(allow_null=True, help_text="The user name of who acted, or null: the system (an expiry).")
-    actor_name = serializers.CharField(allow_null=True, help_text="The name they go by, or null.")
+    actor = ComputedCharField(
+        lambda entry, context: entry.actor.get_username() if entry.actor else None, allow_null=True,
+        help_text="The user name of who acted, or null: the system (an expiry).",
+    )
+    actor_name = ComputedCharField(
+        lambda entry, context: member_name(entry.actor) if entry.actor else None, allow_null=True, help_text="The name they go by, or null.",
+    )
     surface = serializers.ChoiceField(
         choices=BookingAuditEntry.Surface.choices, help_text="Where it came from: web, api, slack, cli, admin, ics (calendar import) or system.",
     )
-    changes = serializers.DictField(
+    changes = ComputedDictField(
+        lambda entry, context: {name: [_iso_or_text(before), _iso_or_text(after)] for name, before, after in entry.changed_fields()},
         child=serializers.ListField(child=serializers.CharField(allow_null=True), min_length=2, max_length=2),
         help_text="{field: [before, after]} for status, decision, start, end and purpose; times in UTC, null: none before.",
     )
     note = serializers.CharField(allow_blank=True, help_text="A decline's reason, or empty.")
-    series = serializers.IntegerField(allow_null=True, help_text="The series the booking is a date of, or null.")
-
-    def to_representation(self, entry):
-        actor = entry.actor
-        return {
-            "id": entry.pk,
-            "at": utc_iso(entry.at),
-            "action": entry.action,
-            "actor": actor.get_username() if actor else None,
-            "actor_name": member_name(actor) if actor else None,
-            "surface": entry.surface,
-            "changes": {name: [_iso_or_text(before), _iso_or_text(after)] for name, before, after in entry.changed_fields()},
-            "note": entry.note,
-            "series": entry.series_id,
-        }
+    series = serializers.IntegerField(source="series_id", allow_null=True, help_text="The series the booking is a date of, or null.")
 
 
 def _iso_or_text(value):
