@@ -129,7 +129,10 @@ def _ask(
     purpose = check_purpose(purpose)
     pending = needs_approval(user, target, source)
     if pending and start <= now:
-        place = describe_target(target.server.name, style=PLACE) if target.server is not None else describe_target(room=target.room.name)
+        place = (
+            describe_target(target.server.name, style=PLACE) if target.server is not None
+            else describe_target(room=target.room.name)  # type: ignore[union-attr]  # a target without a server holds a room
+        )
         raise BookingError(
             f"Bookings of {place} need staff approval, so they cannot start right away; book it from a later start "
             "(staff decide before it), or ask the lab's staff.", field="start",
