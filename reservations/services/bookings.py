@@ -147,6 +147,7 @@ def _check_limits(user: User, ask: _Ask, *, now: datetime, by: User | None = Non
         user, server=target.server, room=target.room, gpus=fairuse.gpu_count(target), start=ask.start, end=ask.end, now=now, by=by,
     )
     if ask.pooled:
+        assert target.server is not None, "a pooled ask is of a server (_Ask.pooled)"
         capacity.check(target.server, cpu_cores=ask.cpu_cores, memory_gib=ask.memory_gib, whole=ask.whole, start=ask.start, end=ask.end)
 
 
@@ -286,6 +287,7 @@ def change_booking(
                     start=new_start, end=new_end, now=now, exclude=booking, by=by,
                 )
             if pooled and (new_start < booking.start or new_end > booking.end):
+                assert booking.server is not None, "pooled: a booking of a server (capacity.check reads it next anyway)"
                 capacity.check(
                     booking.server, cpu_cores=booking.cpu_cores, memory_gib=booking.memory_gib, whole=booking.whole_server,
                     start=new_start, end=new_end, exclude=booking,
