@@ -4,10 +4,16 @@ Kept only where a measurement showed the ORM version measurably slower (the usag
 bench/telemetry.py's lab; the demo's backfill); tests/monitoring/test_queries.py checks that each
 gives what its `_orm` twin gives.
 """
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
 from django.db import connection, connections
+from django.db.models import Model, QuerySet
 
 
-def plain_rows(queryset):
+def plain_rows(queryset: QuerySet[Any, tuple[Any, ...]]) -> list[tuple[Any, ...]]:
     """The rows of a values_list() query as the database driver gives them (a list of tuples).
 
     Skips Django's conversion of each value, which on tens of thousands of rows costs more than
@@ -16,10 +22,10 @@ def plain_rows(queryset):
     sql, params = queryset.query.sql_with_params()
     with connections[queryset.db].cursor() as cursor:
         cursor.execute(sql, params)
-        return cursor.fetchall()
+        return cursor.fetchall()  # type: ignore[no-any-return]  # the driver's rows: tuples
 
 
-def plain_rows_orm(queryset):
+def plain_rows_orm(queryset: QuerySet[Any, tuple[Any, ...]]) -> list[tuple[Any, ...]]:
     """plain_rows in the ORM."""
     return [tuple(row) for row in queryset]
 
@@ -27,7 +33,7 @@ def plain_rows_orm(queryset):
 BATCH = 5000  # rows per executemany on SQLite
 
 
-def insert_plain(model, fields, rows):
+def insert_plain(model: type[Model], fields: Sequence[str], rows: Sequence[tuple[Any, ...]]) -> None:
     """Insert `rows`, plain tuples of values for `fields` (names) of `model`, ready for the database as they are.
 
     COPY on PostgreSQL and executemany on SQLite: bulk_create spends seconds preparing 50,000
@@ -35,7 +41,8 @@ def insert_plain(model, fields, rows):
     """
     quote = connection.ops.quote_name
     table = quote(model._meta.db_table)
-    columns = ", ".join(quote(model._meta.get_field(name).column) for name in fields)
+    # `fields` name concrete fields (with a column), not reverse relations.
+    columns = ", ".join(quote(model._meta.get_field(name).column) for name in fields)  # type: ignore[union-attr, arg-type]
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             with cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
@@ -47,7 +54,8 @@ def insert_plain(model, fields, rows):
             cursor.executemany(f"INSERT INTO {table} ({columns}) VALUES ({placeholders})", rows[offset : offset + BATCH])
 
 
-def insert_plain_orm(model, fields, rows):
+def insert_plain_orm(model: type[Model], fields: Sequence[str], rows: Sequence[tuple[Any, ...]]) -> None:
     """insert_plain in the ORM."""
-    names = [model._meta.get_field(name).attname for name in fields]
-    model.objects.bulk_create((model(**dict(zip(names, row))) for row in rows), batch_size=BATCH)
+    names = [model._meta.get_field(name).attname for name in fields]  # type: ignore[union-attr]  # concrete fields
+    # type[Model] declares no `objects`; the models given (the rollups) have it.
+    model.objects.bulk_create((model(**dict(zip(names, row))) for row in rows), batch_size=BATCH)  # type: ignore[attr-defined]

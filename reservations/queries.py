@@ -6,8 +6,10 @@ these run in every booking's transaction (bench/booking.py) or on every calendar
 `<name>_orm` has the same signature and gives the same result; tests/reservations/test_queries.py
 checks that on the same data, on SQLite and PostgreSQL. Change both or neither.
 """
+from __future__ import annotations
+
 from datetime import UTC, datetime
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from django.db import transaction
 from django.db.models import Case, Count, IntegerField, Max, OuterRef, Q, Subquery, Value, When
@@ -17,8 +19,11 @@ from labres.db import aware_datetime, prepared_cursor
 
 from .models import Allocation, Booking, CalendarFeed, Device, FeedStamp, Server, Unit
 
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
 
-def server_units(server, indices):
+
+def server_units(server: Server | str, indices: list[int] | None) -> list[Unit]:
     """The units of a server (a Server or its name, any case): the GPUs `indices`, or for None the server and all its GPUs.
 
     Each unit comes with its server (one instance for all) and its GPU; their other fields load if
@@ -31,7 +36,7 @@ def server_units(server, indices):
         f" d.{q('index')}, d.active FROM {Unit._meta.db_table} u JOIN {Server._meta.db_table} s ON s.id = u.server_id"
         f" LEFT JOIN {Device._meta.db_table} d ON d.id = u.device_id WHERE "
     )
-    params = []
+    params: list[object] = []
     if isinstance(server, Server):
         sql += "s.id = %s"
         params.append(server.pk)
@@ -44,7 +49,7 @@ def server_units(server, indices):
     with prepared_cursor(connection) as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()
-    found = None
+    found: Server | None = None
     units = []
     for unit_id, kind, device_id, server_id, name, active, cpu_cores, memory_gib, requires_approval, index, device_active in rows:
         if found is None:
@@ -61,7 +66,7 @@ def server_units(server, indices):
     return units
 
 
-def server_units_orm(server, indices):
+def server_units_orm(server: Server | str, indices: list[int] | None) -> list[Unit]:
     """server_units in the ORM."""
     units = Unit.objects.select_related("server", "device")
     if isinstance(server, Server):
@@ -74,11 +79,14 @@ def server_units_orm(server, indices):
     for unit in units:
         unit.server = units[0].server
         if unit.device is not None:
+            assert unit.server is not None, "the units of a server, each given it above"
             unit.device.server = unit.server
     return units
 
 
-def member_holds(user, since, until, exclude):
+def member_holds(
+    user: User, since: float, until: float, exclude: Booking | None,
+) -> list[tuple[int, float, float, int]]:
     """The member's GPU holds overlapping [since, until) (epoch seconds): (server id, start, end, GPUs) per server booking.
 
     Times in epoch seconds (floats); GPUs counts the booking's active allocations less a whole
@@ -113,7 +121,9 @@ def member_holds(user, since, until, exclude):
     return [row for row in rows if row[3] > 0]
 
 
-def member_holds_orm(user, since, until, exclude):
+def member_holds_orm(
+    user: User, since: float, until: float, exclude: Booking | None,
+) -> list[tuple[int, float, float, int]]:
     """member_holds in the ORM."""
     held = Allocation.objects.filter(booking=OuterRef("pk"), active=True).order_by().values("booking").annotate(n=Count("pk")).values("n")
     rows = (
@@ -127,7 +137,7 @@ def member_holds_orm(user, since, until, exclude):
     return [(server_id, a.timestamp(), b.timestamp(), gpus) for server_id, a, b, gpus in rows if gpus > 0]
 
 
-def _from_seconds(seconds):
+def _from_seconds(seconds: float) -> datetime:
     return datetime.fromtimestamp(seconds, UTC)
 
 
@@ -141,7 +151,7 @@ class Share(NamedTuple):
     memory_gib: int
 
 
-def server_shares(server, since, until, exclude):
+def server_shares(server: Server, since: datetime, until: datetime, exclude: Booking | None) -> list[Share]:
     """Bookings of the server that take some of its capacity during [since, until): Share rows, unordered."""
     connection = transaction.get_connection()
     q = connection.ops.quote_name
@@ -159,7 +169,7 @@ def server_shares(server, since, until, exclude):
     return [Share(aware_datetime(start), aware_datetime(end), bool(whole), cpus, memory) for start, end, whole, cpus, memory in rows]
 
 
-def server_shares_orm(server, since, until, exclude):
+def server_shares_orm(server: Server, since: datetime, until: datetime, exclude: Booking | None) -> list[Share]:
     """server_shares in the ORM."""
     rows = (
         Booking.objects.filter(server_id=server.pk, status__in=Booking.HOLDING, start__lt=until, end__gt=since)
@@ -175,7 +185,9 @@ def server_shares_orm(server, since, until, exclude):
 FEED_SCOPE_COLUMNS = {"mine": "user_id", "server": "server_id", "room": "room_id"}
 
 
-def feed_counts(feed, history, keep_cancelled):
+def feed_counts(
+    feed: CalendarFeed, history: datetime, keep_cancelled: datetime,
+) -> tuple[int, datetime | None, int | None, datetime | None]:
     """What a feed's version depends on: (bookings it holds, their latest updated_at, FeedStamp number, FeedStamp changed_at).
 
     The bookings are those feeds.bookings_of gives: ended at `history` or later, cancelled ones
@@ -189,7 +201,7 @@ def feed_counts(feed, history, keep_cancelled):
         f"SELECT COUNT(*), MAX(updated_at), (SELECT number FROM {stamp} WHERE id = 1), (SELECT changed_at FROM {stamp} WHERE id = 1)"
         f" FROM {Booking._meta.db_table} WHERE {q('end')} >= %s AND NOT (status = %s AND updated_at < %s)"
     )
-    params = [adapt(history), Booking.Status.CANCELLED.value, adapt(keep_cancelled)]
+    params: list[object] = [adapt(history), Booking.Status.CANCELLED.value, adapt(keep_cancelled)]
     column = FEED_SCOPE_COLUMNS.get(feed.scope)
     if column:
         sql += f" AND {column} = %s"
@@ -200,7 +212,9 @@ def feed_counts(feed, history, keep_cancelled):
     return count, aware_datetime(latest), number, aware_datetime(changed)
 
 
-def feed_counts_orm(feed, history, keep_cancelled):
+def feed_counts_orm(
+    feed: CalendarFeed, history: datetime, keep_cancelled: datetime,
+) -> tuple[int, datetime | None, int | None, datetime | None]:
     """feed_counts in the ORM (two queries)."""
     stamp = FeedStamp.objects.filter(pk=1)
     bookings = Booking.objects.filter(end__gte=history).exclude(Q(status=Booking.Status.CANCELLED) & Q(updated_at__lt=keep_cancelled))
@@ -212,7 +226,7 @@ def feed_counts_orm(feed, history, keep_cancelled):
     return row["count"], row["latest"], number, changed
 
 
-def active_feed(selector):
+def active_feed(selector: str) -> CalendarFeed | None:
     """The calendar feed with this selector if its member is active, else None (one small join)."""
     user_table = CalendarFeed._meta.get_field("user").related_model._meta.db_table
     sql = (
@@ -222,6 +236,6 @@ def active_feed(selector):
     return next(iter(CalendarFeed.objects.raw(sql, [selector])), None)
 
 
-def active_feed_orm(selector):
+def active_feed_orm(selector: str) -> CalendarFeed | None:
     """active_feed in the ORM."""
     return CalendarFeed.objects.filter(selector=selector, user__is_active=True).first()

@@ -129,7 +129,10 @@ def _ask(
     purpose = check_purpose(purpose)
     pending = needs_approval(user, target, source)
     if pending and start <= now:
-        place = describe_target(target.server.name, style=PLACE) if target.server is not None else describe_target(room=target.room.name)
+        place = (
+            describe_target(target.server.name, style=PLACE) if target.server is not None
+            else describe_target(room=target.room.name)  # type: ignore[union-attr]  # a target without a server holds a room
+        )
         raise BookingError(
             f"Bookings of {place} need staff approval, so they cannot start right away; book it from a later start "
             "(staff decide before it), or ask the lab's staff.", field="start",
@@ -144,6 +147,7 @@ def _check_limits(user: User, ask: _Ask, *, now: datetime, by: User | None = Non
         user, server=target.server, room=target.room, gpus=fairuse.gpu_count(target), start=ask.start, end=ask.end, now=now, by=by,
     )
     if ask.pooled:
+        assert target.server is not None, "a pooled ask is of a server (_Ask.pooled)"
         capacity.check(target.server, cpu_cores=ask.cpu_cores, memory_gib=ask.memory_gib, whole=ask.whole, start=ask.start, end=ask.end)
 
 
@@ -283,6 +287,7 @@ def change_booking(
                     start=new_start, end=new_end, now=now, exclude=booking, by=by,
                 )
             if pooled and (new_start < booking.start or new_end > booking.end):
+                assert booking.server is not None, "pooled: a booking of a server (capacity.check reads it next anyway)"
                 capacity.check(
                     booking.server, cpu_cores=booking.cpu_cores, memory_gib=booking.memory_gib, whole=booking.whole_server,
                     start=new_start, end=new_end, exclude=booking,

@@ -5,16 +5,26 @@ whole-server booking takes all of it. The services check this inside the booking
 after locking the server's own unit (locking.lock), so two requests that each fit
 alone but not together cannot both pass.
 """
-from datetime import timedelta
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, TypeVar
 
 from .. import queries
 from ..errors import BookingError, CapacityExceeded
 from ..parsing import format_span
 
+if TYPE_CHECKING:
+    from ..models import Booking, Server
+    from ..queries import Share
+
 LOOK_AHEAD = timedelta(days=30)  # how far "enough frees up at ..." looks
 
+Moment = TypeVar("Moment", datetime, float)  # peak_load's times: datetimes here, epoch seconds for fair use
 
-RESOURCES = (
+
+RESOURCES: tuple[tuple[str, Callable[[int], str]], ...] = (
     # (booking and server field, how an amount is written)
     ("cpu_cores", lambda n: f"{n} CPU core{'s' if n != 1 else ''}"),
     ("memory_gib", lambda n: f"{n} GiB of memory"),
@@ -22,7 +32,10 @@ RESOURCES = (
 NAMES = {"cpu_cores": "CPU cores", "memory_gib": "memory"}
 
 
-def check(server, *, cpu_cores=0, memory_gib=0, whole=False, start, end, exclude=None):
+def check(
+    server: Server, *, cpu_cores: int | None = 0, memory_gib: int | None = 0, whole: bool = False, start: datetime, end: datetime,
+    exclude: Booking | None = None,
+) -> None:
     """Raise BookingError if the server declares no such capacity, CapacityExceeded if not enough is free."""
     asked = {"cpu_cores": cpu_cores or 0, "memory_gib": memory_gib or 0}
     for field, write in RESOURCES:
@@ -58,12 +71,12 @@ def check(server, *, cpu_cores=0, memory_gib=0, whole=False, start, end, exclude
             )
 
 
-def _others(server, since, until, exclude):
+def _others(server: Server, since: datetime, until: datetime, exclude: Booking | None) -> list[Share]:
     """Bookings of the server that take some of its capacity during [since, until): Share rows."""
     return queries.server_shares(server, since, until, exclude)
 
 
-def peak_load(intervals, start, end):
+def peak_load(intervals: Iterable[tuple[Moment, Moment, int]], start: Moment, end: Moment) -> tuple[int, Moment, Moment]:
     """The largest sum of amounts overlapping one instant of [start, end), and the stretch it lasts: (sum, from, to).
 
     `intervals` are (start, end, amount); intervals are half-open, so one ending when another starts never adds up.
@@ -84,7 +97,9 @@ def peak_load(intervals, start, end):
     return peak, peak_from, peak_to
 
 
-def _enough_from(intervals, capacity, wanted, start, length):
+def _enough_from(
+    intervals: list[tuple[datetime, datetime, int]], capacity: int, wanted: int, start: datetime, length: timedelta,
+) -> datetime | None:
     """The earliest start, from `start` on, where `wanted` fits for `length`: at `start` or when a booking ends."""
     candidates = sorted({b for _, b, _ in intervals if b > start})
     for moment in candidates:

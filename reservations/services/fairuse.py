@@ -8,10 +8,14 @@ booked server or room over a general one. Staff are exempt unless a rule says ot
 The services call check() inside the booking's transaction after locking the member (see
 locking.lock), so two requests that each fit alone but not together cannot both pass.
 """
+from __future__ import annotations
+
 import time
 from bisect import bisect_right
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
 from django.db.models.signals import post_delete, post_save
 
@@ -20,6 +24,14 @@ from ..errors import AccessDenied, LimitExceeded
 from ..models import Limit, MemberGroup, Profile, Unit, member_name
 from ..parsing import PLACE, describe_target, format_duration, format_span, parse_duration
 from .capacity import peak_load
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
+
+    from ..models import Booking, Room, Server
+    from .targets import Target
+
+Hold = tuple[int, float, float, int]  # (server id, start, end, GPUs), times in epoch seconds: queries.member_holds
 
 UNKNOWN = object()  # a member's group not read yet: rules_for reads it
 WEEK = timedelta(days=7)
@@ -34,10 +46,10 @@ class Rule:
     source: str
 
     @property
-    def kind(self):
+    def kind(self) -> str:
         return self.limit.kind
 
-    def says(self):
+    def says(self) -> str:
         """'Students: at most 4 GPUs at once' for the booking form's list."""
         return f"{self.source}: {self.limit.describe()}"
 
@@ -46,10 +58,10 @@ class Rule:
 # RULES_CACHE_SECONDS, and forgets them at once when it saves or deletes one (signals below). A
 # change made in the admin reaches the other processes within that time.
 RULES_CACHE_SECONDS = 10
-_cache = {"groups": None, "limits": None, "loaded_at": 0.0}
+_cache: dict[str, Any] = {"groups": None, "limits": None, "loaded_at": 0.0}
 
 
-def _table():
+def _table() -> tuple[dict[int, MemberGroup], list[Limit]]:
     """(groups by id, every limit with its group, server and room), from this process's cache."""
     if _cache["limits"] is None or time.monotonic() - _cache["loaded_at"] > RULES_CACHE_SECONDS:
         groups = {group.pk: group for group in MemberGroup.objects.all()}
@@ -61,7 +73,7 @@ def _table():
     return _cache["groups"], _cache["limits"]
 
 
-def forget(**kwargs):
+def forget(**kwargs: object) -> None:
     """Drop the cached limits and groups (a signal receiver, and for tests)."""
     _cache["limits"] = None
 
@@ -71,7 +83,9 @@ for _model in (Limit, MemberGroup):
     post_delete.connect(forget, sender=_model, dispatch_uid=f"fairuse-forget-delete-{_model.__name__}")
 
 
-def rules_for(user, *, server=None, room=None, group_id=UNKNOWN):
+def rules_for(
+    user: User, *, server: Server | None = None, room: Room | None = None, group_id: int | None | object = UNKNOWN,
+) -> dict[str, Rule]:
     """{kind: Rule} of the limits that hold for `user` booking `server` or `room` (None: general rules only).
 
     `group_id` is the member's primary group where the caller has read it already.
@@ -81,17 +95,18 @@ def rules_for(user, *, server=None, room=None, group_id=UNKNOWN):
         return {}
     if group_id is UNKNOWN:
         group_id = _group_id_of(user)
+    assert group_id is None or isinstance(group_id, int), "a group's id or None once UNKNOWN is read"
     return _rules(user, _lineage(groups, group_id), limits, server.pk if server else None, room.pk if room else None)
 
 
-def _group_id_of(user):
+def _group_id_of(user: User) -> int | None:
     return Profile.objects.filter(user=user).values_list("group_id", flat=True).first()
 
 
-def _rules(user, lineage, limits, server_id, room_id):
+def _rules(user: User, lineage: list[MemberGroup], limits: list[Limit], server_id: int | None, room_id: int | None) -> dict[str, Rule]:
     """rules_for, once the member's groups are known: pure, no queries."""
     rank_of_group = {g.pk: depth for depth, g in enumerate(lineage, start=1)}
-    best = {}
+    best: dict[str, tuple[tuple[int, int, int], Limit]] = {}
     for limit in limits:
         if limit.user_id is not None and limit.user_id != user.pk:
             continue
@@ -101,7 +116,7 @@ def _rules(user, lineage, limits, server_id, room_id):
             continue
         if user.is_staff and not limit.applies_to_staff:
             continue
-        owner_rank = 0 if limit.user_id else rank_of_group[limit.group_id]
+        owner_rank = 0 if limit.user_id else rank_of_group[limit.group_id]  # type: ignore[index]  # not a member's: a group's
         rank = (owner_rank, 0 if (limit.server_id or limit.room_id) else 1, limit.pk)
         if limit.kind not in best or rank < best[limit.kind][0]:
             best[limit.kind] = (rank, limit)
@@ -109,18 +124,19 @@ def _rules(user, lineage, limits, server_id, room_id):
     return {kind: Rule(limit, _source(limit, primary)) for kind, (_, limit) in best.items()}
 
 
-def _lineage(groups, group_id):
+def _lineage(groups: dict[int, MemberGroup], group_id: int | None) -> list[MemberGroup]:
     """The group and its ancestors, stopping at a cycle."""
-    out, current = [], groups.get(group_id)
+    out, current = [], groups.get(group_id)  # type: ignore[arg-type]  # None (no group) finds none
     while current is not None and current not in out:
         out.append(current)
-        current = groups.get(current.parent_id)
+        current = groups.get(current.parent_id)  # type: ignore[arg-type]  # None (no parent) finds none
     return out
 
 
-def _source(limit, primary):
+def _source(limit: Limit, primary: MemberGroup | None) -> str:
     if limit.user_id:
         return "You (personal limit)"
+    assert limit.group is not None, "a limit is a member's or a group's (_table gave it its group)"
     if primary is not None and limit.group_id != primary.pk:
         return f"{limit.group.name} (which {primary.name} is part of)"
     return limit.group.name
@@ -129,7 +145,10 @@ def _source(limit, primary):
 # --- checking a booking -------------------------------------------------------------------
 
 
-def check(user, *, server=None, room=None, gpus=0, start, end, now, exclude=None, group_id=UNKNOWN, by=None):
+def check(
+    user: User, *, server: Server | None = None, room: Room | None = None, gpus: int = 0, start: datetime, end: datetime, now: datetime,
+    exclude: Booking | None = None, group_id: int | None | object = UNKNOWN, by: User | None = None,
+) -> None:
     """Raise LimitExceeded if `user` booking `gpus` GPUs of `server` (or the server whole, or `room`) for [start, end) breaks a limit.
 
     `exclude` is the booking being changed: its own hold does not count against its new times.
@@ -154,7 +173,7 @@ def check(user, *, server=None, room=None, gpus=0, start, end, now, exclude=None
         _check_weekly(weekly, holds, gpus, a, b, name)
 
 
-def check_wait(user, *, server=None, room=None, gpus=0, length):
+def check_wait(user: User, *, server: Server | None = None, room: Room | None = None, gpus: int = 0, length: timedelta) -> None:
     """Raise LimitExceeded if a wait for `gpus` GPUs of `server` (or for `room`) for `length` could never be claimed.
 
     The limits that hold whatever is free and whatever the member holds: may they book there,
@@ -168,13 +187,14 @@ def check_wait(user, *, server=None, room=None, gpus=0, length):
     longest = rules.get(Limit.Kind.MAX_LENGTH)
     most_length = parse_duration(longest.limit.duration) if longest is not None else None
     if most_length is not None and length > most_length:
+        assert longest is not None, "most_length is its duration"
         raise LimitExceeded(
             f"{longest.source} may book at most {format_duration(most_length)} at a time; "
             f"ask to wait for that or less (you asked for {format_duration(length)}).",
             rule=longest, field="length",
         )
     at_once = rules.get(Limit.Kind.MAX_GPUS)
-    if gpus and at_once is not None and gpus > at_once.limit.number:
+    if gpus and at_once is not None and gpus > at_once.limit.number:  # type: ignore[operator]  # MAX_GPUS has a number (Limit.clean)
         most = at_once.limit.number
         raise LimitExceeded(
             f"{at_once.source} may hold at most {most} GPU{'s' if most != 1 else ''} at once{_where(at_once)}; "
@@ -183,7 +203,7 @@ def check_wait(user, *, server=None, room=None, gpus=0, length):
         )
     weekly = rules.get(Limit.Kind.GPU_HOURS_WEEK)
     hours = gpus * length.total_seconds() / 3600
-    if gpus and weekly is not None and hours > weekly.limit.number + 1e-6:
+    if gpus and weekly is not None and hours > weekly.limit.number + 1e-6:  # type: ignore[operator]  # it has a number (Limit.clean)
         raise LimitExceeded(
             f"{weekly.source} may use at most {weekly.limit.number} GPU-hours in any 7 days{_where(weekly)}; "
             f"{gpus} GPU{'s' if gpus != 1 else ''} for {format_duration(length)} would be {hours:g}.",
@@ -191,14 +211,17 @@ def check_wait(user, *, server=None, room=None, gpus=0, length):
         )
 
 
-def _check_access(rules, server, room, ask):
+def _check_access(rules: dict[str, Rule], server: Server | None, room: Room | None, ask: str) -> None:
     access = rules.get(Limit.Kind.ACCESS)
     if access is not None and not access.limit.allowed:
-        what = describe_target(server.name, style=PLACE) if server is not None else describe_target(room=room.name)
+        what = (
+            describe_target(server.name, style=PLACE) if server is not None
+            else describe_target(room=room.name)  # type: ignore[union-attr]  # no server: a room
+        )
         raise AccessDenied(f"{access.source} may not book {what}{ask}", rule=access, field="server" if server else "room")
 
 
-def gpu_count(target):
+def gpu_count(target: Target) -> int:
     """How many GPUs a services.Target holds (a whole server: all of its GPUs)."""
     if target.server is None:
         return 0
@@ -207,7 +230,7 @@ def gpu_count(target):
     return sum(1 for unit in target.units if unit.kind == Unit.Kind.GPU)
 
 
-def _check_length(rule, start, end):
+def _check_length(rule: Rule | None, start: datetime, end: datetime) -> None:
     if rule is None:
         return
     longest = parse_duration(rule.limit.duration)
@@ -218,7 +241,7 @@ def _check_length(rule, start, end):
         )
 
 
-def _check_ahead(rule, start, now):
+def _check_ahead(rule: Rule | None, start: datetime, now: datetime) -> None:
     if rule is None:
         return
     ahead = parse_duration(rule.limit.duration)
@@ -229,26 +252,27 @@ def _check_ahead(rule, start, now):
         )
 
 
-def _holds(user, since, until, exclude):
+def _holds(user: User, since: float, until: float, exclude: Booking | None) -> list[Hold]:
     """The member's GPU holds overlapping [since, until), in epoch seconds: (server id, start, end, GPUs) per booking."""
     return queries.member_holds(user, since, until, exclude)
 
 
-def _from_seconds(seconds):
+def _from_seconds(seconds: float) -> datetime:
     return datetime.fromtimestamp(seconds, UTC)
 
 
-def _on(rule, holds):
+def _on(rule: Rule, holds: list[Hold]) -> list[tuple[float, float, int]]:
     """The holds a rule counts, (start, end, GPUs): on its server, or everywhere."""
     server_id = rule.limit.server_id
     return [(a, b, gpus) for held_on, a, b, gpus in holds if server_id is None or held_on == server_id]
 
 
-def _check_at_once(rule, holds, asked, start, end, name=None):
+def _check_at_once(rule: Rule | None, holds: list[Hold], asked: int, start: float, end: float, name: str | None = None) -> None:
     """At most the rule's GPUs at once; the refusal says "you" to the member and their `name` to staff acting for them."""
     if rule is None:
         return
     most = rule.limit.number
+    assert most is not None, "a MAX_GPUS limit has its number (Limit.clean)"
     peak, peak_from, peak_to = peak_load(_on(rule, holds), start, end)
     if peak + asked > most:
         span = format_span(_from_seconds(peak_from), _from_seconds(peak_to), sentence=True)
@@ -262,11 +286,12 @@ def _check_at_once(rule, holds, asked, start, end, name=None):
         )
 
 
-def _check_weekly(rule, holds, asked, start, end, name=None):
+def _check_weekly(rule: Rule | None, holds: list[Hold], asked: int, start: float, end: float, name: str | None = None) -> None:
     """GPU-hours in any 7-day window that overlaps the booking, with the booking, stay within the limit."""
     if rule is None:
         return
     allowed_hours = rule.limit.number
+    assert allowed_hours is not None, "a GPU_HOURS_WEEK limit has its number (Limit.clean)"
     intervals = _on(rule, holds) + [(start, end, asked)]
     worst, worst_at = busiest_window(intervals, WEEK_SECONDS, start - WEEK_SECONDS, end)
     worst /= 3600
@@ -279,7 +304,7 @@ def _check_weekly(rule, holds, asked, start, end, name=None):
         )
 
 
-def busiest_window(intervals, width, earliest, latest):
+def busiest_window(intervals: Iterable[tuple[float, float, int]], width: float, earliest: float, latest: float) -> tuple[float, float]:
     """The most a window [t, t + width), t in [earliest, latest], covers of weighted intervals: (amount, t).
 
     All in numbers (seconds): intervals are (start, end, weight), the amount is weight x seconds.
@@ -288,7 +313,7 @@ def busiest_window(intervals, width, earliest, latest):
     interval's start or end. G is built once from the sorted ends and read by bisection:
     O(n log n), not O(n^2).
     """
-    deltas = {}
+    deltas: dict[float, int] = {}
     for a, b, weight in intervals:
         if a < b and weight:
             deltas[a] = deltas.get(a, 0) + weight
@@ -305,7 +330,7 @@ def busiest_window(intervals, width, earliest, latest):
         covered.append(total)
         slopes.append(slope)
 
-    def covered_until(x):
+    def covered_until(x: float) -> float:
         i = bisect_right(times, x) - 1
         if i < 0:
             return 0.0
@@ -323,11 +348,11 @@ def busiest_window(intervals, width, earliest, latest):
     return worst, worst_at
 
 
-def _where(rule):
+def _where(rule: Rule) -> str:
     return f" on {rule.limit.place}" if rule.limit.place else ""
 
 
-def effective_limits(user):
+def effective_limits(user: User) -> list[Rule]:
     """What the booking form shows: the general rules, and those for particular servers and rooms (one query)."""
     groups, limits = _table()
     if not limits:

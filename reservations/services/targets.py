@@ -1,10 +1,13 @@
 """What a booking holds: a server's GPUs, a whole server or a room, found by name or object.
 """
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from .. import queries
 from ..errors import BookingError
-from ..models import Device, Room, Server
+from ..models import Device, Room, Server, Unit
 from ..parsing import PROSE, ParseError, describe_target, format_device_set, parse_device_set
 
 
@@ -13,16 +16,18 @@ class Target:
     """What a booking holds: some GPUs of a server, a whole server, or a room."""
 
     server: Server | None
-    devices: tuple
+    devices: tuple[Device | None, ...]
     room: Room | None
-    units: tuple
+    units: tuple[Unit, ...]
 
     @property
-    def whole_server(self):
+    def whole_server(self) -> bool:
         return self.server is not None and not self.devices
 
 
-def resolve_target(*, server=None, devices=None, room=None):
+def resolve_target(
+    *, server: Server | str | None = None, devices: str | Sequence[int] | None = None, room: Room | str | None = None,
+) -> Target:
     """Turn a server (name or object) plus a device set, or a room, into the units to hold.
 
     `devices` is a device-set string ('0-2,5'), a list of indices, or None for the whole server.
@@ -32,6 +37,7 @@ def resolve_target(*, server=None, devices=None, room=None):
     if room is not None:
         room = get_bookable_room(room)
         return Target(server=None, devices=(), room=room, units=(room.unit,))
+    assert server is not None, "a server or a room, and the room returned above"
     indices = None if devices is None or devices == "" else parse_indices(devices)
     units = units_of(server, indices)
     return Target(
@@ -42,7 +48,7 @@ def resolve_target(*, server=None, devices=None, room=None):
     )
 
 
-def units_of(server, indices):
+def units_of(server: Server | str, indices: list[int] | None) -> list[Unit]:
     """The units a server booking holds: the asked GPUs, or for None the server and all its GPUs.
 
     One query when all is well (queries.server_units); the precise complaint (unknown server,
@@ -50,9 +56,9 @@ def units_of(server, indices):
     """
     units = queries.server_units(server, indices)
     found = units[0].server if units else None
-    well = bool(units) and found.active
+    well = bool(units) and found.active  # type: ignore[union-attr]  # a unit found by its server has that server
     if indices is not None:
-        well = well and len(units) == len(indices) and all(unit.device.active for unit in units)
+        well = well and len(units) == len(indices) and all(unit.device.active for unit in units)  # type: ignore[union-attr]  # GPUs have a device
     if not well:
         found = get_bookable_server(server)  # raises for an unknown or retired server
         if indices is not None:
@@ -61,7 +67,7 @@ def units_of(server, indices):
     return units
 
 
-def get_bookable_server(server):
+def get_bookable_server(server: Server | str | None) -> Server:
     if not isinstance(server, Server):
         name = str(server).strip()
         server = Server.objects.filter(name__iexact=name).first()
@@ -73,7 +79,7 @@ def get_bookable_server(server):
     return server
 
 
-def get_bookable_room(room):
+def get_bookable_room(room: Room | str | None) -> Room:
     if not isinstance(room, Room):
         name = str(room).strip()
         room = Room.objects.filter(name__iexact=name).select_related("unit").first()
@@ -85,7 +91,7 @@ def get_bookable_room(room):
     return room
 
 
-def parse_indices(devices):
+def parse_indices(devices: str | Iterable[int]) -> list[int]:
     try:
         return parse_device_set(devices) if isinstance(devices, str) else sorted({int(i) for i in devices})
     except (ParseError, TypeError, ValueError) as error:
@@ -93,7 +99,7 @@ def parse_indices(devices):
         raise BookingError(message, field="devices") from None
 
 
-def check_devices(server, indices):
+def check_devices(server: Server, indices: list[int]) -> None:
     if not indices:
         raise BookingError("Name at least one GPU, e.g. 0 or 0-1, or book the whole server.", field="devices")
     found = {d.index: d for d in Device.objects.filter(server=server)}
