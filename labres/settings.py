@@ -240,88 +240,39 @@ CALENDAR_IMPORT_HORIZON = env.str("CALENDAR_IMPORT_HORIZON", default="90d")
 CALENDAR_IMPORT_TIMEOUT = env.int("CALENDAR_IMPORT_TIMEOUT", default=20)
 CALENDAR_IMPORT_MAX_BYTES = env.int("CALENDAR_IMPORT_MAX_BYTES", default=10 * 1024 * 1024)
 
-# Every periodic task lives here, in one place.
+# Every periodic task lives here, in one place: on its own queue, and a run no worker took
+# expires after one period (or `expires` seconds), so a stalled queue does not pile them up.
+def _periodic(task, every, *, expires=None):
+    return {"task": task, "schedule": every, "options": {"expires": int(every.total_seconds()) if expires is None else expires, "queue": PERIODIC_QUEUE}}
+
+
 CELERY_BEAT_SCHEDULE = {
-    "worker-heartbeat": {
-        "task": "monitoring.tasks.heartbeat",
-        "schedule": timedelta(seconds=env.int("HEARTBEAT_SECONDS", default=30)),
-        "options": {"expires": 30},
-    },
+    "worker-heartbeat": _periodic("monitoring.tasks.heartbeat", timedelta(seconds=env.int("HEARTBEAT_SECONDS", default=30)), expires=30),
     # One message per monitored host on its own queue; an unconsumed one expires after an interval.
-    "sample-all-hosts": {
-        "task": "monitoring.tasks.sample_all_hosts",
-        "schedule": timedelta(seconds=TELEMETRY_INTERVAL_SECONDS),
-        "options": {"expires": TELEMETRY_INTERVAL_SECONDS},
-    },
+    "sample-all-hosts": _periodic("monitoring.tasks.sample_all_hosts", timedelta(seconds=TELEMETRY_INTERVAL_SECONDS)),
     # Idle bookings, unbooked use and stale hosts, from the latest readings.
-    "detect-usage-alerts": {
-        "task": "monitoring.tasks.detect_alerts",
-        "schedule": timedelta(minutes=1),
-        "options": {"expires": 60},
-    },
+    "detect-usage-alerts": _periodic("monitoring.tasks.detect_alerts", timedelta(minutes=1)),
     # Per-minute and hourly rollups of the recent past (idempotent: a bucket is recomputed whole).
-    "rollup-telemetry": {
-        "task": "monitoring.tasks.rollup_recent",
-        "schedule": timedelta(minutes=1),
-        "options": {"expires": 60},
-    },
+    "rollup-telemetry": _periodic("monitoring.tasks.rollup_recent", timedelta(minutes=1)),
     # Actual use of the bookings that ended, stored once on each.
-    "settle-booking-usage": {
-        "task": "monitoring.tasks.settle_booking_usage",
-        "schedule": timedelta(minutes=5),
-        "options": {"expires": 300},
-    },
+    "settle-booking-usage": _periodic("monitoring.tasks.settle_booking_usage", timedelta(minutes=5)),
     # The usage page's one-click periods, recomputed a little before the cached ones expire.
-    "warm-usage-reports": {
-        "task": "monitoring.tasks.warm_usage_reports",
-        "schedule": timedelta(minutes=4),
-        "options": {"expires": 240},
-    },
+    "warm-usage-reports": _periodic("monitoring.tasks.warm_usage_reports", timedelta(minutes=4)),
     # Starts-soon, ends-soon and ended reminders over a window; unique keys make re-runs harmless.
-    "send-reminders": {
-        "task": "notifications.tasks.send_reminders",
-        "schedule": timedelta(minutes=1),
-        "options": {"expires": 60},
-    },
+    "send-reminders": _periodic("notifications.tasks.send_reminders", timedelta(minutes=1)),
     # Messages still due: never handed to a worker (broker down), or waiting for a retry.
-    "sweep-outbox": {
-        "task": "notifications.tasks.sweep_outbox",
-        "schedule": timedelta(seconds=env.int("NOTIFY_SWEEP_SECONDS", default=30)),
-        "options": {"expires": 30},
-    },
+    "sweep-outbox": _periodic("notifications.tasks.sweep_outbox", timedelta(seconds=env.int("NOTIFY_SWEEP_SECONDS", default=30)), expires=30),
     # Members' Slack ids, found from their e-mail (users.lookupByEmail) once a bot token is set.
-    "link-slack-members": {
-        "task": "notifications.tasks.link_slack_members",
-        "schedule": timedelta(hours=6),
-        "options": {"expires": 3600},
-    },
+    "link-slack-members": _periodic("notifications.tasks.link_slack_members", timedelta(hours=6), expires=3600),
     # Followed external calendars (ICS addresses) that are due, turned into bookings.
-    "sync-calendars": {
-        "task": "reservations.tasks.sync_calendars",
-        "schedule": timedelta(minutes=1),
-        "options": {"expires": 60},
-    },
+    "sync-calendars": _periodic("reservations.tasks.sync_calendars", timedelta(minutes=1)),
     # Waitlist: offers that ran out pass to the next in line, entries past their latest start lapse,
     # and anything that frees up without a booking change (the backstop of the after-commit task).
-    "match-waitlists": {
-        "task": "reservations.tasks.match_waitlists",
-        "schedule": timedelta(minutes=1),
-        "options": {"expires": 60},
-    },
-    "prune-telemetry": {
-        "task": "monitoring.tasks.prune_telemetry",
-        "schedule": timedelta(hours=1),
-        "options": {"expires": 3600},
-    },    # Bookings awaiting approval whose start came without a decision: cancelled, the member told.
-    "expire-pending-bookings": {
-        "task": "reservations.tasks.expire_pending_bookings",
-        "schedule": timedelta(minutes=1),
-        "options": {"expires": 60},
-    },
+    "match-waitlists": _periodic("reservations.tasks.match_waitlists", timedelta(minutes=1)),
+    "prune-telemetry": _periodic("monitoring.tasks.prune_telemetry", timedelta(hours=1)),
+    # Bookings awaiting approval whose start came without a decision: cancelled, the member told.
+    "expire-pending-bookings": _periodic("reservations.tasks.expire_pending_bookings", timedelta(minutes=1)),
 }
-
-for _entry in CELERY_BEAT_SCHEDULE.values():
-    _entry["options"]["queue"] = PERIODIC_QUEUE
 
 # --- Time -------------------------------------------------------------------------------
 # Stored in UTC; shown in TIME_ZONE unless a member chooses another.

@@ -23,6 +23,23 @@ def _plural(count, noun):
     return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
+def _ids_up_to(model_admin, request, queryset, limit, too_many):
+    """The selected rows' ids for an action done inside the request; None, said as an error, past `limit`."""
+    ids = list(queryset.values_list("pk", flat=True)[: limit + 1])
+    if len(ids) > limit:
+        model_admin.message_user(request, too_many, level=messages.ERROR)
+        return None
+    return ids
+
+
+def _say_outcome(model_admin, request, text, *, done, asked, others):
+    """A success when the action did all it was asked; else a warning that adds what became of the others."""
+    if done < asked:
+        model_admin.message_user(request, text + others, level=messages.WARNING)
+    else:
+        model_admin.message_user(request, text, level=messages.SUCCESS)
+
+
 @admin.register(Notification)
 class NotificationAdmin(admin.ModelAdmin):
     """The outbox, read-only: rows are written by the outbox and changed only by its actions."""
@@ -78,15 +95,17 @@ class NotificationAdmin(admin.ModelAdmin):
 
     @admin.action(description="Send due now", permissions=["retry"])
     def send_due_now(self, request, queryset):
-        ids = list(queryset.order_by("next_attempt_at").values_list("pk", flat=True)[: SEND_NOW_LIMIT + 1])
-        if len(ids) > SEND_NOW_LIMIT:
-            self.message_user(request, f"Select at most {SEND_NOW_LIMIT} notifications to send at once; the sweep sends the rest.", level=messages.ERROR)
+        ids = _ids_up_to(
+            self, request, queryset.order_by("next_attempt_at"), SEND_NOW_LIMIT,
+            f"Select at most {SEND_NOW_LIMIT} notifications to send at once; the sweep sends the rest.",
+        )
+        if ids is None:
             return
         sent = sum(outbox.send_one(row_id) for row_id in ids)
-        text = f"Sent {sent} of {len(ids)}."
-        if sent < len(ids):
-            text += " The others were not due, already sent, failed (use “Retry now” first), or failed again: see their last error."
-        self.message_user(request, text, level=messages.SUCCESS if sent == len(ids) else messages.WARNING)
+        _say_outcome(
+            self, request, f"Sent {sent} of {len(ids)}.", done=sent, asked=len(ids),
+            others=" The others were not due, already sent, failed (use “Retry now” first), or failed again: see their last error.",
+        )
 
 
 @admin.register(OutboxEvent)
@@ -116,9 +135,11 @@ class OutboxEventAdmin(admin.ModelAdmin):
 
     @admin.action(description="Expand now and send (reset attempts)", permissions=["retry"])
     def expand_now(self, request, queryset):
-        ids = list(queryset.exclude(state=OutboxEvent.State.EXPANDED).values_list("pk", flat=True)[: EXPAND_NOW_LIMIT + 1])
-        if len(ids) > EXPAND_NOW_LIMIT:
-            self.message_user(request, f"Select at most {EXPAND_NOW_LIMIT} events to expand at once; the sweep expands the rest.", level=messages.ERROR)
+        ids = _ids_up_to(
+            self, request, queryset.exclude(state=OutboxEvent.State.EXPANDED), EXPAND_NOW_LIMIT,
+            f"Select at most {EXPAND_NOW_LIMIT} events to expand at once; the sweep expands the rest.",
+        )
+        if ids is None:
             return
         outbox.retry_events(OutboxEvent.objects.filter(pk__in=ids))
         keys = []
@@ -126,10 +147,10 @@ class OutboxEventAdmin(admin.ModelAdmin):
             keys += outbox.expand(event_id)
         sent = outbox.deliver(keys)
         expanded = OutboxEvent.objects.filter(pk__in=ids, state=OutboxEvent.State.EXPANDED).count()
-        text = f"Expanded {expanded} of {_plural(len(ids), 'event')} into {_plural(len(keys), 'notification')}; sent {sent}."
-        if expanded < len(ids):
-            text += " The others failed again: see their last error."
-        self.message_user(request, text, level=messages.SUCCESS if expanded == len(ids) else messages.WARNING)
+        _say_outcome(
+            self, request, f"Expanded {expanded} of {_plural(len(ids), 'event')} into {_plural(len(keys), 'notification')}; sent {sent}.",
+            done=expanded, asked=len(ids), others=" The others failed again: see their last error.",
+        )
 
 
 @admin.register(Destination)

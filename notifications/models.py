@@ -106,7 +106,21 @@ class MessageTemplate(models.Model):
         return f"{self.get_event_display()} ({self.get_family_display()})"
 
 
-class Notification(models.Model):
+class OutboxRow(models.Model):
+    """What an outbox event and a message share: the key that makes it once, the event, and its tries."""
+
+    key = models.CharField(max_length=200, unique=True)
+    event = models.CharField(max_length=30, choices=Event.choices)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        abstract = True
+        ordering = ["-created_at"]
+
+
+class Notification(OutboxRow):
     """One message to one member or destination on one channel: the outbox row.
 
     Written in the transaction of the change that caused it; sent after commit by a task, or
@@ -120,8 +134,6 @@ class Notification(models.Model):
         SENT = "sent", "sent"
         FAILED = "failed", "failed"
 
-    key = models.CharField(max_length=200, unique=True)
-    event = models.CharField(max_length=30, choices=Event.choices)
     channel = models.CharField(max_length=20)
     booking = models.ForeignKey("reservations.Booking", null=True, blank=True, on_delete=models.CASCADE, related_name="notifications")
     alert = models.ForeignKey("monitoring.Alert", null=True, blank=True, on_delete=models.CASCADE, related_name="notifications")
@@ -129,14 +141,10 @@ class Notification(models.Model):
     destination = models.ForeignKey(Destination, null=True, blank=True, on_delete=models.CASCADE, related_name="notifications")
     payload = models.JSONField(help_text="The rendered message: text, and blocks (Slack) or subject, html and attachments (e-mail).")
     state = models.CharField(max_length=10, choices=State.choices, default=State.PENDING)
-    attempts = models.PositiveSmallIntegerField(default=0)
     next_attempt_at = models.DateTimeField(help_text="When it is (next) due; a claimed message's lease ends here.")
-    last_error = models.TextField(blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
     sent_at = models.DateTimeField(null=True, blank=True)
 
-    class Meta:
-        ordering = ["-created_at"]
+    class Meta(OutboxRow.Meta):
         indexes = [
             # The sweep: what is due, oldest first; sent and failed rows are never looked at.
             models.Index(fields=["next_attempt_at"], condition=Q(state__in=["pending", "sending"]), name="notification_due"),
@@ -156,7 +164,7 @@ class Notification(models.Model):
         return self.destination.name if self.destination_id else self.recipient.get_username()
 
 
-class OutboxEvent(models.Model):
+class OutboxEvent(OutboxRow):
     """What happened (a booking created, moved, cancelled; an alert opened): the outbox's first step.
 
     Written in the transaction of the change, one row per occasion and nothing else, so the
@@ -173,21 +181,15 @@ class OutboxEvent(models.Model):
         # Its expansion failed NOTIFY_MAX_ATTEMPTS times: left for staff ("Expand now" retries it).
         FAILED = "failed", "failed"
 
-    key = models.CharField(max_length=200, unique=True)
-    event = models.CharField(max_length=30, choices=Event.choices)
     booking = models.ForeignKey("reservations.Booking", null=True, blank=True, on_delete=models.CASCADE, related_name="outbox_events")
     alert = models.ForeignKey("monitoring.Alert", null=True, blank=True, on_delete=models.CASCADE, related_name="outbox_events")
     by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     context = models.JSONField(default=dict, blank=True, help_text="What rendering needs that the booking may no longer say, e.g. the times before and after a change.")
     state = models.CharField(max_length=10, choices=State.choices, default=State.PENDING)
-    attempts = models.PositiveSmallIntegerField(default=0)
     next_attempt_at = models.DateTimeField(help_text="When it is (next) due for expansion; a claimed event's lease ends here.")
-    last_error = models.TextField(blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
     expanded_at = models.DateTimeField(null=True, blank=True)
 
-    class Meta:
-        ordering = ["-created_at"]
+    class Meta(OutboxRow.Meta):
         verbose_name = "outbox event"
         indexes = [
             # The sweep: events due for expansion, oldest first; expanded ones are never looked at.

@@ -177,12 +177,7 @@ def claim(user, args, *, now):
     if len(args) < 2:
         raise usage_error("claim")
     server, indices = _target(args[0], "claim")
-    length = _duration(args[1])
-    booking = services.create_booking(
-        user, start=now, end=now + length, purpose=" ".join(args[2:]),
-        server=server, devices=indices, source=Booking.Source.SLACK, now=now, **shares,
-    )
-    return _booked_reply(user, booking, verb="claimed")
+    return _book_from_slack(user, server, indices, start=now, length=_duration(args[1]), words=args[2:], shares=shares, now=now, verb="claimed")
 
 
 def book(user, args, *, now):
@@ -193,12 +188,7 @@ def book(user, args, *, now):
     start, rest = _start_and_rest(args[1:], user, now)
     if not rest:
         raise usage_error("book", "Say how long, after the start.")
-    length = _duration(rest[0])
-    booking = services.create_booking(
-        user, start=start, end=start + length, purpose=" ".join(rest[1:]),
-        server=server, devices=indices, source=Booking.Source.SLACK, now=now, **shares,
-    )
-    return _booked_reply(user, booking, verb="booked")
+    return _book_from_slack(user, server, indices, start=start, length=_duration(rest[0]), words=rest[1:], shares=shares, now=now, verb="booked")
 
 
 def release(user, args, *, now):
@@ -454,6 +444,15 @@ def _announce(user, shared_text, own_text):
     if getattr(settings, "SLACK_ANNOUNCE", False):
         return Reply(f"<@{user.profile.slack_user_id}> {shared_text}.", in_channel=True)
     return Reply(own_text)
+
+
+def _book_from_slack(user, server, indices, *, start, length, words, shares, now, verb):
+    """claim's and book's booking: the rest of the words are its purpose."""
+    booking = services.create_booking(
+        user, start=start, end=start + length, purpose=" ".join(words),
+        server=server, devices=indices, source=Booking.Source.SLACK, now=now, **shares,
+    )
+    return _booked_reply(user, booking, verb=verb)
 
 
 def _booked_reply(user, booking, *, verb):

@@ -7,6 +7,7 @@ commands are answered in the response; slow ones (commands.DEFERRED) and buttons
 once and answered through the response_url, from a worker or, with the broker down, a thread
 (enqueue_after_commit, tasks.answer_here): the request never waits on the broker, the work, or Slack.
 """
+import functools
 import time
 
 from django.conf import settings
@@ -48,17 +49,28 @@ def refusal(request):
     return None
 
 
+def signed_by_slack(view):
+    """A Slack endpoint: POST only, no CSRF token (Slack signs instead), answered only past refusal()."""
+
+    @csrf_exempt
+    @require_POST
+    @functools.wraps(view)
+    def checked(request):
+        refused = refusal(request)
+        if refused is not None:
+            return refused
+        return view(request)
+
+    return checked
+
+
 def _slack_json(reply):
     return JsonResponse(reply.as_slack())
 
 
-@csrf_exempt
-@require_POST
+@signed_by_slack
 def slash_command(request):
     """A slash command: answered here, or acknowledged and answered from a worker."""
-    refused = refusal(request)
-    if refused is not None:
-        return refused
     from . import commands
 
     text = request.POST.get("text", "").strip()
@@ -71,13 +83,9 @@ def slash_command(request):
     return _slack_json(tasks.run_command(text, user_id))
 
 
-@csrf_exempt
-@require_POST
+@signed_by_slack
 def interaction(request):
     """A button click (block_actions): answered through the response_url, or here."""
-    refused = refusal(request)
-    if refused is not None:
-        return refused
     from . import commands
 
     try:

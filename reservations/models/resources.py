@@ -7,7 +7,30 @@ from django.db.models import Q
 from ..parsing import PLACE, PROSE, describe_target
 
 
-class Server(models.Model):
+class BookableTarget(models.Model):
+    """What a server and a room share: their stamps, their order by name, and the Unit that makes each bookable."""
+
+    unit_kind = None  # the Unit.Kind of the Unit save() makes (a string: Unit is defined below)
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        abstract = True
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+    def save(self, *args, **kwargs):
+        super().save(*args, **kwargs)
+        # A server's Unit points at it through Unit.server, a room's through Unit.room.
+        Unit.objects.get_or_create(kind=self.unit_kind, **{self._meta.model_name: self})
+
+
+class Server(BookableTarget):
+    unit_kind = "server"
+
     name = models.SlugField(max_length=64, unique=True, help_text="Short name used in device sets, e.g. thalys:0-1.")
     hostname = models.CharField(max_length=255, blank=True, help_text="Fully qualified host name, if it differs from the name.")
     location = models.CharField(max_length=200, blank=True)
@@ -33,18 +56,6 @@ class Server(models.Model):
         help_text="Members' bookings of this server (its GPUs, all of it, or a share) wait for staff to approve them; "
         "they hold their time meanwhile and expire if nobody decides by their start.",
     )
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
-
-    class Meta:
-        ordering = ["name"]
-
-    def __str__(self):
-        return self.name
-
-    def save(self, *args, **kwargs):
-        super().save(*args, **kwargs)
-        Unit.objects.get_or_create(kind=Unit.Kind.SERVER, server=self)
 
 
 class Device(models.Model):
@@ -76,7 +87,9 @@ class Device(models.Model):
         Unit.objects.get_or_create(kind=Unit.Kind.GPU, device=self, defaults={"server_id": self.server_id})
 
 
-class Room(models.Model):
+class Room(BookableTarget):
+    unit_kind = "room"
+
     name = models.CharField(max_length=100, unique=True)
     capacity = models.PositiveIntegerField(null=True, blank=True, help_text="Seats.")
     location = models.CharField(max_length=200, blank=True)
@@ -87,18 +100,6 @@ class Room(models.Model):
         help_text="Members' bookings of this room wait for staff to approve them; they hold their time meanwhile "
         "and expire if nobody decides by their start.",
     )
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
-
-    class Meta:
-        ordering = ["name"]
-
-    def __str__(self):
-        return self.name
-
-    def save(self, *args, **kwargs):
-        super().save(*args, **kwargs)
-        Unit.objects.get_or_create(kind=Unit.Kind.ROOM, room=self)
 
 
 class Unit(models.Model):
