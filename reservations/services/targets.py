@@ -4,11 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, TypeVar
 
 from .. import queries
 from ..errors import BookingError
 from ..models import Device, Room, Server, Unit
 from ..parsing import PROSE, ParseError, describe_target, format_device_set, parse_device_set
+
+if TYPE_CHECKING:
+    from django.db.models import QuerySet
+
+Place = TypeVar("Place", Server, Room)
 
 
 @dataclass(frozen=True)
@@ -68,27 +74,28 @@ def units_of(server: Server | str, indices: list[int] | None) -> list[Unit]:
 
 
 def get_bookable_server(server: Server | str | None) -> Server:
-    if not isinstance(server, Server):
-        name = str(server).strip()
-        server = Server.objects.filter(name__iexact=name).first()
-        if server is None:
-            known = ", ".join(Server.objects.filter(active=True).values_list("name", flat=True)) or "none yet"
-            raise BookingError(f"There is no server '{name}'; servers: {known}.", field="server")
-    if not server.active:
-        raise BookingError(f"Server {server.name} is out of service and cannot be booked.", field="server")
-    return server
+    """The active server of this name (or this server); raises BookingError naming the known ones."""
+    return _bookable(Server, server, Server.objects.all(), "server")
 
 
 def get_bookable_room(room: Room | str | None) -> Room:
-    if not isinstance(room, Room):
-        name = str(room).strip()
-        room = Room.objects.filter(name__iexact=name).select_related("unit").first()
-        if room is None:
-            known = ", ".join(Room.objects.filter(active=True).values_list("name", flat=True)) or "none yet"
-            raise BookingError(f"There is no room '{name}'; rooms: {known}.", field="room")
-    if not room.active:
-        raise BookingError(f"Room {room.name} is out of service and cannot be booked.", field="room")
-    return room
+    """The active room of this name (or this room); raises BookingError naming the known ones."""
+    return _bookable(Room, room, Room.objects.select_related("unit"), "room")
+
+
+def _bookable(model: type[Place], given: Place | str | None, rows: QuerySet[Place], kind: str) -> Place:
+    if isinstance(given, model):
+        found = given
+    else:
+        name = str(given).strip()
+        match = rows.filter(name__iexact=name).first()
+        if match is None:
+            known = ", ".join(model.objects.filter(active=True).values_list("name", flat=True)) or "none yet"
+            raise BookingError(f"There is no {kind} '{name}'; {kind}s: {known}.", field=kind)
+        found = match
+    if not found.active:
+        raise BookingError(f"{kind.capitalize()} {found.name} is out of service and cannot be booked.", field=kind)
+    return found
 
 
 def parse_indices(devices: str | Iterable[int]) -> list[int]:
