@@ -4,6 +4,7 @@ Input serializers check shapes and read what people type: times (a time without 
 in the member's zone, which the view has activated), durations ('2h') and device sets ('0-1')
 or lists of device ids. Whether a booking can be made is the service's to say.
 """
+import functools
 from datetime import UTC, datetime, timedelta
 
 from django.utils import timezone
@@ -245,7 +246,43 @@ def _devices(booking):
     return sorted(devices, key=lambda device: device.index)
 
 
-class BookingSerializer(serializers.Serializer):
+class DeclaredOutput:
+    """A read serializer's output from its declared fields, read the way DRF reads them, without DRF's per-field
+    machinery on every row.
+
+    A list of 50 bookings read field by field through Serializer.to_representation cost bench/api.py's `mine`
+    about a fifth of its requests per second at 16 clients; this reads each row with one plan made per
+    serializer (the declared fields stay the one source: names, sources, types, the schema).
+    tests/api/test_serializers.py holds it to Serializer.to_representation's output.
+    """
+
+    def to_representation(self, instance):
+        return {name: None if (value := read(instance)) is None else write(value) for name, read, write in self._output_plan}
+
+    @functools.cached_property
+    def _output_plan(self):
+        return [(field.field_name, _reader(field), _writer(field)) for field in self._readable_fields]
+
+
+def _reader(field):
+    if isinstance(field, _Computed):
+        return lambda instance: field.compute(instance, field.context)
+    attrs = field.source_attrs
+    if len(attrs) == 1 and not field.allow_null:
+        name = attrs[0]
+        return lambda instance: getattr(instance, name)
+    return field.get_attribute  # dotted sources, callables, a missing related row read as null
+
+
+def _writer(field):
+    if type(field) is UTCTimeField:
+        return utc_iso
+    if type(field) in (serializers.IntegerField, serializers.CharField, ComputedCharField):
+        return int if type(field) is serializers.IntegerField else str
+    return field.to_representation
+
+
+class BookingSerializer(DeclaredOutput, serializers.Serializer):
     """A booking: who holds what, from when to when (UTC), and why."""
 
     # The declared fields are the output. Load bookings with views.bookings_with_relations(): a page
@@ -283,7 +320,7 @@ class BookingSerializer(serializers.Serializer):
     )
 
 
-class AuditEntrySerializer(serializers.Serializer):
+class AuditEntrySerializer(DeclaredOutput, serializers.Serializer):
     """One entry of a booking's history: who did what, when (UTC), via which surface, and what it changed."""
 
     # The declared fields are the output, as in BookingSerializer; load entries with selectors.booking_history().

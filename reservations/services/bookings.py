@@ -58,12 +58,13 @@ def create_booking(
         memory_gib=memory_gib, source=source, now=now, allow_past_start=allow_past_start,
     )
     target = ask.target
+    group_id = fairuse.group_for_limits(user)
     try:
         # The database refuses an overlap (see the module docstring); there is no need to look
         # before writing. Only a refusal pays for finding out who holds the units.
         with transaction.atomic():
             lock(user, *target.units, *_pool_unit(target.server, target.units, ask.pooled))
-            _check_limits(user, ask, now=now, by=by)
+            _check_limits(user, ask, now=now, by=by, group_id=group_id)
             booking = Booking(
                 user=user,
                 status=Booking.Status.PENDING if ask.pending else Booking.Status.CONFIRMED,
@@ -140,11 +141,14 @@ def _ask(
     return _Ask(target, start, end, purpose, cpu_cores, memory_gib, pending)
 
 
-def _check_limits(user: User, ask: _Ask, *, now: datetime, by: User | None = None) -> None:
+def _check_limits(
+    user: User, ask: _Ask, *, now: datetime, by: User | None = None, group_id: int | None | object = fairuse.UNKNOWN,
+) -> None:
     """The member's fair-use limits, then the server's pooled capacities; raises LimitExceeded, CapacityExceeded."""
     target = ask.target
     fairuse.check(
         user, server=target.server, room=target.room, gpus=fairuse.gpu_count(target), start=ask.start, end=ask.end, now=now, by=by,
+        group_id=group_id,
     )
     if ask.pooled:
         assert target.server is not None, "a pooled ask is of a server (_Ask.pooled)"

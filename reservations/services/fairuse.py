@@ -103,6 +103,16 @@ def _group_id_of(user: User) -> int | None:
     return Profile.objects.filter(user=user).values_list("group_id", flat=True).first()
 
 
+def group_for_limits(user: User) -> int | None | object:
+    """The member's primary group id for check(group_id=...) where any limit exists, else UNKNOWN (nothing read).
+
+    Writers read it before taking their locks: a group is not booking state, and every query held
+    inside the locks makes racing writers wait longer (bench/booking.py's concurrent figure).
+    """
+    _groups, limits = _table()
+    return _group_id_of(user) if limits else UNKNOWN
+
+
 def _rules(user: User, lineage: list[MemberGroup], limits: list[Limit], server_id: int | None, room_id: int | None) -> dict[str, Rule]:
     """rules_for, once the member's groups are known: pure, no queries."""
     rank_of_group = {g.pk: depth for depth, g in enumerate(lineage, start=1)}
