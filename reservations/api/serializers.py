@@ -5,6 +5,7 @@ in the member's zone, which the view has activated), durations ('2h') and device
 or lists of device ids. Whether a booking can be made is the service's to say.
 """
 import functools
+import types
 from datetime import UTC, datetime, timedelta
 
 from django.utils import timezone
@@ -242,8 +243,11 @@ def _devices(booking):
     """The GPUs booked one by one, by index, from the prefetched allocations; [] for a whole server or a room."""
     if booking.room_id or booking.whole_server:
         return []
-    devices = [allocation.unit.device for allocation in booking.allocations.all() if allocation.unit.device_id]
-    return sorted(devices, key=lambda device: device.index)
+    held = getattr(booking, "_gpus_held", None)  # devices and device_ids both ask: sorted once per booking
+    if held is None:
+        held = sorted((a.unit.device for a in booking.allocations.all() if a.unit.device_id), key=lambda device: device.index)
+        booking._gpus_held = held
+    return held
 
 
 class DeclaredOutput:
@@ -266,15 +270,36 @@ class DeclaredOutput:
 
 def _reader(field):
     if isinstance(field, _Computed):
-        return lambda instance: field.compute(instance, field.context)
+        compute, context = field.compute, field.context  # the plan is made per serializer, so per context
+        return lambda instance: compute(instance, context)
     attrs = field.source_attrs
     if len(attrs) == 1 and not field.allow_null:
         name = attrs[0]
         return lambda instance: getattr(instance, name)
-    return field.get_attribute  # dotted sources, callables, a missing related row read as null
+
+    def read(instance):
+        # As DRF's fields.get_attribute reads a dotted source, calling methods ('user.get_username'),
+        # without its per-value signature checks; anything unusual is left to DRF itself.
+        value = instance
+        for attr in attrs:
+            if value is None:
+                return None if field.allow_null else field.get_attribute(instance)
+            value = getattr(value, attr, _MISSING)
+            if value is _MISSING:
+                return field.get_attribute(instance)
+            if isinstance(value, (types.MethodType, types.FunctionType)):
+                value = value()
+        return value
+
+    return read
+
+
+_MISSING = object()
 
 
 def _writer(field):
+    if isinstance(field, serializers.ListField) and type(field.child) is serializers.IntegerField:
+        return lambda values: [None if value is None else int(value) for value in values]
     if type(field) is UTCTimeField:
         return utc_iso
     if type(field) in (serializers.IntegerField, serializers.CharField, ComputedCharField):
