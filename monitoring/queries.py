@@ -10,7 +10,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from django.db import connection, connections
-from django.db.models import Model, QuerySet
+from django.db.models import DateTimeField, Model, QuerySet
+
+from labres.db import aware_datetime
 
 
 def plain_rows(queryset: QuerySet[Any, tuple[Any, ...]]) -> list[tuple[Any, ...]]:
@@ -56,6 +58,13 @@ def insert_plain(model: type[Model], fields: Sequence[str], rows: Sequence[tuple
 
 def insert_plain_orm(model: type[Model], fields: Sequence[str], rows: Sequence[tuple[Any, ...]]) -> None:
     """insert_plain in the ORM."""
-    names = [model._meta.get_field(name).attname for name in fields]  # type: ignore[union-attr]  # concrete fields
+    concrete = [model._meta.get_field(name) for name in fields]
+    names = [field.attname for field in concrete]  # type: ignore[union-attr]  # concrete fields
+    # Plain rows hold database values: on SQLite a time is naive UTC text, which the ORM reads as aware.
+    times = [isinstance(field, DateTimeField) for field in concrete]
+
+    def instance(row: tuple[Any, ...]) -> Model:
+        return model(**{name: aware_datetime(value) if time else value for name, time, value in zip(names, times, row)})
+
     # type[Model] declares no `objects`; the models given (the rollups) have it.
-    model.objects.bulk_create((model(**dict(zip(names, row))) for row in rows), batch_size=BATCH)  # type: ignore[attr-defined]
+    model.objects.bulk_create((instance(row) for row in rows), batch_size=BATCH)  # type: ignore[attr-defined]
