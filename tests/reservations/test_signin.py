@@ -169,7 +169,7 @@ def test_a_trusted_proxy_counts_sign_in_failures_per_client(dana, settings):
 def test_racing_wrong_passwords_get_at_most_the_limit_of_checks(settings):
     settings.PASSWORD_HASHERS = ["tests.reservations.test_signin.CountingHasher"]
     settings.LOGIN_ATTEMPTS_LIMIT = 5
-    user = UserFactory(username="erin", password="right-password")
+    UserFactory(username="erin", password="right-password")
     CountingHasher.checks = 0
     barrier = threading.Barrier(30)
     codes = []

@@ -3,7 +3,6 @@ from datetime import timedelta
 import pytest
 
 from notifications.slackbot.commands import handle_action, handle_command
-from reservations import services
 from reservations.models import Booking
 from tests.factories import ServerFactory
 
