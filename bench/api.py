@@ -38,6 +38,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "labres.settings")
 from bench.booking import (  # noqa: E402
     GPUS_PER_SERVER,
     SERVERS,
+    add_database_options,
     create_lab,
     database_context,
     drop_bench_database,
@@ -64,10 +65,7 @@ def parse_args():
     parser.add_argument("--threads", type=int, default=16, help="client threads of the concurrent runs (default 16)")
     parser.add_argument("--per-thread", type=int, default=20, help="requests of each kind per thread when concurrent (default 20)")
     parser.add_argument("--workers", type=int, default=4, help="gunicorn workers (default 4)")
-    parser.add_argument("--db-name", default="labres_bench_api", help="the throwaway database to create (default labres_bench_api)")
-    parser.add_argument("--keep", action="store_true", help="keep the benchmark database afterwards")
-    parser.add_argument("--allow-sqlite", action="store_true", help="run on SQLite too (a file under var/); not what production runs")
-    parser.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
+    add_database_options(parser, "labres_bench_api")
     return parser.parse_args()
 
 

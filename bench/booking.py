@@ -60,16 +60,22 @@ def run_context(args):
     }
 
 
+def add_database_options(parser, db_name, *, sqlite=True):
+    """The options every benchmark takes: its throwaway database, keeping it, SQLite, the random seed."""
+    parser.add_argument("--db-name", default=db_name, help=f"the throwaway database to create (default {db_name})")
+    parser.add_argument("--keep", action="store_true", help="keep the benchmark database afterwards")
+    if sqlite:
+        parser.add_argument("--allow-sqlite", action="store_true", help="run on SQLite too (a file under var/); not what production runs")
+    parser.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
+
+
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--samples", type=int, default=500, help="creates measured at each history size (default 500)")
     parser.add_argument("--history", type=int, default=100_000, help="past bookings at the second measurement (default 100000)")
     parser.add_argument("--writers", type=int, default=8, help="concurrent writer threads (default 8)")
     parser.add_argument("--seconds", type=float, default=15.0, help="how long the writers run (default 15)")
-    parser.add_argument("--db-name", default="labres_bench", help="the throwaway database to create (default labres_bench)")
-    parser.add_argument("--keep", action="store_true", help="keep the benchmark database afterwards")
-    parser.add_argument("--allow-sqlite", action="store_true", help="run on SQLite too (a file under var/); not what production runs")
-    parser.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
+    add_database_options(parser, "labres_bench")
     args = parser.parse_args()
     if args.history < FIRST_HISTORY:
         parser.error(f"--history must be at least {FIRST_HISTORY}")

@@ -35,6 +35,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "labres.settings")
 from bench.booking import (  # noqa: E402
     GPUS_PER_SERVER,
     SERVERS,
+    add_database_options,
     create_lab,
     database_context,
     drop_bench_database,
@@ -60,10 +61,7 @@ def parse_args():
     parser.add_argument("--conditional", type=int, default=1000, help="timed conditional GETs (default 1000)")
     parser.add_argument("--warmup", type=int, default=5, help="untimed requests first (default 5)")
     parser.add_argument("--history", type=int, default=100_000, help="past bookings of other members (default 100000)")
-    parser.add_argument("--db-name", default="labres_bench_calendar", help="the throwaway database to create (default labres_bench_calendar)")
-    parser.add_argument("--keep", action="store_true", help="keep the benchmark database afterwards")
-    parser.add_argument("--allow-sqlite", action="store_true", help="run on SQLite too (a file under var/); not what production runs")
-    parser.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
+    add_database_options(parser, "labres_bench_calendar")
     return parser.parse_args()
 
 

@@ -57,6 +57,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "labres.settings")
 from bench.booking import (  # noqa: E402
     GPUS_PER_SERVER,
     SUBSET_SIZES,
+    add_database_options,
     create_lab,
     database_context,
     drop_bench_database,
@@ -77,10 +78,7 @@ def parse_args():
     parser.add_argument("--messages", type=int, default=2000, help="outbox rows queued and sent in the throughput part (default 2000)")
     parser.add_argument("--sweepers", type=int, default=4, help="concurrent sweeps in the throughput part's second round (default 4)")
     parser.add_argument("--samples", type=int, default=300, help="create_booking calls measured per variant (default 300)")
-    parser.add_argument("--db-name", default="labres_bench_notifications", help="the throwaway database to create (default labres_bench_notifications)")
-    parser.add_argument("--keep", action="store_true", help="keep the benchmark database afterwards")
-    parser.add_argument("--allow-sqlite", action="store_true", help="run on SQLite too (a file under var/); not what production runs")
-    parser.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
+    add_database_options(parser, "labres_bench_notifications")
     parser.add_argument("--parts", default=",".join(PARTS), help=f"which parts to run, comma-separated (default {','.join(PARTS)})")
     parser.add_argument("--writers", type=int, default=20, help="burst: threads booking at once (default 20)")
     parser.add_argument("--burst-seconds", type=float, default=30, help="burst: how long they book (default 30)")
@@ -462,7 +460,6 @@ def periodic_report(sent, worker):
 def measure_burst(args, servers, users, hand_over):
     """The embedded default end to end: see the module's docstring."""
     from django.db.models import Max, Min
-
     from django.utils import timezone
 
     from bench.booking import measure_concurrent

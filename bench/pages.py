@@ -33,6 +33,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "labres.settings")
 
 from bench.booking import (
     SLOT_PATTERNS,
+    add_database_options,
     analyze,
     database_context,
     drop_bench_database,
@@ -63,10 +64,7 @@ def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--requests", type=int, default=30, help="timed requests per page and size (default 30)")
     parser.add_argument("--warmup", type=int, default=5, help="untimed requests per page first (default 5)")
-    parser.add_argument("--db-name", default="labres_bench_pages", help="the throwaway database to create (default labres_bench_pages)")
-    parser.add_argument("--keep", action="store_true", help="keep the benchmark database afterwards")
-    parser.add_argument("--allow-sqlite", action="store_true", help="run on SQLite too (a file under var/); not what production runs")
-    parser.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
+    add_database_options(parser, "labres_bench_pages")
     return parser.parse_args()
 
 

@@ -27,6 +27,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "labres.settings")
 
 from bench.booking import (  # noqa: E402
     GPUS_PER_SERVER,
+    add_database_options,
     create_lab,
     database_context,
     drop_bench_database,
@@ -44,10 +45,7 @@ def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--calls", type=int, default=2000, help="calls of each query and of its twin (default 2000)")
     parser.add_argument("--history", type=int, default=20_000, help="past bookings (default 20000)")
-    parser.add_argument("--db-name", default="labres_bench_queries", help="the throwaway database to create (default labres_bench_queries)")
-    parser.add_argument("--keep", action="store_true", help="keep the benchmark database afterwards")
-    parser.add_argument("--allow-sqlite", action="store_true", help="run on SQLite too (a file under var/); not what production runs")
-    parser.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
+    add_database_options(parser, "labres_bench_queries")
     return parser.parse_args()
 
 

@@ -34,6 +34,7 @@ from bench.api import WEEK_PER_SERVER, free_port, stop_gunicorn  # noqa: E402
 from bench.booking import (  # noqa: E402
     GPUS_PER_SERVER,
     SERVERS,
+    add_database_options,
     create_lab,
     database_context,
     drop_bench_database,
@@ -54,10 +55,7 @@ def parse_args():
     parser.add_argument("--requests", type=int, default=300, help="signed /gpu status requests timed (default 300)")
     parser.add_argument("--answers", type=int, default=50, help="status replies built in process (default 50)")
     parser.add_argument("--workers", type=int, default=4, help="gunicorn workers (default 4)")
-    parser.add_argument("--db-name", default="labres_bench_slack", help="the throwaway database to create (default labres_bench_slack)")
-    parser.add_argument("--keep", action="store_true", help="keep the benchmark database afterwards")
-    parser.add_argument("--allow-sqlite", action="store_true", help="run on SQLite too (a file under var/); not what production runs")
-    parser.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
+    add_database_options(parser, "labres_bench_slack")
     return parser.parse_args()
 
 

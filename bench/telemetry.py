@@ -40,6 +40,7 @@ from bench.booking import (  # noqa: E402
     GPUS_PER_SERVER,
     SERVERS,
     SLOT_PATTERNS,
+    add_database_options,
     analyze,
     create_lab,
     database_context,
@@ -67,9 +68,7 @@ def parse_args():
     parser.add_argument("--queries", type=int, default=50, help="timed history queries per period (default 50)")
     parser.add_argument("--requests", type=int, default=20, help="timed requests of the usage page (default 20)")
     parser.add_argument("--disk", action="store_true", help=f"measure bytes per row ({DISK_ROWS:,} rows a table) and the disk cost instead")
-    parser.add_argument("--db-name", default="labres_bench_telemetry", help="the throwaway database to create (default labres_bench_telemetry)")
-    parser.add_argument("--keep", action="store_true", help="keep the benchmark database afterwards")
-    parser.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
+    add_database_options(parser, "labres_bench_telemetry", sqlite=False)
     return parser.parse_args()
 
 
@@ -308,11 +307,10 @@ def measure_ingest(servers, start, minutes, cpu, rng):
     """Every host reads and stores its 8 GPUs each 15 s of simulated time; each simulated minute the
     rollup and the alert detection run, as beat runs them. Returns CPU per minute of samples."""
     from monitoring.alerts import detect
+    from monitoring.demo_host import fake_host_for
     from monitoring.rollup import rollup_recent
     from monitoring.sampler import read_host
     from monitoring.services import record_reading
-
-    from monitoring.demo_host import fake_host_for
 
     clock = Clock(start)
     # Hosts shaped by the bookings running at the start, as in the demo: the bookers' jobs (one booking
