@@ -4,7 +4,6 @@ Input serializers check shapes and read what people type: times (a time without 
 in the member's zone, which the view has activated), durations ('2h') and device sets ('0-1')
 or lists of device ids. Whether a booking can be made is the service's to say.
 """
-import functools
 import types
 from datetime import UTC, datetime, timedelta
 
@@ -255,29 +254,35 @@ class DeclaredOutput:
     machinery on every row.
 
     A list of 50 bookings read field by field through Serializer.to_representation cost bench/api.py's `mine`
-    about a fifth of its requests per second at 16 clients; this reads each row with one plan made per
-    serializer (the declared fields stay the one source: names, sources, types, the schema).
+    about a fifth of its requests per second at 16 clients; this reads each row with one plan per serializer
+    class (the declared fields stay the one source: names, sources, types, the schema). The plan is made once
+    per process, from fields bound to a serializer of its own: binding a serializer's fields (deep copies of
+    the declared ones) cost each one-booking answer (a create) about a millisecond.
     tests/api/test_serializers.py holds it to Serializer.to_representation's output.
     """
 
     def to_representation(self, instance):
-        return {name: None if (value := read(instance)) is None else write(value) for name, read, write in self._output_plan}
+        context = self.context
+        return {name: None if (value := read(instance, context)) is None else write(value) for name, read, write in self._output_plan()}
 
-    @functools.cached_property
-    def _output_plan(self):
-        return [(field.field_name, _reader(field), _writer(field)) for field in self._readable_fields]
+    @classmethod
+    def _output_plan(cls):
+        plan = cls.__dict__.get("_plan")
+        if plan is None:  # two threads may both make it: the same plan
+            plan = [(field.field_name, _reader(field), _writer(field)) for field in cls()._readable_fields]
+            cls._plan = plan
+        return plan
 
 
 def _reader(field):
     if isinstance(field, _Computed):
-        compute, context = field.compute, field.context  # the plan is made per serializer, so per context
-        return lambda instance: compute(instance, context)
+        return field.compute
     attrs = field.source_attrs
     if len(attrs) == 1 and not field.allow_null:
         name = attrs[0]
-        return lambda instance: getattr(instance, name)
+        return lambda instance, context: getattr(instance, name)
 
-    def read(instance):
+    def read(instance, context):
         # As DRF's fields.get_attribute reads a dotted source, calling methods ('user.get_username'),
         # without its per-value signature checks; anything unusual is left to DRF itself.
         value = instance

@@ -55,3 +55,11 @@ def test_audit_entries_read_as_drf_reads_them(bookings, alice):
     serializer = AuditEntrySerializer(entries, many=True)
     assert [dict(row) for row in serializer.data] == [serializers.Serializer.to_representation(serializer.child, e) for e in entries]
     assert any(row["actor"] is None or row["changes"] for row in serializer.data)
+
+
+def test_one_plan_per_class_reads_each_serializers_own_context(bookings, later):
+    """The plan is made once per class; what a field computes from the context ('now') is each serializer's."""
+    row = bookings_with_relations().get(pk=bookings[2].pk)  # the room, later..later+1h
+    before, during, after = (BookingSerializer(row, context={"now": at}).data["state"] for at in (later - H, later + H / 2, later + 2 * H))
+    assert (before, during, after) == ("upcoming", "running", "ended")
+    assert BookingSerializer._output_plan() is BookingSerializer._output_plan()
