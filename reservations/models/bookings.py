@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from ..parsing import EARLIEST, LATEST, describe_target, format_shares
 from ..text import refuse_control_characters
-from .resources import Room, Server, Unit
+from .resources import Device, Room, Server, Unit
 
 # Rows outside the times labres reads at all are refused by the database too: a booking in year
 # 10000 (9999-12-31 23:00 west of UTC) could be stored by PostgreSQL but not read back by Python.
@@ -131,8 +131,16 @@ class Booking(models.Model):
         """What is booked, written the way people type it: thalys:0-1, thalys (whole server), room Lab 2."""
         if self.room_id:
             return describe_target(room=self.room.name)
-        indices = [] if self.whole_server else [a.unit.device.index for a in self.allocations.all() if a.unit.device_id]
-        return describe_target(self.server.name, indices, whole=self.whole_server, shares=self.shares)
+        return describe_target(self.server.name, self.gpu_indices(), whole=self.whole_server, shares=self.shares)
+
+    def gpu_indices(self) -> list[int]:
+        """The indices of the GPUs booked one by one ([] for a whole server): from the prefetched allocations
+        (with their units and devices) where a list loaded them, else in one query, not one per GPU."""
+        if self.whole_server or self.room_id:
+            return []
+        if "allocations" in getattr(self, "_prefetched_objects_cache", {}):
+            return [a.unit.device.index for a in self.allocations.all() if a.unit.device_id]
+        return list(Device.objects.filter(unit__allocations__booking=self).values_list("index", flat=True))
 
     @property
     def shares(self):
