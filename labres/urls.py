@@ -15,6 +15,12 @@ admin.site.site_title = "labres"
 admin.site.login_form = AdminSignInForm  # the sign-in limits' refusal, said as such
 
 urlpatterns = [
+    # The API first: its requests are the most numerous, and Django tries each pattern in order.
+    path("api/v1/", include("reservations.api.urls")),
+    path("api/v1/telemetry/", include("monitoring.api_urls")),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    re_path(r"^api/", not_found, name=NOT_FOUND_NAME),  # the API's own 404, in its error shape
     path("", include("reservations.urls")),
     path("", include("monitoring.urls")),
     path("", include("reservations.sso.urls")),  # OIDC sign-in; sign-out that ends the provider's session too
@@ -27,9 +33,4 @@ urlpatterns = [
     path("slack/commands/", slack_views.slash_command, name="slack-commands"),
     path("slack/interactions/", slack_views.interaction, name="slack-interactions"),
     path("slack/link/<str:token>/", slack_link_views.confirm, name="slack-link-confirm"),
-    path("api/v1/", include("reservations.api.urls")),
-    path("api/v1/telemetry/", include("monitoring.api_urls")),
-    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
-    re_path(r"^api/", not_found, name=NOT_FOUND_NAME),  # the API's own 404, in its error shape
 ]
