@@ -219,8 +219,9 @@ def cancel_booking(booking: Booking, *, by: User, now: datetime | None = None) -
     return booking
 
 
-def release_booking(booking: Booking, *, by: User, now: datetime | None = None) -> Booking:
-    """End a running booking now; the units are free from this moment on."""
+def release_booking(booking: Booking, *, by: User | None, now: datetime | None = None) -> Booking:
+    """End a running booking now; the units are free from this moment on. `by` None: the system (an idle
+    booking released by its server's policy), which the audit log names as such."""
     now = now or timezone.now()
     with transaction.atomic():
         booking = _lock_for_change(booking, by, now)
@@ -268,6 +269,8 @@ def change_booking(
             was = snapshot(booking)
             new_start = booking.start if start is None else start
             new_end = booking.end if end is None else end
+            if (new_start, new_end) == (booking.start, booking.end) and purpose in (None, booking.purpose):
+                return booking  # nothing changes: nothing is written, logged, or told
             if booking.status == Booking.Status.PENDING and new_start <= now:
                 raise BookingError(f"Booking #{booking.pk} awaits approval, so it cannot start right away; choose a later start.", field="start")
             if booking.start <= now:
@@ -318,12 +321,12 @@ def _pool_unit(server: Server | None, units: Sequence[Unit], pooled: bool | int)
     return list(Unit.objects.filter(kind=Unit.Kind.SERVER, server=server).only("pk"))
 
 
-def _lock_for_change(booking: Booking, by: User, now: datetime) -> Booking:
-    """Reload the booking under a row lock and check that `by` may change it."""
+def _lock_for_change(booking: Booking, by: User | None, now: datetime) -> Booking:
+    """Reload the booking under a row lock and check that `by` (None: the system) may change it."""
     # NO KEY UPDATE: a concurrent insert that only references this booking (an outbox row telling its
     # owner that someone booked right after it) must not wait for us while we wait for its units.
     booking = Booking.objects.select_for_update(of=("self",), no_key=True).select_related("user", "server", "room").get(pk=booking.pk)
-    if booking.user_id != by.pk and not by.is_staff:
+    if by is not None and booking.user_id != by.pk and not by.is_staff:
         raise NotAllowed(f"Booking #{booking.pk} belongs to {booking.user.get_username()}; only they or staff can change it.")
     if booking.status == Booking.Status.CANCELLED:
         raise WrongState(f"Booking #{booking.pk} is cancelled.")

@@ -9,7 +9,7 @@ from django.utils import timezone
 from monitoring.alerts import detect
 from monitoring.fake_nvml import FakeGPU
 from monitoring.models import Alert
-from reservations.models import Booking
+from reservations.models import Booking, BookingAuditEntry
 from tests.factories import ServerFactory
 
 from .telemetry import gpu, report, running_booking, utilization_series
@@ -114,6 +114,8 @@ def test_a_server_that_releases_idle_bookings_releases_them(alice, eurostar):
     alert = Alert.objects.get(kind=Alert.Kind.IDLE_BOOKING)
     assert alert.resolved_at == now and alert.action.startswith("Released the booking at")
     assert detect(now + timedelta(minutes=1))["released"] == 0
+    entry = BookingAuditEntry.objects.filter(booking=booking).latest("pk")
+    assert (entry.action, entry.actor, entry.surface) == ("released", None, "system")  # the server's policy, not alice
 
 
 def test_a_process_of_a_member_without_a_booking_is_unbooked_use(alice, bob, eurostar):

@@ -105,6 +105,17 @@ def test_ending_earlier_is_a_change_not_an_extension(alice, upcoming, later):
     assert last(upcoming).action == "changed"
 
 
+def test_a_change_that_changes_nothing_writes_nothing_and_tells_nobody(alice, staff, upcoming, later, clock):
+    made = Booking.objects.values_list("sequence", "updated_at").get(pk=upcoming.pk)
+    with CaptureQueriesContext(transaction.get_connection()) as captured:
+        services.change_booking(upcoming, by=alice, start=later, end=later + 2 * H, purpose="training", now=clock)
+        services.change_booking(upcoming, by=staff, now=clock)
+
+    assert [entry.action for entry in entries(upcoming)] == ["created"]
+    assert Booking.objects.values_list("sequence", "updated_at").get(pk=upcoming.pk) == made  # calendars see no new version
+    assert not [q for q in captured.captured_queries if q["sql"].lstrip().upper().startswith(("INSERT", "UPDATE"))]
+
+
 def test_approving_and_declining_record_the_decision_and_the_reason(alice, staff, h100, later, clock):
     first = services.create_booking(alice, start=later, end=later + H, server=h100, devices="0")
     second = services.create_booking(alice, start=later, end=later + H, server=h100, devices="1")
