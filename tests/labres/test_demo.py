@@ -52,11 +52,17 @@ def test_manage_py_on_sqlite_prints_no_warning(tmp_path):
 
 
 def test_ctrl_c_ends_a_manage_py_command_without_a_traceback(tmp_path):
-    shell = subprocess.Popen(
-        [sys.executable, "manage.py", "shell", "--no-imports", "-c", "import time; print('ready', flush=True); time.sleep(60)"],
-        cwd=settings.BASE_DIR, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env={**{k: v for k, v in os.environ.items() if k not in CHANGED_BY}, "SECRET_KEY": "test-only", "LABRES_VAR_DIR": str(tmp_path / "var")},
-    )
+    # The command starts as from a terminal, where Ctrl-C is not ignored: a suite run as a background job
+    # (`make test &`) ignores SIGINT, which its children would inherit (a handler of its own they would not).
+    ignored = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        shell = subprocess.Popen(
+            [sys.executable, "manage.py", "shell", "--no-imports", "-c", "import time; print('ready', flush=True); time.sleep(60)"],
+            cwd=settings.BASE_DIR, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env={**{k: v for k, v in os.environ.items() if k not in CHANGED_BY}, "SECRET_KEY": "test-only", "LABRES_VAR_DIR": str(tmp_path / "var")},
+        )
+    finally:
+        signal.signal(signal.SIGINT, ignored)
     assert shell.stdout.readline().strip() == "ready"
     shell.send_signal(signal.SIGINT)
     _, errors = shell.communicate(timeout=30)
