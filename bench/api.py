@@ -41,7 +41,7 @@ from bench.booking import (  # noqa: E402
     add_database_options,
     create_lab,
     database_context,
-    drop_bench_database,
+    end_bench_database,
     insert_history,
     log,
     plan_history,
@@ -352,11 +352,7 @@ def main():
     finally:
         if gunicorn is not None:
             stop_gunicorn(gunicorn)
-        if args.keep:
-            log(f"keeping the database {args.db_name}")
-        else:
-            log(f"dropping the database {args.db_name}")
-            drop_bench_database(vendor, args)
+        end_bench_database(vendor, args)
     print(json.dumps(result, indent=2))
     errors = sum(kind[run_name]["errors"] for kind in result["results"].values() for run_name in kind)
     return 0 if errors == 0 else 1

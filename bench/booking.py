@@ -111,10 +111,15 @@ def point_at_bench_database(args):
     sys.exit(f"Unsupported database engine {db['ENGINE']}; the benchmark runs on PostgreSQL (or SQLite with --allow-sqlite).")
 
 
-def drop_bench_database(vendor, args):
+def end_bench_database(vendor, args):
+    """At the end of a run: keep the benchmark database (--keep), else drop it."""
     from django.conf import settings
     from django.db import connections
 
+    if args.keep:
+        log(f"keeping the database {args.db_name}")
+        return
+    log(f"dropping the database {args.db_name}")
     connections.close_all()
     db = settings.DATABASES["default"]
     if vendor == "sqlite":
@@ -526,11 +531,7 @@ def main():
             "total_seconds": round(time.perf_counter() - began, 1),
         }
     finally:
-        if args.keep:
-            log(f"keeping the database {args.db_name}")
-        else:
-            log(f"dropping the database {args.db_name}")
-            drop_bench_database(vendor, args)
+        end_bench_database(vendor, args)
     print(json.dumps(result, indent=2))
     return 0 if concurrent["overlaps"] == 0 else 1
 

@@ -38,7 +38,7 @@ from bench.booking import (  # noqa: E402
     add_database_options,
     create_lab,
     database_context,
-    drop_bench_database,
+    end_bench_database,
     insert_history,
     log,
     plan_history,
@@ -182,11 +182,7 @@ def main():
             "total_seconds": round(time.perf_counter() - began, 1),
         }
     finally:
-        if args.keep:
-            log(f"keeping the database {args.db_name}")
-        else:
-            log(f"dropping the database {args.db_name}")
-            drop_bench_database(vendor, args)
+        end_bench_database(vendor, args)
     print(json.dumps(result, indent=2))
     return 0
 

@@ -60,7 +60,7 @@ from bench.booking import (  # noqa: E402
     add_database_options,
     create_lab,
     database_context,
-    drop_bench_database,
+    end_bench_database,
     log,
     point_at_bench_database,
     run_context,
@@ -744,11 +744,7 @@ def main():
     finally:
         fake_slack.stop()
         hand_over.clean_up()
-        if args.keep:
-            log(f"keeping the database {args.db_name}")
-        else:
-            log(f"dropping the database {args.db_name}")
-            drop_bench_database(vendor, args)
+        end_bench_database(vendor, args)
     print(json.dumps(result, indent=2))
     return 1 if failures else 0
 

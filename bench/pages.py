@@ -36,7 +36,7 @@ from bench.booking import (
     add_database_options,
     analyze,
     database_context,
-    drop_bench_database,
+    end_bench_database,
     log,
     point_at_bench_database,
     run_context,
@@ -313,11 +313,7 @@ def main():
             "total_seconds": round(time.perf_counter() - began, 1),
         }
     finally:
-        if args.keep:
-            log(f"keeping the database {args.db_name}")
-        else:
-            log(f"dropping the database {args.db_name}")
-            drop_bench_database(vendor, args)
+        end_bench_database(vendor, args)
     print(json.dumps(result, indent=2))
     return 0
 

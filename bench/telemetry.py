@@ -44,7 +44,7 @@ from bench.booking import (  # noqa: E402
     analyze,
     create_lab,
     database_context,
-    drop_bench_database,
+    end_bench_database,
     insert_history,
     log,
     point_at_bench_database,
@@ -630,11 +630,7 @@ def main():
         result["context"] = run_context(args)
         result["total_seconds"] = round(time.perf_counter() - began, 1)
     finally:
-        if args.keep:
-            log(f"keeping the database {args.db_name}")
-        else:
-            log(f"dropping the database {args.db_name}")
-            drop_bench_database(vendor, args)
+        end_bench_database(vendor, args)
     print(json.dumps(result, indent=2))
     return 0
 
