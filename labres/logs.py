@@ -40,5 +40,6 @@ def log_booking_change(sender, booking, event, by=None, **kwargs):
         return
     who = member_name(booking.user)
     actor = f" by {member_name(by)}" if by is not None and by.pk != booking.user_id else ""
-    line = f"booking #{booking.pk} {event}{actor}: {who}, {booking.what}, {format_span(booking.start, booking.end)}"
-    transaction.on_commit(lambda: bookings_logger.info(line))
+    head, span = f"booking #{booking.pk} {event}{actor}: {who}", format_span(booking.start, booking.end)
+    # What it holds is read after commit: its units never change, and the query then holds none of the booking's locks.
+    transaction.on_commit(lambda: bookings_logger.info(f"{head}, {booking.what}, {span}"))

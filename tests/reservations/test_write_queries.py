@@ -22,7 +22,7 @@ def _create(alice, thalys, start, devices):
 def test_creating_costs_the_same_queries_for_one_gpu_or_eight(alice, thalys, later, caplog, django_capture_on_commit_callbacks):
     caplog.set_level(logging.INFO, logger="labres.bookings")  # the log line names the GPUs
     _create(alice, thalys, later - 3 * H, "7")  # the first write of a test may load what later ones find cached
-    one, few = _create(alice, thalys, later, "0")
+    _, few = _create(alice, thalys, later, "0")
     with django_capture_on_commit_callbacks(execute=True):  # the line is logged once the change is committed
         eight, more = _create(alice, thalys, later + 2 * H, "0-7")
     assert more == few
